@@ -1,0 +1,95 @@
+"""The Python API: load, lint, lower, compile. The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlspec.backends import Artifact, EmitContext, load_backend
+from mlspec.diagnostics import Diagnostic, MlspecError, has_errors
+from mlspec.ir.lower import apply_environment
+from mlspec.ir.lower import lower as _lower
+from mlspec.ir.model import IR
+from mlspec.loader import LoadedDocument, load_file, load_text
+from mlspec.spec.models import Spec
+from mlspec.spec.validate import validate_data
+
+_PROJECT_MARKERS = (".git", "pyproject.toml", "mlspec.toml")
+
+
+@dataclass
+class LoadedSpec:
+    document: LoadedDocument
+    spec: Spec
+    project_path: str  # the spec's path relative to its project root (stable across working directories)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def project_relative(path: str | os.PathLike[str]) -> str:
+    resolved = Path(path).resolve()
+    for parent in resolved.parents:
+        if any((parent / marker).exists() for marker in _PROJECT_MARKERS):
+            return resolved.relative_to(parent).as_posix()
+    return resolved.name
+
+
+def load(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> LoadedSpec:
+    """Load and validate a spec file. Raises MlspecError with located diagnostics."""
+    document = load_file(path, env=env)
+    spec = validate_data(document.data, document.source_map)
+    return LoadedSpec(document, spec, project_relative(path))
+
+
+def loads(text: str, path: str = "<string>", *, env: dict[str, str] | None = None) -> LoadedSpec:
+    document = load_text(text, path, env=env)
+    spec = validate_data(document.data, document.source_map)
+    return LoadedSpec(document, spec, path)
+
+
+def lint(loaded: LoadedSpec) -> list[Diagnostic]:
+    from mlspec.lint import lint as run_rules
+
+    return run_rules(loaded.spec, loaded.document.data, loaded.document.source_map)
+
+
+def lower(loaded: LoadedSpec | Spec, env: str | None = None) -> IR:
+    """The fully resolved IR for a spec and an optional environment overlay."""
+    if isinstance(loaded, Spec):
+        data = loaded.model_dump(mode="json", by_alias=True, exclude_none=True)
+        merged = apply_environment(data, env)
+        spec = loaded if env is None else Spec.model_validate(merged)
+        return _lower(spec, environment=env)
+    doc = loaded.document
+    spec = loaded.spec
+    if env is not None:
+        merged = apply_environment(doc.data, env, doc.path)
+        spec = validate_data(merged, doc.source_map)
+    return _lower(spec, spec_path=loaded.project_path, spec_sha256=doc.sha256, environment=env)
+
+
+@dataclass
+class CompileResult:
+    ir: IR
+    artifacts: dict[str, list[Artifact]]
+    diagnostics: list[Diagnostic]
+
+
+def compile(  # noqa: A001  (the verb users expect)
+    loaded: LoadedSpec, targets: list[str] | None = None, *, env: str | None = None,
+    allow_unsupported: bool = False, options: dict[str, str] | None = None,
+) -> CompileResult:
+    """Lint, lower and run each backend. Raises MlspecError when anything reports an error."""
+    diagnostics = lint(loaded)
+    if has_errors(diagnostics):
+        raise MlspecError(diagnostics)
+    ir = lower(loaded, env)
+    ctx = EmitContext(allow_unsupported=allow_unsupported, spec_path=loaded.document.path, options=options or {})
+    artifacts: dict[str, list[Artifact]] = {}
+    for target in targets or list(ir.targets):
+        backend = load_backend(target)
+        artifacts[target] = sorted(backend.emit(ir, ctx), key=lambda a: a.path)
+    diagnostics += ctx.diagnostics
+    if has_errors(diagnostics):
+        raise MlspecError(diagnostics)
+    return CompileResult(ir, artifacts, diagnostics)

@@ -1,0 +1,315 @@
+"""The `mlspec` command line. Exit codes: 0 clean, 1 diagnostics at error level, 2 usage error."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from mlspec.diagnostics import Diagnostic, MlspecError, has_errors, render_json, render_sarif, render_text
+
+# Commands whose implementation pulls in heavy libraries are imported only when invoked.
+LAZY_COMMANDS = {
+    "run": ("mlspec.runtime.cli", "run", "Run the training pipeline locally, step by step."),
+    "monitor": ("mlspec.runtime.cli", "monitor", "Compute drift and performance; fire retraining triggers."),
+    "promote": ("mlspec.runtime.cli", "promote", "Move the champion alias to a model version."),
+    "rollback": ("mlspec.runtime.cli", "rollback", "Return the champion alias to the previous champion."),
+    "serve": ("mlspec.serving.cli", "serve", "Serve a model over the Open Inference Protocol."),
+    "loadtest": ("mlspec.serving.cli", "loadtest", "Drive load at a server and check the spec's SLO."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module_name, attr, help_text = LAZY_COMMANDS[name]
+            try:
+                return getattr(importlib.import_module(module_name), attr)
+            except ImportError as exc:
+                @click.command(name=name, help=help_text, context_settings={"ignore_unknown_options": True})
+                @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+                def missing(args: tuple[str, ...]) -> None:
+                    raise click.UsageError(
+                        f"'mlspec {name}' needs the runtime dependencies ({exc.name or exc}); "
+                        "install them with: pip install 'mlspec[serving]'"
+                    )
+
+                return missing
+        return super().get_command(ctx, name)
+
+
+def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str]) -> None:
+    from mlspec import __version__
+
+    if fmt == "json":
+        click.echo(render_json(diagnostics), nl=False)
+    elif fmt == "sarif":
+        click.echo(render_sarif(diagnostics, __version__), nl=False)
+    elif diagnostics:
+        click.echo(render_text(diagnostics, sources), nl=False, err=True)
+
+
+def _sources(*paths: str) -> dict[str, str]:
+    from mlspec.loader import display_path
+
+    out = {}
+    for p in paths:
+        try:
+            out[display_path(p)] = Path(p).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return out
+
+
+def _fail(exc: MlspecError, fmt: str, *paths: str) -> None:
+    _emit(exc.diagnostics, fmt, _sources(*paths))
+    sys.exit(1 if has_errors(exc.diagnostics) else 0)
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+                      show_default=True, help="Diagnostics format.")
+ENV = click.option("--env", "env", default=None, metavar="NAME", help="Environment overlay to apply.")
+SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlspec", prog_name="mlspec")
+def cli() -> None:
+    """mlspec: one mlops.yaml, compiled to Kubeflow, Airflow, Terraform and Kubernetes, and run locally.
+
+    \b
+    Example:
+      mlspec lint specs/churn.yaml
+      mlspec compile specs/churn.yaml
+      mlspec run specs/churn.yaml
+    """
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--out", "out", default="mlops.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(name: str, out: str, force: bool) -> None:
+    """Write a starter mlops.yaml for system NAME.
+
+    \b
+    Example:
+      mlspec init churn --out mlops.yaml
+    """
+    from mlspec.init import starter_spec
+    from mlspec.spec.models import NAME_PATTERN
+
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise click.UsageError(f"NAME {name!r} must be lowercase letters, digits and '-', starting with a letter")
+    path = Path(out)
+    if path.exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite")
+    path.write_text(starter_spec(name, path), encoding="utf-8")
+    click.echo(f"wrote {out}; next: mlspec lint {out}")
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@FORMAT
+@click.option("--env", "env", default=None, metavar="NAME", help="Also check this environment overlay.")
+def lint(specs: tuple[str, ...], fmt: str, env: str | None) -> None:
+    """Validate and lint specs; print located diagnostics.
+
+    \b
+    Example:
+      mlspec lint specs/churn.yaml --format sarif > lint.sarif
+    """
+    from mlspec import api
+
+    diagnostics: list[Diagnostic] = []
+    for spec in specs:
+        try:
+            loaded = api.load(spec)
+            diagnostics += api.lint(loaded)
+            if env is not None and not has_errors(diagnostics):
+                api.lower(loaded, env)
+        except MlspecError as exc:
+            diagnostics += exc.diagnostics
+    _emit(diagnostics, fmt, _sources(*specs))
+    if fmt == "text" and not diagnostics:
+        click.echo(f"{len(specs)} spec(s) clean", err=True)
+    sys.exit(1 if has_errors(diagnostics) else 0)
+
+
+@cli.command()
+@click.option("--out-dir", default="schemas", show_default=True, type=click.Path(file_okay=False))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when the committed schemas are stale.")
+def schema(out_dir: str, check: bool) -> None:
+    """Write the JSON Schemas of the spec and the IR.
+
+    \b
+    Example:
+      mlspec schema --out-dir schemas
+    """
+    from mlspec.schema import stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas(Path(out_dir))
+        for path in stale:
+            click.echo(f"stale: {path}", err=True)
+        sys.exit(1 if stale else 0)
+    for path in write_schemas(Path(out_dir)):
+        click.echo(f"wrote {path.as_posix()}")
+
+
+@cli.command()
+@SPEC_ARG
+@ENV
+@FORMAT
+def ir(spec: str, env: str | None, fmt: str) -> None:
+    """Print the fully resolved IR of a spec as JSON.
+
+    \b
+    Example:
+      mlspec ir specs/churn.yaml --env staging
+    """
+    from mlspec import api
+
+    try:
+        loaded = api.load(spec)
+        diagnostics = api.lint(loaded)
+        if has_errors(diagnostics):
+            raise MlspecError(diagnostics)
+        click.echo(api.lower(loaded, env).to_json(), nl=False)
+    except MlspecError as exc:
+        _fail(exc, fmt, spec)
+
+
+@cli.command(name="compile")
+@click.argument("specs", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--target", "targets", multiple=True, metavar="T", help="Backend to run (repeatable); default: the spec's targets.")
+@ENV
+@click.option("--out", "out", default="generated", show_default=True, type=click.Path(file_okay=False))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 listing stale, missing, extra and hand-edited files.")
+@click.option("--allow-unsupported", is_flag=True, help="Report unsupported IR features as warnings, not errors.")
+@FORMAT
+def compile_(specs: tuple[str, ...], targets: tuple[str, ...], env: str | None, out: str, check: bool,
+             allow_unsupported: bool, fmt: str) -> None:
+    """Compile specs to their targets under OUT/<system>/<target>/.
+
+    With no SPECS, compiles every specs/*.yaml.
+
+    \b
+    Example:
+      mlspec compile specs/churn.yaml --target kubeflow --env staging
+      mlspec compile --check
+    """
+    from mlspec import api, writer
+
+    paths = list(specs) or sorted(str(p) for p in Path("specs").glob("*.yaml"))
+    if not paths:
+        raise click.UsageError("no SPECS given and no specs/*.yaml found")
+    all_diagnostics: list[Diagnostic] = []
+    problems = 0
+    for spec in paths:
+        try:
+            loaded = api.load(spec)
+            result = api.compile(loaded, list(targets) or None, env=env, allow_unsupported=allow_unsupported)
+        except MlspecError as exc:
+            all_diagnostics += exc.diagnostics
+            problems += 1
+            continue
+        all_diagnostics += result.diagnostics
+        root = Path(out) / result.ir.system.name
+        if env:
+            root = root / env
+        files = writer.render(result.artifacts, loaded.project_path, loaded.document.sha256)
+        names = list(result.artifacts)
+        if check:
+            report = writer.check(root, files, names)
+            for line in report.lines():
+                click.echo(f"{root.as_posix()}: {line}", err=True)
+            problems += 0 if report.clean else 1
+        else:
+            writer.write(root, files, names, loaded.project_path, loaded.document.sha256)
+            click.echo(f"{spec}: wrote {len(files)} file(s) for {', '.join(names)} to {root.as_posix()}/", err=True)
+    _emit(all_diagnostics, fmt, _sources(*paths))
+    if check and not problems:
+        click.echo(f"{len(paths)} spec(s): generated output is current", err=True)
+    sys.exit(1 if problems or has_errors(all_diagnostics) else 0)
+
+
+@cli.command()
+@SPEC_ARG
+@ENV
+def graph(spec: str, env: str | None) -> None:
+    """Print the pipelines and triggers as a Mermaid flowchart.
+
+    \b
+    Example:
+      mlspec graph specs/churn.yaml > docs/churn.mmd
+    """
+    from mlspec import api
+    from mlspec.graph import mermaid
+
+    try:
+        click.echo(mermaid(api.lower(api.load(spec), env)), nl=False)
+    except MlspecError as exc:
+        _fail(exc, "text", spec)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def targets(as_json: bool) -> None:
+    """List installed backends, their versions and capabilities.
+
+    \b
+    Example:
+      mlspec targets --json
+    """
+    import json
+
+    from mlspec.backends import FEATURES, available_backends, load_backend
+
+    rows = {}
+    for name in available_backends():
+        try:
+            backend = load_backend(name)
+        except Exception as exc:  # a broken plugin must not hide the others
+            rows[name] = {"version": "?", "error": str(exc), "capabilities": {}}
+            continue
+        caps = {f: bool(backend.capabilities.get(f, False)) for f in FEATURES}
+        rows[name] = {"version": backend.version, "capabilities": caps}
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    for name, row in rows.items():
+        supported = [f for f, ok in row["capabilities"].items() if ok]
+        click.echo(f"{name} {row['version']}: {len(supported)}/{len(FEATURES)} features")
+        if row.get("error"):
+            click.echo(f"  error: {row['error']}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(2)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MlspecError as exc:
+        click.echo(render_text(exc.diagnostics), err=True, nl=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

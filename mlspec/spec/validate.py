@@ -1,0 +1,167 @@
+"""Validate loaded YAML against the Spec models; turn pydantic errors into located diagnostics."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mlspec.diagnostics import Diagnostic, MlspecError, did_you_mean
+from mlspec.loader import KeyPath, LoadedDocument, SourceMap
+from mlspec.spec.models import Spec
+
+# pydantic error type -> our stable code
+_CODES = {
+    "extra_forbidden": "MS104",
+    "missing": "MS101",
+    "literal_error": "MS103",
+    "enum": "MS103",
+    "union_tag_invalid": "MS103",
+    "union_tag_not_found": "MS101",
+}
+
+
+def validate(doc: LoadedDocument) -> Spec:
+    return validate_data(doc.data, doc.source_map)
+
+
+def validate_data(data: dict[str, Any], source_map: SourceMap, prefix: KeyPath = ()) -> Spec:
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise MlspecError(errors_to_diagnostics(exc, data, source_map, prefix)) from None
+
+
+def errors_to_diagnostics(
+    exc: ValidationError, data: Any, source_map: SourceMap, prefix: KeyPath = ()
+) -> list[Diagnostic]:
+    diagnostics: dict[tuple, Diagnostic] = {}
+    for error in exc.errors(include_url=False):
+        key_path = _data_path(data, error["loc"])
+        kind = error["type"]
+        code = _CODES.get(kind, "MS102")
+        hint = None
+        section = ".".join(str(p) for p in key_path[:-1]) or "the document root"
+        last = key_path[-1] if key_path else ""
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(key_path[:-1], data)
+            message = f"unknown key '{last}' in {section}"
+            hint = did_you_mean(str(last), allowed)
+            if not hint and allowed:
+                hint = "allowed keys: " + ", ".join(sorted(allowed))
+        elif kind == "missing":
+            message = f"missing required key '{last}' in {section}"
+        elif kind in ("literal_error", "enum"):
+            expected = re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", ""))
+            got = _value_at(data, key_path)
+            message = f"invalid value {got!r} for '{_dotted(key_path)}': expected one of {', '.join(expected)}"
+            hint = did_you_mean(str(got), expected)
+        elif kind == "union_tag_invalid":
+            ctx = error.get("ctx", {})
+            expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
+            tag = ctx.get("tag")
+            message = f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r} in {_dotted(key_path)}"
+            message += f": expected one of {', '.join(expected)}"
+            hint = did_you_mean(str(tag), expected)
+        else:
+            message = f"{_dotted(key_path) or 'document'}: {error['msg']}"
+        location = source_map.locate((*prefix, *key_path), at_key=kind in ("extra_forbidden", "missing"))
+        diagnostic = Diagnostic(code, message, location, hint=hint, key_path=(*prefix, *key_path))
+        # a union reports each member's failure; keep the first message per location and code
+        diagnostics.setdefault((location, code, message if code != "MS102" else ""), diagnostic)
+    return sorted(diagnostics.values(), key=Diagnostic.sort_key)
+
+
+def _dotted(key_path: KeyPath) -> str:
+    out = ""
+    for part in key_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _data_path(data: Any, loc: tuple) -> KeyPath:
+    """Keep only the loc parts that index the data (pydantic inserts union member tags)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or part == loc[-1]):
+            out.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # a member tag, or a missing key further down
+            continue
+    if loc and loc[-1] not in out and isinstance(loc[-1], str) and isinstance(node, dict):
+        out.append(loc[-1])
+    return tuple(out)
+
+
+def _value_at(data: Any, key_path: KeyPath) -> Any:
+    node = data
+    for part in key_path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _allowed_keys(key_path: KeyPath, data: Any) -> list[str]:
+    """The field names of the model at key_path, found by walking the type annotations."""
+    annotation: Any = Spec
+    node = data
+    for part in key_path:
+        annotation = _member_for(annotation, node)
+        if annotation is None:
+            return []
+        annotation = _child_annotation(annotation, part)
+        node = node[part] if isinstance(node, (dict, list)) else None
+    model = _member_for(annotation, node)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in _unwrap(a)]
+    return [annotation]
+
+
+def _member_for(annotation: Any, node: Any) -> Any:
+    members = [m for m in _unwrap(annotation) if m is not type(None)]
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(models) > 1 and isinstance(node, dict):
+        for model in models:  # pick the member whose literal tag matches, else whose keys overlap most
+            for name, field in model.model_fields.items():
+                if typing.get_origin(field.annotation) is typing.Literal and node.get(name) in typing.get_args(
+                    field.annotation
+                ):
+                    return model
+        return max(models, key=lambda m: len(set(node) & set(m.model_fields)))
+    if models:
+        return models[0]
+    return members[0] if members else None
+
+
+def _child_annotation(annotation: Any, part: str | int) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            if part in (name, field.alias):
+                return field.annotation
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return args[1]
+    if origin in (list, tuple) and args:
+        return args[0]
+    return None
