@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, from scratch and idempotently:
+#   Debian: redis-server (tests run a real one on 127.0.0.1)
+#   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
+#   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
+# terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server from Debian's packages"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+for tool in terraform kubectl node; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "setup: '$tool' is required on PATH" >&2; exit 1; }
+done
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+echo "setup: installing the project and test requirements into .venv"
+.venv/bin/pip install -q -r requirements-dev.txt \
+  -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes
+.venv/bin/pip check
+
+if ! .venv-checkov/bin/checkov --version >/dev/null 2>&1; then
+  echo "setup: installing checkov into .venv-checkov"
+  "$PY" -m venv .venv-checkov
+  .venv-checkov/bin/pip install -q checkov
+fi
+echo "setup: done"
