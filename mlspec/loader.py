@@ -17,7 +17,7 @@ from typing import Any
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 MAX_DEPTH = 64
 
 KeyPath = tuple[str | int, ...]
@@ -56,7 +56,9 @@ class LoadedDocument:
     sha256: str
 
 
-def _err(path: str, code: str, message: str, line: int = 0, col: int = 0, hint: str | None = None) -> MlspecError:
+def _err(
+    path: str, code: str, message: str, line: int = 0, col: int = 0, hint: str | None = None
+) -> MlspecError:
     return MlspecError([Diagnostic(code, message, Location(path, line, col), hint=hint)])
 
 
@@ -96,7 +98,9 @@ def load_bytes(raw: bytes, path: str = "<string>", *, env: dict[str, str] | None
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise _err(path, "MS002", f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line, col) from None
+        raise _err(
+            path, "MS002", f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line, col
+        ) from None
     return load_text(text, path, env=env)
 
 
@@ -105,7 +109,11 @@ def _check_tabs(text: str, path: str) -> None:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent:
             raise _err(
-                path, "MS003", "tab character in indentation", number, indent.index("\t") + 1,
+                path,
+                "MS003",
+                "tab character in indentation",
+                number,
+                indent.index("\t") + 1,
                 hint="YAML indentation must use spaces",
             )
 
@@ -117,106 +125,285 @@ def load_text(text: str, path: str = "<string>", *, env: dict[str, str] | None =
     _check_tabs(text, path)
     if text.startswith("\ufeff"):
         text = text[1:]
-    yaml = YAML(typ="rt", pure=True)
-    yaml.allow_duplicate_keys = False
+    _check_flow_depth(text, path)
+    yaml = YAML(typ="safe", pure=True)
+    source_map = SourceMap(path)
+    builder = _Builder(path, source_map, os.environ if env is None else env, yaml.resolver)
     try:
-        tree = yaml.load(text)
+        data = builder.build(yaml.parse(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        code = "MS005" if "duplicate key" in problem else "MS004"
-        if code == "MS005":
-            problem = problem.replace("found duplicate key", "duplicate key").split(" with value")[0]
-        raise _err(path, code, problem, line, col) from None
-    except RecursionError:
-        raise _err(path, "MS006", f"document nested too deeply (limit {MAX_DEPTH} levels)") from None
+        raise _err(path, "MS004", problem, line, col) from None
     except YAMLError as exc:
         raise _err(path, "MS004", f"invalid YAML: {exc}") from None
-    if tree is None:
-        raise _err(path, "MS007", "document is empty; expected a mapping with apiVersion, kind, metadata", 1, 1)
-    source_map = SourceMap(path)
-    converter = _Converter(path, source_map, os.environ if env is None else env)
-    data = converter.convert(tree, (), 0)
+    except RecursionError:  # defensive: the builder is iterative and depth is bounded before parsing
+        raise _err(path, "MS006", f"document nested deeper than {MAX_DEPTH} levels") from None
+    if data is _EMPTY:
+        raise _err(
+            path, "MS007", "document is empty; expected a mapping with apiVersion, kind, metadata", 1, 1
+        )
     if not isinstance(data, dict):
         raise _err(path, "MS007", f"document root must be a mapping, not a {_yaml_type(data)}", 1, 1)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return LoadedDocument(path=path, text=text, data=data, source_map=source_map, sha256=digest)
 
 
-def _yaml_type(value: Any) -> str:
-    return {dict: "mapping", list: "sequence", str: "string"}.get(type(value), type(value).__name__)
+_FLOW_TOKENS = re.compile(r"[\[\]{}\"'#\n]")
 
 
-class _Converter:
-    """Turns ruamel's round-trip tree into plain data, recording positions and bounding expansion."""
+def _check_flow_depth(text: str, path: str) -> None:
+    """Refuse absurd flow nesting before the YAML scanner (quadratic in flow depth) sees it."""
+    depth = 0
+    quote = ""
+    pos = 0
+    line_start = 0
+    line = 1
+    for match in _FLOW_TOKENS.finditer(text):
+        ch, pos = match.group(), match.start()
+        if ch == "\n":
+            line, line_start = line + 1, pos + 1
+            if quote == "#":
+                quote = ""
+            continue
+        if quote:
+            if (quote == "'" and ch == "'") or (quote == '"' and ch == '"' and not _escaped(text, pos)):
+                quote = ""
+            continue
+        before = text[line_start:pos].rstrip()
+        if ch == "#" and (not before or text[pos - 1] in " \t"):
+            quote = "#"
+        elif ch in "\"'" and (not before or before[-1] in ":-[{,?"):
+            quote = ch
+        elif ch in "[{" and (not before or before[-1] in ":-[{,?"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _err(
+                    path,
+                    "MS006",
+                    f"document nested deeper than {MAX_DEPTH} levels",
+                    line,
+                    pos - line_start + 1,
+                )
+        elif ch in "]}" and depth:
+            depth -= 1
 
-    def __init__(self, path: str, source_map: SourceMap, env: Any):
+
+def _escaped(text: str, pos: int) -> bool:
+    slashes = 0
+    while pos - slashes - 1 >= 0 and text[pos - slashes - 1] == "\\":
+        slashes += 1
+    return slashes % 2 == 1
+
+
+_EMPTY = object()
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Frame:
+    """A mapping or sequence under construction."""
+
+    __slots__ = ("anchor", "explicit", "key", "kp", "merges", "size", "value")
+
+    def __init__(self, value: dict[str, Any] | list[Any], kp: KeyPath, anchor: str | None):
+        self.value = value
+        self.kp = kp
+        self.anchor = anchor
+        self.size = 1
+        self.key: Any = _EMPTY  # mappings: the key waiting for its value
+        self.merges: list[dict[str, Any]] = []
+        self.explicit: set[str] = set()
+
+
+class _Builder:
+    """Builds plain data from ruamel's event stream without recursion.
+
+    Positions come from the events; every node's expanded size (aliases included) is counted so that an
+    alias bomb is refused after reading its few lines, and nesting depth is bounded.
+    """
+
+    def __init__(self, path: str, source_map: SourceMap, env: Any, resolver: Any):
         self.path = path
         self.map = source_map
         self.env = env
-        self.nodes = 0
+        self.resolver = resolver
+        self.total = 0
+        self.anchors: dict[str, tuple[Any, int]] = {}
 
-    def _count(self, kp: KeyPath) -> None:
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            loc = self.map.locate(kp)
-            raise MlspecError([
-                Diagnostic(
-                    "MS006", f"document expands to more than {MAX_NODES} nodes (alias/anchor bomb?)", loc,
-                    hint="avoid deeply nested aliases",
-                )
-            ])
+    def _fail(self, code: str, message: str, mark: Any, hint: str | None = None) -> MlspecError:
+        return _err(self.path, code, message, mark.line + 1, mark.column + 1, hint=hint)
 
-    def convert(self, node: Any, kp: KeyPath, depth: int) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    def build(self, events: Any) -> Any:
+        from ruamel.yaml.events import (
+            AliasEvent,
+            DocumentStartEvent,
+            MappingEndEvent,
+            MappingStartEvent,
+            ScalarEvent,
+            SequenceEndEvent,
+            SequenceStartEvent,
+        )
 
-        self._count(kp)
-        if depth > MAX_DEPTH:
-            loc = self.map.locate(kp)
-            raise MlspecError([Diagnostic("MS006", f"document nested deeper than {MAX_DEPTH} levels", loc)])
-        if isinstance(node, CommentedMap):
-            out: dict[str, Any] = {}
-            for key in node:
-                child = (*kp, str(key))
-                try:
-                    kl, kc = node.lc.key(key)
-                    vl, vc = node.lc.value(key)
-                    self.map.keys.setdefault(child, (kl + 1, kc + 1))
-                    self.map.values.setdefault(child, (vl + 1, vc + 1))
-                except (KeyError, TypeError, AttributeError):  # merged keys carry no position of their own
-                    pass
-                if not isinstance(key, str):
-                    raise MlspecError([
-                        Diagnostic(
-                            "MS008", f"mapping keys must be strings, found {_yaml_type(key)} {key!r}",
-                            self.map.locate(child),
-                        )
-                    ])
-                out[key] = self.convert(node[key], child, depth + 1)
-            return out
-        if isinstance(node, CommentedSeq):
-            items = []
-            for index, item in enumerate(node):
-                child = (*kp, index)
-                try:
-                    line, col = node.lc.item(index)
-                    self.map.keys.setdefault(child, (line + 1, col + 1))
-                    self.map.values.setdefault(child, (line + 1, col + 1))
-                except (KeyError, TypeError, AttributeError):
-                    pass
-                items.append(self.convert(item, child, depth + 1))
-            return items
-        if isinstance(node, str):
-            return self._interpolate(str(node), kp)
-        if isinstance(node, bool) or node is None:
-            return node
-        if isinstance(node, int):
-            return int(node)
-        if isinstance(node, float):
-            return float(node)
-        # dates/timestamps and other YAML-native scalars: keep their text form
-        return str(node)
+        stack: list[_Frame] = []
+        root: Any = _EMPTY
+        documents = 0
+        for event in events:
+            if isinstance(event, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self._fail(
+                        "MS004",
+                        "more than one YAML document; a spec is a single document",
+                        event.start_mark,
+                        hint="remove the '---' separator and what follows",
+                    )
+                continue
+            if isinstance(event, MappingEndEvent | SequenceEndEvent):
+                frame = stack.pop()
+                if isinstance(frame.value, dict):
+                    for merged in frame.merges:
+                        for key, value in merged.items():
+                            frame.value.setdefault(key, value)
+                value, size = frame.value, frame.size
+                if frame.anchor:
+                    self.anchors[frame.anchor] = (value, size)
+            elif isinstance(event, AliasEvent):
+                if event.anchor not in self.anchors:
+                    raise self._fail(
+                        "MS004",
+                        f"alias *{event.anchor} refers to no anchor defined before it",
+                        event.start_mark,
+                        hint="anchors must be defined, and complete, before use",
+                    )
+                value, size = self.anchors[event.anchor]
+            elif isinstance(event, MappingStartEvent | SequenceStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise self._fail(
+                        "MS006", f"document nested deeper than {MAX_DEPTH} levels", event.start_mark
+                    )
+                tag = event.tag
+                wanted = "map" if isinstance(event, MappingStartEvent) else "seq"
+                if tag not in (None, "!", _TAG + wanted):
+                    raise self._fail("MS004", f"unsupported YAML tag {tag}", event.start_mark)
+                kp = self._child_path(stack, event.start_mark)
+                if stack and isinstance(stack[-1].value, dict) and stack[-1].key is _EMPTY:
+                    raise self._fail(
+                        "MS008",
+                        f"mapping keys must be strings, found a {'mapping' if wanted == 'map' else 'sequence'}",
+                        event.start_mark,
+                    )
+                stack.append(_Frame({} if wanted == "map" else [], kp, event.anchor))
+                self._count(event.start_mark)
+                continue
+            elif isinstance(event, ScalarEvent):
+                if stack and isinstance(stack[-1].value, dict) and stack[-1].key is _EMPTY:
+                    self._key(stack[-1], event)
+                    continue
+                kp = self._child_path(stack, event.start_mark)
+                value, size = self._scalar(event, kp), 1
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1)
+                self._count(event.start_mark)
+            else:
+                continue
+            # attach a finished node (collection, alias or scalar) to its parent
+            if not stack:
+                root = value
+                continue
+            parent = stack[-1]
+            parent.size += size
+            if isinstance(event, AliasEvent):
+                self._count(event.start_mark, size)
+            if isinstance(parent.value, list):
+                parent.value.append(value)
+            elif parent.key is _MERGE:
+                merges = value if isinstance(value, list) else [value]
+                if not all(isinstance(m, dict) for m in merges):
+                    raise self._fail(
+                        "MS004", "'<<' merge needs a mapping or a list of mappings", event.start_mark
+                    )
+                parent.merges.extend(merges)
+                parent.key = _EMPTY
+            else:
+                parent.value[parent.key] = value
+                parent.key = _EMPTY
+        return root
+
+    def _count(self, mark: Any, size: int = 1) -> None:
+        self.total += size
+        if self.total > MAX_NODES:
+            raise self._fail(
+                "MS006",
+                f"document expands to more than {MAX_NODES} nodes (alias/anchor bomb?)",
+                mark,
+                hint="avoid deeply nested aliases",
+            )
+
+    def _child_path(self, stack: list[_Frame], mark: Any) -> KeyPath:
+        if not stack:
+            return ()
+        parent = stack[-1]
+        if isinstance(parent.value, list):
+            kp = (*parent.kp, len(parent.value))
+            self.map.keys.setdefault(kp, (mark.line + 1, mark.column + 1))
+        else:
+            kp = (*parent.kp, parent.key) if parent.key is not _MERGE else (*parent.kp, "<<")
+        self.map.values.setdefault(kp, (mark.line + 1, mark.column + 1))
+        return kp
+
+    def _key(self, frame: _Frame, event: Any) -> None:
+        from ruamel.yaml.nodes import ScalarNode
+
+        tag = event.tag or self.resolver.resolve(ScalarNode, event.value, event.implicit)
+        if tag == _TAG + "merge" and event.style is None:
+            frame.key = _MERGE
+            return
+        if tag not in (_TAG + "str", "!"):
+            value = self._scalar(event, frame.kp)
+            raise self._fail(
+                "MS008",
+                f"mapping keys must be strings, found {_yaml_type(value)} {value!r}",
+                event.start_mark,
+                hint=f"quote it: '{event.value}'",
+            )
+        key = event.value
+        kp = (*frame.kp, key)
+        if key in frame.explicit:
+            first = self.map.keys.get(kp)
+            where = f" (first defined on line {first[0]})" if first else ""
+            raise self._fail(
+                "MS005",
+                f"duplicate key '{key}'{where}",
+                event.start_mark,
+                hint="each key may appear once in a mapping",
+            )
+        frame.explicit.add(key)
+        self.map.keys[kp] = (event.start_mark.line + 1, event.start_mark.column + 1)
+        frame.key = key
+
+    def _scalar(self, event: Any, kp: KeyPath) -> Any:
+        from ruamel.yaml.nodes import ScalarNode
+
+        text = event.value
+        tag = event.tag
+        if tag is None:
+            tag = self.resolver.resolve(ScalarNode, text, event.implicit)
+        elif tag == "!":
+            tag = _TAG + "str"
+        if tag == _TAG + "str":
+            return self._interpolate(text, kp)
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return text.lower() == "true"
+        if tag == _TAG + "int":
+            return _parse_int(text)
+        if tag == _TAG + "float":
+            return _parse_float(text)
+        if tag == _TAG + "timestamp":
+            return text  # dates keep their text form
+        raise self._fail("MS004", f"unsupported YAML tag {tag}", event.start_mark)
 
     def _interpolate(self, value: str, kp: KeyPath) -> str:
         if "${" not in value:
@@ -229,11 +416,42 @@ class _Converter:
                 return str(found)
             if default is not None:
                 return default
-            raise MlspecError([
-                Diagnostic(
-                    "MS009", f"environment variable '{name}' is not set", self.map.locate(kp, at_key=False),
-                    hint=f"set {name} or give a default: ${{{name}:-value}}",
-                )
-            ])
+            raise MlspecError(
+                [
+                    Diagnostic(
+                        "MS009",
+                        f"environment variable '{name}' is not set",
+                        self.map.locate(kp, at_key=False),
+                        hint=f"set {name} or give a default: ${{{name}:-value}}",
+                    )
+                ]
+            )
 
         return _INTERPOLATION.sub(replace, value)
+
+
+_MERGE = object()
+
+
+def _parse_int(text: str) -> int | str:
+    digits = text.replace("_", "")
+    try:
+        return int(digits, 0)
+    except ValueError:
+        try:
+            return int(digits, 10)
+        except ValueError:
+            return text
+
+
+def _parse_float(text: str) -> float | str:
+    lowered = text.replace("_", "").lower()
+    special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
+    try:
+        return float(special.get(lowered, lowered))
+    except ValueError:
+        return text
+
+
+def _yaml_type(value: Any) -> str:
+    return {dict: "mapping", list: "sequence", str: "string"}.get(type(value), type(value).__name__)
