@@ -1,0 +1,126 @@
+"""The EKS cluster and one managed node group per IR node pool, with their IAM roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlspec.ir.model import Infrastructure, NodePool
+from mlspec_terraform.cdk import Construct, attr, resource
+from mlspec_terraform.policy import assume_role
+
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+LOG_RETENTION_DAYS = 365
+TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+CLUSTER_POLICIES = ["AmazonEKSClusterPolicy"]
+NODE_POLICIES = ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"]
+
+
+@dataclass(frozen=True)
+class ClusterRefs:
+    name: str
+    endpoint: str
+    oidc_issuer: str
+
+
+def ami_type(pool: NodePool) -> str:
+    """EKS-optimized Amazon Linux 2023; the NVIDIA variant (driver and container toolkit) for GPU pools."""
+    return "AL2023_x86_64_NVIDIA" if pool.gpu_count else "AL2023_x86_64_STANDARD"
+
+
+def _role(
+    scope: Construct, name: str, role_name: str, service: str, policies: list[str]
+) -> tuple[str, list[str]]:
+    role = resource(
+        scope,
+        "aws_iam_role",
+        name,
+        {
+            "name": role_name,
+            "assume_role_policy": assume_role(scope, f"{name}_assume", service),
+        },
+    )
+    attachments = []
+    for policy in policies:
+        attachment = f"{name}_{policy.lower()}"
+        resource(
+            scope,
+            "aws_iam_role_policy_attachment",
+            attachment,
+            {
+                "role": attr(role, "name"),
+                "policy_arn": f"arn:${{data.aws_partition.current.partition}}:iam::aws:policy/{policy}",
+            },
+        )
+        attachments.append(f"aws_iam_role_policy_attachment.{attachment}")
+    return attr(role, "arn"), attachments
+
+
+def build_cluster(
+    scope: Construct, infra: Infrastructure, subnet_ids: list[str], kms_key_arn: str
+) -> ClusterRefs:
+    name = infra.cluster_name
+    cluster_role, cluster_deps = _role(
+        scope, "cluster", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES
+    )
+    # Created before the cluster so that its retention and encryption apply from the first log line.
+    resource(
+        scope,
+        "aws_cloudwatch_log_group",
+        "cluster",
+        {
+            "name": f"/aws/eks/{name}/cluster",
+            "retention_in_days": LOG_RETENTION_DAYS,
+            "kms_key_id": kms_key_arn,
+        },
+    )
+    cluster = resource(
+        scope,
+        "aws_eks_cluster",
+        "main",
+        {
+            "name": name,
+            "version": infra.cluster_version,
+            "role_arn": cluster_role,
+            "vpc_config": [
+                {"subnet_ids": subnet_ids, "endpoint_private_access": True, "endpoint_public_access": False}
+            ],
+            "enabled_cluster_log_types": LOG_TYPES,
+            "encryption_config": [{"resources": ["secrets"], "provider": [{"key_arn": kms_key_arn}]}],
+            "depends_on": [*cluster_deps, "aws_cloudwatch_log_group.cluster"],
+        },
+    )
+    node_role, node_deps = _role(scope, "nodes", f"{name}-nodes", "ec2.amazonaws.com", NODE_POLICIES)
+    for pool in infra.node_pools:
+        resource(
+            scope,
+            "aws_eks_node_group",
+            pool.task_id,
+            {
+                "cluster_name": attr(cluster, "name"),
+                "node_group_name": f"{name}-{pool.id}",
+                "node_role_arn": node_role,
+                "subnet_ids": subnet_ids,
+                "instance_types": [pool.instance_type],
+                "ami_type": ami_type(pool),
+                "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
+                "disk_size": pool.disk_size_gb,
+                "scaling_config": [
+                    {"min_size": pool.min, "max_size": pool.max, "desired_size": pool.desired}
+                ],
+                "update_config": [{"max_unavailable": 1}],
+                "labels": dict(pool.labels),
+                "taint": [
+                    {"key": t.key, "value": t.value, "effect": TAINT_EFFECTS[t.effect]} for t in pool.taints
+                ],
+                # The cluster autoscaler owns the size between min and max once the group exists.
+                "lifecycle": {"ignore_changes": ["scaling_config[0].desired_size"]},
+                "depends_on": node_deps,
+            },
+        )
+    return ClusterRefs(
+        attr(cluster, "name"), attr(cluster, "endpoint"), attr(cluster, "identity[0].oidc[0].issuer")
+    )
