@@ -1,0 +1,317 @@
+"""The ASGI application: a minimal router over the Open Inference Protocol, /predict and /metrics.
+
+Written against raw ASGI rather than a framework: per request it costs a few dict lookups, which keeps the
+HTTP overhead far below a millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from mlspec.serving import jsonio
+from mlspec.serving.batcher import MicroBatcher
+from mlspec.serving.config import ServerConfig
+from mlspec.serving.metrics import CONTENT_TYPE, Metrics
+from mlspec.serving.model import LoadedModel, download_version, load_onnx, resolve_version
+from mlspec.serving.protocol import BINARY_HEADER, BadRequest, V2Request, decode_predict
+
+log = logging.getLogger("mlspec.serving")
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+JSON = [(b"content-type", b"application/json")]
+
+
+class ServingApp:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics(config.latency_buckets, config.max_batch_size)
+        self.model: LoadedModel | None = None  # swapped atomically by a hot reload
+        self.load_error: str | None = None
+        self.batcher: MicroBatcher | None = None
+        self.cache = None
+        self.predlog = None
+        self._background: list[asyncio.Task] = []
+        self._latency = {r: self.metrics.latency.labels(route=r) for r in ("predict", "infer")}
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        c = self.config
+        self.batcher = MicroBatcher(c.max_batch_size, c.max_batch_delay_ms / 1000.0, self.metrics)
+        self.batcher.start()
+        if c.cache_url:
+            from mlspec.serving.cache import RedisCache
+
+            self.cache = RedisCache(c.cache_url, c.cache_ttl_seconds, self.metrics)
+        if c.prediction_log and c.sample_rate > 0:
+            from mlspec.serving.predlog import PredictionLogger
+
+            self.predlog = PredictionLogger(c.prediction_log, c.sample_rate, self.metrics)
+        # Load in the background: the server is live at once and ready only after load and warm-up.
+        self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
+
+    async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.predlog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
+
+    def _load(self, version: str | None) -> LoadedModel:
+        c = self.config
+        if c.model_uri.startswith("models:/"):
+            version = version or resolve_version(c.model_uri, c.tracking_uri)
+            path = download_version(
+                c.model_uri[len("models:/") :].split("@")[0].rsplit("/", 1)[0], version, c.tracking_uri
+            )
+        else:
+            path, version = c.model_uri, version or _file_version(c.model_uri)
+        return load_onnx(
+            path,
+            name=c.model_name,
+            version=version,
+            accelerator=c.accelerator,
+            threads=c.threads,
+            fallback_features=c.features,
+        )
+
+    def _activate(self, model: LoadedModel) -> None:
+        self.model = model
+        self.metrics.set_model(model.name, model.version)
+        log.info("serving %s version %s on %s", model.name, model.version, model.providers)
+
+    async def _load_and_watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._activate(await loop.run_in_executor(None, self._load, None))
+        except Exception as exc:
+            self.load_error = str(exc)
+            log.error("cannot serve: %s", exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if self.config.model_uri.startswith("models:/") and "@" in self.config.model_uri:
+            await self._watch_alias(loop)
+
+    async def _watch_alias(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Poll the registry; when the alias moves, load and warm the new version, then swap."""
+        c = self.config
+        while True:
+            await asyncio.sleep(c.reload_interval_s)
+            try:
+                version = await loop.run_in_executor(None, resolve_version, c.model_uri, c.tracking_uri)
+                if self.model is not None and version == self.model.version:
+                    continue
+                model = await loop.run_in_executor(None, self._load, version)
+            except Exception as exc:  # registry and download errors come in many types
+                self.metrics.reloads.labels(outcome="failed").inc()
+                log.warning(
+                    "hot reload failed, keeping version %s: %s",
+                    self.model.version if self.model else None,
+                    exc,
+                )
+                continue
+            self._activate(model)
+            self.metrics.reloads.labels(outcome="succeeded").inc()
+
+    # --- ASGI --------------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if method == "POST":
+            if path == "/predict":
+                await self._infer(scope, receive, send, "predict")
+            elif path.startswith("/v2/models/") and path.endswith("/infer"):
+                await self._infer(scope, receive, send, "infer")
+            else:
+                await _respond(send, 404 if not _known_get(path) else 405, {"error": f"no route POST {path}"})
+            return
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, {"error": f"method {method} not allowed"})
+            return
+        if path == "/metrics":
+            await _respond_raw(send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE.encode())])
+        elif path == "/v2/health/live":
+            await _respond(send, 200, {"live": True})
+        elif path == "/v2/health/ready":
+            await _respond(send, 200 if self.model else 503, {"ready": self.model is not None})
+        elif path == "/v2":
+            await _respond(
+                send, 200, {"name": "mlspec", "version": "1", "extensions": ["binary_tensor_data"]}
+            )
+        elif path.startswith("/v2/models/"):
+            await self._model_route(path, send)
+        else:
+            await _respond(send, 404, {"error": f"no route GET {path}"})
+
+    async def _model_route(self, path: str, send: Send) -> None:
+        parts = path[len("/v2/models/") :].split("/")
+        name, rest = parts[0], parts[1:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            rest = rest[2:]
+        if name != self.config.model_name:
+            await _respond(send, 404, {"error": f"unknown model {name!r}"})
+        elif rest == ["ready"]:
+            await _respond(send, 200 if self.model else 503, {"name": name, "ready": self.model is not None})
+        elif rest == []:
+            if self.model is None:
+                await _respond(send, 503, {"error": f"model {name} is loading"})
+            else:
+                await _respond(send, 200, self.model.metadata())
+        else:
+            await _respond(send, 404, {"error": f"no route GET {path}"})
+
+    async def _infer(self, scope: dict[str, Any], receive: Any, send: Send, route: str) -> None:
+        start = time.perf_counter()
+        status = 200
+        try:
+            status = await self._infer_inner(scope, receive, send, route)
+        except BadRequest as exc:
+            status = exc.status
+            await _respond(send, status, {"error": exc.message})
+        except TimeoutError:
+            status = 504
+            await _respond(send, status, {"error": f"inference exceeded {self.config.request_timeout_s}s"})
+        except Exception as exc:
+            log.exception("inference failed")
+            status = 500
+            await _respond(send, status, {"error": f"inference failed: {exc}"})
+        self._latency[route].observe(time.perf_counter() - start)
+        self.metrics.requests.labels(route=route, code=str(status)).inc()
+
+    async def _infer_inner(self, scope: dict[str, Any], receive: Any, send: Send, route: str) -> int:
+        model = self.model
+        if model is None:
+            raise BadRequest("model is not loaded yet", 503)
+        headers = dict(scope["headers"])
+        body = await self._read_body(headers, receive)
+        if route == "infer":
+            name = scope["path"][len("/v2/models/") :].split("/", 1)[0]
+            if name != model.name:
+                raise BadRequest(f"unknown model {name!r}", 404)
+            header_length = headers.get(BINARY_HEADER.encode())
+            request = V2Request(
+                body, header_length.decode() if header_length else None, model, self.config.max_rows
+            )
+            x = request.x
+        else:
+            x = decode_predict(body, model, self.config.max_rows)
+        rid = headers.get(b"x-request-id")
+        request_id = rid.decode(errors="replace") if rid else uuid.uuid4().hex
+        outputs = await self._predict(model, x)
+        if route == "infer":
+            payload, json_length = request.encode(model, request_id, outputs)
+            extra = [] if json_length is None else [(BINARY_HEADER.encode(), str(json_length).encode())]
+            ctype = b"application/octet-stream" if json_length is not None else b"application/json"
+            await _respond_raw(send, 200, payload, [(b"content-type", ctype), *extra])
+        else:
+            from mlspec.serving.protocol import encode_predict
+
+            await _respond_raw(send, 200, encode_predict(model, request_id, outputs), JSON)
+        if self.predlog is not None and self.predlog.sampled():
+            self.predlog.submit(request_id, model.version, model.features, x, outputs)
+        return 200
+
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Any) -> bytes:
+        limit = self.config.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise BadRequest(f"request body of {int(length)} bytes exceeds the limit of {limit} bytes", 413)
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+        chunks = [body]
+        size = len(body)
+        assert self.batcher is not None
+        self.batcher.arriving += 1
+        try:
+            while message.get("more_body"):
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(f"request body exceeds the limit of {limit} bytes", 413)
+                chunks.append(chunk)
+        finally:
+            self.batcher.arriving -= 1
+        return b"".join(chunks)
+
+    async def _predict(self, model: LoadedModel, x: np.ndarray) -> list[np.ndarray]:
+        key = None
+        if self.cache is not None:
+            from mlspec.serving.cache import cache_key
+
+            key = cache_key(model.name, model.version, x)
+            hit = await self.cache.get(key)
+            if hit is not None:
+                try:
+                    return [np.asarray(o, dtype=np.float32) for o in jsonio.loads(hit)]
+                except (ValueError, TypeError):
+                    self.metrics.cache_errors.inc()
+        assert self.batcher is not None
+        future = self.batcher.submit(model, x)
+        outputs = await asyncio.wait_for(future, self.config.request_timeout_s)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, jsonio.dumps([o for o in outputs]))
+        return outputs
+
+
+def _file_version(path: str) -> str:
+    """A version for a bare file: its content hash, so a cache never mixes two different files."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:12]
+
+
+def _known_get(path: str) -> bool:
+    return path in ("/metrics", "/v2", "/v2/health/live", "/v2/health/ready") or path.startswith(
+        "/v2/models/"
+    )
+
+
+async def _respond(send: Send, status: int, obj: Any) -> None:
+    await _respond_raw(send, status, jsonio.dumps(obj), JSON)
+
+
+async def _respond_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,118 @@
+"""Dynamic micro-batching: concurrent requests are coalesced into one ONNX Runtime call.
+
+One worker coroutine takes the first queued request, adds every request already queued (up to max_batch_size
+rows) and, while more requests are being received, waits for them up to max_batch_delay. The session runs on a
+single dedicated thread; while it runs, new requests queue up and form the next batch. A lone request never
+waits, so batching adds no latency at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlspec.serving.metrics import Metrics
+from mlspec.serving.model import LoadedModel
+
+
+@dataclass(slots=True)
+class _Item:
+    model: LoadedModel
+    x: np.ndarray
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    def __init__(self, max_batch_size: int, max_batch_delay_s: float, metrics: Metrics) -> None:
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_batch_delay_s = max(0.0, max_batch_delay_s)
+        self.metrics = metrics
+        self.arriving = 0  # requests whose body is being received: worth a short wait
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="onnxruntime"
+        )
+        self._held: _Item | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._worker())
+
+    async def stop(self) -> None:
+        """Finish every queued request, then stop."""
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    def submit(self, model: LoadedModel, x: np.ndarray) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(model, x, future))
+        return future
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping or self._held is not None:
+            first = self._held or await self._queue.get()
+            self._held = None
+            if first is None:
+                break
+            batch, rows = [first], len(first.x)
+            deadline = loop.time() + self.max_batch_delay_s
+            while rows < self.max_batch_size:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if self.arriving > 0 and loop.time() < deadline:
+                        await asyncio.sleep(0)
+                        continue
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                if item.model is not first.model or rows + len(item.x) > self.max_batch_size:
+                    self._held = item
+                    break
+                batch.append(item)
+                rows += len(item.x)
+            batch = [i for i in batch if not i.future.done()]  # timed-out requests are not computed
+            if batch:
+                await self._run(loop, batch)
+        self._fail_rest()
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        try:
+            outputs = await loop.run_in_executor(self._executor, _infer, batch)
+        except Exception as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        self.metrics.batch_size.observe(sum(len(i.x) for i in batch))
+        for item, result in zip(batch, outputs, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+
+    def _fail_rest(self) -> None:
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and not item.future.done():
+                item.future.set_exception(RuntimeError("server is shutting down"))
+
+
+def _infer(batch: list[_Item]) -> list[list[np.ndarray]]:
+    model = batch[0].model
+    if len(batch) == 1:
+        return [model.run(batch[0].x)]
+    outputs = model.run(np.concatenate([i.x for i in batch]))
+    results: list[list[np.ndarray]] = []
+    start = 0
+    for item in batch:
+        end = start + len(item.x)
+        results.append([o[start:end] for o in outputs])
+        start = end
+    return results

@@ -1,0 +1,64 @@
+"""Prometheus metrics of one server; a private registry so several servers can live in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+DEFAULT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def latency_buckets(buckets: list[float] | None, slo_seconds: float | None) -> list[float]:
+    """The spec's buckets with the SLO boundary present exactly, so burn-rate queries need no interpolation."""
+    values = set(buckets or DEFAULT_BUCKETS)
+    if slo_seconds is not None:
+        values.add(float(slo_seconds))
+    return sorted(values)
+
+
+class Metrics:
+    def __init__(self, buckets: list[float], max_batch_size: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.latency = Histogram(
+            "mlspec_request_duration_seconds",
+            "Inference request latency.",
+            ["route"],
+            buckets=buckets,
+            registry=r,
+        )
+        self.requests = Counter(
+            "mlspec_requests", "Requests by route and HTTP status code.", ["route", "code"], registry=r
+        )
+        batch_buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, max_batch_size})
+        self.batch_size = Histogram(
+            "mlspec_batch_size_rows", "Rows per ONNX Runtime call.", buckets=batch_buckets, registry=r
+        )
+        self.model_info = Gauge(
+            "mlspec_model_info",
+            "The model version being served (1 = active).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.cache_hits = Counter("mlspec_cache_hits", "Cache hits.", registry=r)
+        self.cache_misses = Counter("mlspec_cache_misses", "Cache misses.", registry=r)
+        self.cache_errors = Counter(
+            "mlspec_cache_errors", "Cache operations that failed (served uncached).", registry=r
+        )
+        self.reloads = Counter(
+            "mlspec_model_reloads", "Model hot reloads by outcome.", ["outcome"], registry=r
+        )
+        self.log_dropped = Counter(
+            "mlspec_prediction_log_dropped", "Prediction log records dropped.", registry=r
+        )
+        self.log_written = Counter(
+            "mlspec_prediction_log_records", "Prediction log records written.", registry=r
+        )
+
+    def set_model(self, name: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(model=name, version=version).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,49 @@
+"""Run the app under uvicorn (uvloop + httptools when installed) with a graceful SIGTERM drain."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from mlspec.serving.app import ServingApp
+from mlspec.serving.config import ServerConfig
+
+log = logging.getLogger("mlspec.serving")
+
+
+def uvicorn_config(app: ServingApp, config: ServerConfig):
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        timeout_graceful_shutdown=int(config.graceful_timeout_s),
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
+
+
+def run_server(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT; in-flight requests finish first. Returns the exit code."""
+    import uvicorn
+
+    app = ServingApp(config)
+    server = uvicorn.Server(uvicorn_config(app, config))
+    log.info(
+        "listening on http://%s:%d (model %s from %s)",
+        config.host,
+        config.port,
+        config.model_name,
+        config.model_uri,
+    )
+    server.run()
+    if app.load_error:
+        log.error("exited because the model could not be served: %s", app.load_error)
+        return 1
+    return 0
