@@ -1,5 +1,8 @@
 """mlspec: one declarative mlops.yaml, compiled to Kubeflow, Airflow, Terraform and Kubernetes."""
 
+# Load the `mlspec.lint` subpackage before binding the API function of the same name: importing a
+# subpackage later would rebind the attribute to the module.
+from mlspec import lint as _lint_package  # noqa: F401
 from mlspec.api import compile, lint, load, loads, lower
 from mlspec.diagnostics import Diagnostic, MlspecError
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlspec.backends import Artifact, EmitContext, load_backend
 from mlspec.diagnostics import Diagnostic, MlspecError, has_errors
-from mlspec.ir.lower import apply_environment
-from mlspec.ir.lower import lower as _lower
-from mlspec.ir.model import IR
 from mlspec.loader import LoadedDocument, load_file, load_text
 from mlspec.spec.models import Spec
 from mlspec.spec.validate import validate_data
+
+if TYPE_CHECKING:  # the IR and the backend seam load only when lowering or compiling
+    from mlspec.backends import Artifact
+    from mlspec.ir.model import IR
 
 _PROJECT_MARKERS = (".git", "pyproject.toml", "mlspec.toml")
 
@@ -55,6 +56,9 @@ def lint(loaded: LoadedSpec) -> list[Diagnostic]:
 
 def lower(loaded: LoadedSpec | Spec, env: str | None = None) -> IR:
     """The fully resolved IR for a spec and an optional environment overlay."""
+    from mlspec.ir.lower import apply_environment
+    from mlspec.ir.lower import lower as _lower
+
     if isinstance(loaded, Spec):
         data = loaded.model_dump(mode="json", by_alias=True, exclude_none=True)
         merged = apply_environment(data, env)
@@ -75,16 +79,24 @@ class CompileResult:
     diagnostics: list[Diagnostic]
 
 
-def compile(  # noqa: A001  (the verb users expect)
-    loaded: LoadedSpec, targets: list[str] | None = None, *, env: str | None = None,
-    allow_unsupported: bool = False, options: dict[str, str] | None = None,
+def compile(
+    loaded: LoadedSpec,
+    targets: list[str] | None = None,
+    *,
+    env: str | None = None,
+    allow_unsupported: bool = False,
+    options: dict[str, str] | None = None,
 ) -> CompileResult:
     """Lint, lower and run each backend. Raises MlspecError when anything reports an error."""
+    from mlspec.backends import EmitContext, load_backend
+
     diagnostics = lint(loaded)
     if has_errors(diagnostics):
         raise MlspecError(diagnostics)
     ir = lower(loaded, env)
-    ctx = EmitContext(allow_unsupported=allow_unsupported, spec_path=loaded.document.path, options=options or {})
+    ctx = EmitContext(
+        allow_unsupported=allow_unsupported, spec_path=loaded.document.path, options=options or {}
+    )
     artifacts: dict[str, list[Artifact]] = {}
     for target in targets or list(ir.targets):
         backend = load_backend(target)

@@ -18,11 +18,34 @@ ENTRY_POINT_GROUP = "mlspec.backends"
 
 # Every IR feature a backend may or may not express. Capability tables map these to True/False.
 FEATURES = (
-    "pipeline.training", "pipeline.monitoring", "step.user", "step.gpu", "step.retries", "step.timeout",
-    "step.cache", "gates", "tuning.fan_out", "training.distributed", "trigger.schedule", "trigger.drift",
-    "trigger.performance", "trigger.volume", "serving", "serving.gpu", "serving.autoscaling",
-    "rollout.rolling", "rollout.canary", "rollout.blue-green", "rollout.shadow", "rollout.a-b", "serving.cache",
-    "serving.slo", "infrastructure.aws", "infrastructure.gcp", "infrastructure.gpu_pool", "infrastructure.state",
+    "pipeline.training",
+    "pipeline.monitoring",
+    "step.user",
+    "step.gpu",
+    "step.retries",
+    "step.timeout",
+    "step.cache",
+    "gates",
+    "tuning.fan_out",
+    "training.distributed",
+    "trigger.schedule",
+    "trigger.drift",
+    "trigger.performance",
+    "trigger.volume",
+    "serving",
+    "serving.gpu",
+    "serving.autoscaling",
+    "rollout.rolling",
+    "rollout.canary",
+    "rollout.blue-green",
+    "rollout.shadow",
+    "rollout.a-b",
+    "serving.cache",
+    "serving.slo",
+    "infrastructure.aws",
+    "infrastructure.gcp",
+    "infrastructure.gpu_pool",
+    "infrastructure.state",
 )
 
 
@@ -46,8 +69,13 @@ class EmitContext:
         severity = Severity.WARNING if self.allow_unsupported else Severity.ERROR
         text = f"{backend} cannot express {feature}: {message}" + (f" (at {where})" if where else "")
         self.diagnostics.append(
-            Diagnostic("MS301", text, Location(self.spec_path), severity=severity,
-                       hint=None if self.allow_unsupported else "pass --allow-unsupported to compile without it")
+            Diagnostic(
+                "MS301",
+                text,
+                Location(self.spec_path),
+                severity=severity,
+                hint=None if self.allow_unsupported else "pass --allow-unsupported to compile without it",
+            )
         )
 
 
@@ -153,13 +181,18 @@ def load_backend(name: str) -> Backend:
     backends = available_backends()
     if name not in backends:
         hint = did_you_mean(name, backends) or f"installed: {', '.join(sorted(backends))}"
-        raise MlspecError([
-            Diagnostic("MS302", f"no backend named '{name}' is installed", Location("<cli>"), hint=hint)
-        ])
+        raise MlspecError(
+            [Diagnostic("MS302", f"no backend named '{name}' is installed", Location("<cli>"), hint=hint)]
+        )
     target = backends[name]
     cls = target if isinstance(target, type) else target.load()  # type: ignore[attr-defined]
     backend = cls()
     if not isinstance(backend, Backend):
-        raise MlspecError([Diagnostic("MS302", f"backend '{name}' does not implement the Backend protocol",
-                                      Location("<cli>"))])
+        raise MlspecError(
+            [
+                Diagnostic(
+                    "MS302", f"backend '{name}' does not implement the Backend protocol", Location("<cli>")
+                )
+            ]
+        )
     return backend

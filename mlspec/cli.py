@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -31,11 +32,13 @@ class LazyGroup(click.Group):
             try:
                 return getattr(importlib.import_module(module_name), attr)
             except ImportError as exc:
+                reason = exc.name or str(exc)
+
                 @click.command(name=name, help=help_text, context_settings={"ignore_unknown_options": True})
                 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
                 def missing(args: tuple[str, ...]) -> None:
                     raise click.UsageError(
-                        f"'mlspec {name}' needs the runtime dependencies ({exc.name or exc}); "
+                        f"'mlspec {name}' needs the runtime dependencies ({reason}); "
                         "install them with: pip install 'mlspec[serving]'"
                     )
 
@@ -59,10 +62,8 @@ def _sources(*paths: str) -> dict[str, str]:
 
     out = {}
     for p in paths:
-        try:
+        with contextlib.suppress(OSError):
             out[display_path(p)] = Path(p).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            pass
     return out
 
 
@@ -71,8 +72,14 @@ def _fail(exc: MlspecError, fmt: str, *paths: str) -> None:
     sys.exit(1 if has_errors(exc.diagnostics) else 0)
 
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-                      show_default=True, help="Diagnostics format.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Diagnostics format.",
+)
 ENV = click.option("--env", "env", default=None, metavar="NAME", help="Environment overlay to apply.")
 SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 
@@ -101,13 +108,15 @@ def init(name: str, out: str, force: bool) -> None:
     Example:
       mlspec init churn --out mlops.yaml
     """
+    import re
+
     from mlspec.init import starter_spec
     from mlspec.spec.models import NAME_PATTERN
 
-    import re
-
     if not re.match(NAME_PATTERN, name):
-        raise click.UsageError(f"NAME {name!r} must be lowercase letters, digits and '-', starting with a letter")
+        raise click.UsageError(
+            f"NAME {name!r} must be lowercase letters, digits and '-', starting with a letter"
+        )
     path = Path(out)
     if path.exists() and not force:
         raise click.UsageError(f"{out} exists; pass --force to overwrite")
@@ -189,14 +198,31 @@ def ir(spec: str, env: str | None, fmt: str) -> None:
 
 @cli.command(name="compile")
 @click.argument("specs", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
-@click.option("--target", "targets", multiple=True, metavar="T", help="Backend to run (repeatable); default: the spec's targets.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="T",
+    help="Backend to run (repeatable); default: the spec's targets.",
+)
 @ENV
 @click.option("--out", "out", default="generated", show_default=True, type=click.Path(file_okay=False))
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 listing stale, missing, extra and hand-edited files.")
-@click.option("--allow-unsupported", is_flag=True, help="Report unsupported IR features as warnings, not errors.")
+@click.option(
+    "--check", is_flag=True, help="Write nothing; exit 1 listing stale, missing, extra and hand-edited files."
+)
+@click.option(
+    "--allow-unsupported", is_flag=True, help="Report unsupported IR features as warnings, not errors."
+)
 @FORMAT
-def compile_(specs: tuple[str, ...], targets: tuple[str, ...], env: str | None, out: str, check: bool,
-             allow_unsupported: bool, fmt: str) -> None:
+def compile_(
+    specs: tuple[str, ...],
+    targets: tuple[str, ...],
+    env: str | None,
+    out: str,
+    check: bool,
+    allow_unsupported: bool,
+    fmt: str,
+) -> None:
     """Compile specs to their targets under OUT/<system>/<target>/.
 
     With no SPECS, compiles every specs/*.yaml.
@@ -234,7 +260,9 @@ def compile_(specs: tuple[str, ...], targets: tuple[str, ...], env: str | None, 
             problems += 0 if report.clean else 1
         else:
             writer.write(root, files, names, loaded.project_path, loaded.document.sha256)
-            click.echo(f"{spec}: wrote {len(files)} file(s) for {', '.join(names)} to {root.as_posix()}/", err=True)
+            click.echo(
+                f"{spec}: wrote {len(files)} file(s) for {', '.join(names)} to {root.as_posix()}/", err=True
+            )
     _emit(all_diagnostics, fmt, _sources(*paths))
     if check and not problems:
         click.echo(f"{len(paths)} spec(s): generated output is current", err=True)

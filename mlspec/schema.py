@@ -14,16 +14,24 @@ def spec_schema() -> dict:
     from mlspec.spec.models import Spec
 
     schema = Spec.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": DRAFT, "$id": f"https://mlspec.dev/schemas/{SPEC_SCHEMA_FILE}",
-            "title": "mlspec MLSystem (mlops.yaml)", **{k: v for k, v in schema.items() if k != "title"}}
+    return {
+        "$schema": DRAFT,
+        "$id": f"https://mlspec.dev/schemas/{SPEC_SCHEMA_FILE}",
+        "title": "mlspec MLSystem (mlops.yaml)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def ir_schema() -> dict:
     from mlspec.ir.model import IR
 
     schema = IR.model_json_schema(mode="serialization")
-    return {"$schema": DRAFT, "$id": f"https://mlspec.dev/schemas/{IR_SCHEMA_FILE}",
-            "title": "mlspec intermediate representation v1", **{k: v for k, v in schema.items() if k != "title"}}
+    return {
+        "$schema": DRAFT,
+        "$id": f"https://mlspec.dev/schemas/{IR_SCHEMA_FILE}",
+        "title": "mlspec intermediate representation v1",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def render(schema: dict) -> str:

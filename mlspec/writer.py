@@ -52,8 +52,12 @@ class CheckReport:
 
     def lines(self) -> list[str]:
         out = []
-        for label, paths in (("stale", self.stale), ("missing", self.missing), ("extra", self.extra),
-                             ("hand-edited", self.hand_edited)):
+        for label, paths in (
+            ("stale", self.stale),
+            ("missing", self.missing),
+            ("extra", self.extra),
+            ("hand-edited", self.hand_edited),
+        ):
             out.extend(f"{label}: {p}" for p in sorted(paths))
         return out
 
@@ -111,8 +115,13 @@ def write(root: Path, files: dict[str, bytes], targets: list[str], spec_path: st
     manifest = _read_manifest(root)
     entries = {k: v for k, v in manifest.get("files", {}).items() if k.split("/", 1)[0] not in targets}
     entries.update({rel: sha256(data) for rel, data in files.items()})
-    new_manifest = {"generator": "mlspec", "manifest_version": 1, "spec": spec_path, "spec_sha256": spec_sha256,
-                    "files": dict(sorted(entries.items()))}
+    new_manifest = {
+        "generator": "mlspec",
+        "manifest_version": 1,
+        "spec": spec_path,
+        "spec_sha256": spec_sha256,
+        "files": dict(sorted(entries.items())),
+    }
     tmp_manifest = root / f".{MANIFEST}.tmp"
     tmp_manifest.write_bytes(_manifest_bytes(new_manifest))
     os.replace(tmp_manifest, root / MANIFEST)
@@ -144,7 +153,11 @@ def check(root: Path, files: dict[str, bytes], targets: list[str]) -> CheckRepor
                     report.extra.append(rel)
     expected_manifest = {k: v for k, v in recorded.items() if k.split("/", 1)[0] not in targets}
     expected_manifest.update({rel: sha256(data) for rel, data in files.items()})
-    if recorded and dict(sorted(recorded.items())) != dict(sorted(expected_manifest.items())) and report.clean:
+    if (
+        recorded
+        and dict(sorted(recorded.items())) != dict(sorted(expected_manifest.items()))
+        and report.clean
+    ):
         report.stale.append(MANIFEST)
     if not recorded and files and not report.missing:
         report.missing.append(MANIFEST)

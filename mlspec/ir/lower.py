@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import PurePosixPath
 from typing import Any
 
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
 from mlspec.ir import model as ir
 from mlspec.spec import models as sm
+from mlspec.spec.resolve import deep_merge, infer_task
 from mlspec.units import dns_label, duration_seconds, identifier, quantity
 
 RUNTIME_ENTRY = ["python", "-m", "mlspec.runtime"]
@@ -18,44 +18,27 @@ ACCELERATOR_LABEL = "mlspec.io/accelerator"
 DEFAULT_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def deep_merge(base: Any, overlay: Any) -> Any:
-    """Mappings merge key by key; anything else in the overlay replaces the base value."""
-    if isinstance(base, dict) and isinstance(overlay, dict):
-        merged = dict(base)
-        for key, value in overlay.items():
-            merged[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(overlay)
-
-
 def apply_environment(data: dict[str, Any], env: str | None, path: str = "<spec>") -> dict[str, Any]:
     environments = data.get("environments") or {}
     if env is None:
         return data
     if env not in environments:
         known = ", ".join(sorted(environments)) or "none defined"
-        raise MlspecError([
-            Diagnostic("MS110", f"unknown environment '{env}' (known: {known})", Location(path, 0, 0))
-        ])
+        raise MlspecError(
+            [Diagnostic("MS110", f"unknown environment '{env}' (known: {known})", Location(path, 0, 0))]
+        )
     return deep_merge(data, environments[env] or {})
 
 
-def lower(spec: sm.Spec, *, spec_path: str = "mlops.yaml", spec_sha256: str = "", environment: str | None = None) -> ir.IR:
+def lower(
+    spec: sm.Spec, *, spec_path: str = "mlops.yaml", spec_sha256: str = "", environment: str | None = None
+) -> ir.IR:
     return _Lowering(spec, spec_path, spec_sha256, environment).run()
 
 
 def infer_format(uri: str) -> str:
     suffix = PurePosixPath(uri.split("?")[0]).suffix.lower()
     return "csv" if suffix in (".csv", ".tsv") else "parquet"
-
-
-def infer_task(schema: sm.DataSchema) -> str:
-    if schema.task:
-        return schema.task
-    target = schema.columns.get(schema.target)
-    if target is None or target.values is not None or target.type in ("category", "bool", "string"):
-        return "classification"
-    return "regression"
 
 
 def latency_buckets(slo_ms: float | None) -> list[float]:
@@ -88,9 +71,14 @@ class _Lowering:
         artifacts_root = f"s3://{infra.storage.artifacts_bucket}/{self.name}" if infra else ".mlspec"
         return ir.IR(
             system=ir.System(
-                name=self.name, namespace=self.namespace, owner=s.metadata.owner,
-                description=s.metadata.description, labels=dict(sorted(s.metadata.labels.items())),
-                spec_path=self.spec_path, spec_sha256=self.spec_sha256, environment=self.environment,
+                name=self.name,
+                namespace=self.namespace,
+                owner=s.metadata.owner,
+                description=s.metadata.description,
+                labels=dict(sorted(s.metadata.labels.items())),
+                spec_path=self.spec_path,
+                spec_sha256=self.spec_sha256,
+                environment=self.environment,
             ),
             images={"runtime": self.image},
             artifacts_root=artifacts_root,
@@ -113,8 +101,15 @@ class _Lowering:
         d = self.spec.data
         columns = [
             ir.Column(
-                name=name, type=c.type, role="target" if name == d.schema_.target else c.role, pii=c.pii,
-                unique=c.unique, nullable=c.nullable, min=c.min, max=c.max, values=c.values,
+                name=name,
+                type=c.type,
+                role="target" if name == d.schema_.target else c.role,
+                pii=c.pii,
+                unique=c.unique,
+                nullable=c.nullable,
+                min=c.min,
+                max=c.max,
+                values=c.values,
             )
             for name, c in d.schema_.columns.items()
         ]
@@ -153,11 +148,19 @@ class _Lowering:
             selector = {POOL_LABEL: pool_id}
             pools.append(
                 ir.NodePool(
-                    id=pool_id, task_id=identifier(name), instance_type=p.instance_type, min=p.min, max=p.max,
+                    id=pool_id,
+                    task_id=identifier(name),
+                    instance_type=p.instance_type,
+                    min=p.min,
+                    max=p.max,
                     desired=p.desired if p.desired is not None else p.min,
-                    gpu_type=p.accelerator, gpu_count=p.gpus_per_node if p.accelerator else 0,
-                    disk_size_gb=p.disk_size_gb, spot=p.spot, labels=dict(sorted(labels.items())),
-                    taints=taints, node_selector=selector,
+                    gpu_type=p.accelerator,
+                    gpu_count=p.gpus_per_node if p.accelerator else 0,
+                    disk_size_gb=p.disk_size_gb,
+                    spot=p.spot,
+                    labels=dict(sorted(labels.items())),
+                    taints=taints,
+                    node_selector=selector,
                 )
             )
         return pools
@@ -173,7 +176,9 @@ class _Lowering:
                 return pool.id
         return None
 
-    def _resources(self, r: sm.Resources, default_cpu: Any = None, default_memory: Any = None) -> ir.Resources:
+    def _resources(
+        self, r: sm.Resources, default_cpu: Any = None, default_memory: Any = None
+    ) -> ir.Resources:
         gpu_type = r.gpu.type if r.gpu else None
         return ir.Resources(
             cpu=quantity(r.cpu if r.cpu is not None else default_cpu),
@@ -185,17 +190,41 @@ class _Lowering:
 
     # ------------------------------------------------------------------ pipelines
     def _builtin(
-        self, step_id: str, action: str, display: str, *, depends_on: list[str], resources: ir.Resources | None = None,
-        conditions: list[str] | None = None, outputs: list[str] | None = None, retries: int = 1,
-        timeout: int | None = 3600, cache: bool = False, fan_out: ir.FanOut | None = None, sa: str = "training",
+        self,
+        step_id: str,
+        action: str,
+        display: str,
+        *,
+        depends_on: list[str],
+        resources: ir.Resources | None = None,
+        conditions: list[str] | None = None,
+        outputs: list[str] | None = None,
+        retries: int = 1,
+        timeout: int | None = 3600,
+        cache: bool = False,
+        fan_out: ir.FanOut | None = None,
+        sa: str = "training",
         extra_args: list[str] | None = None,
     ) -> ir.Step:
         return ir.Step(
-            id=step_id, task_id=identifier(step_id), display_name=display, kind="builtin", action=action,  # type: ignore[arg-type]
-            image=self.image, command=[*RUNTIME_ENTRY, step_id, *(extra_args or [])], env={},
-            depends_on=sorted(set(depends_on)), conditions=conditions or [], outputs=outputs or [],
-            resources=resources or ir.Resources(cpu="1", memory="2Gi", gpu_type=None, gpu_count=0, node_pool=None),
-            retries=retries, retry_backoff_seconds=30, timeout_seconds=timeout, cache=cache, fan_out=fan_out,
+            id=step_id,
+            task_id=identifier(step_id),
+            display_name=display,
+            kind="builtin",
+            action=action,  # type: ignore[arg-type]
+            image=self.image,
+            command=[*RUNTIME_ENTRY, step_id, *(extra_args or [])],
+            env={},
+            depends_on=sorted(set(depends_on)),
+            conditions=conditions or [],
+            outputs=outputs or [],
+            resources=resources
+            or ir.Resources(cpu="1", memory="2Gi", gpu_type=None, gpu_count=0, node_pool=None),
+            retries=retries,
+            retry_backoff_seconds=30,
+            timeout_seconds=timeout,
+            cache=cache,
+            fan_out=fan_out,
             service_account=sa,
         )
 
@@ -205,52 +234,125 @@ class _Lowering:
         train_resources = self._resources(t.resources, default_cpu=2, default_memory="4Gi")
         train_timeout = duration_seconds(t.timeout) if t.timeout else 7200
         steps: list[ir.Step] = [
-            self._builtin("validate-data", "validate", "Validate data", depends_on=[], outputs=["rows", "checks_passed"],
-                          resources=ir.Resources(cpu="1", memory="4Gi", gpu_type=None, gpu_count=0, node_pool=None)),
+            self._builtin(
+                "validate-data",
+                "validate",
+                "Validate data",
+                depends_on=[],
+                outputs=["rows", "checks_passed"],
+                resources=ir.Resources(cpu="1", memory="4Gi", gpu_type=None, gpu_count=0, node_pool=None),
+            ),
         ]
         train_deps = ["validate-data"]
         if t.tuning:
-            steps.append(self._builtin(
-                "tune-trial", "tune-trial", "Tuning trial", depends_on=["validate-data"], resources=train_resources,
-                retries=t.retries, timeout=train_timeout, outputs=["value"],
-                fan_out=ir.FanOut(count=t.tuning.trials, parallelism=t.tuning.parallelism),
-            ))
-            steps.append(self._builtin(
-                "tune-select", "tune-select", "Select best trial", depends_on=["tune-trial"], outputs=["best_params"],
-            ))
+            steps.append(
+                self._builtin(
+                    "tune-trial",
+                    "tune-trial",
+                    "Tuning trial",
+                    depends_on=["validate-data"],
+                    resources=train_resources,
+                    retries=t.retries,
+                    timeout=train_timeout,
+                    outputs=["value"],
+                    fan_out=ir.FanOut(count=t.tuning.trials, parallelism=t.tuning.parallelism),
+                )
+            )
+            steps.append(
+                self._builtin(
+                    "tune-select",
+                    "tune-select",
+                    "Select best trial",
+                    depends_on=["tune-trial"],
+                    outputs=["best_params"],
+                )
+            )
             train_deps = ["tune-select"]
-        steps.append(self._builtin(
-            "train", "train", "Train model", depends_on=train_deps, resources=train_resources, retries=t.retries,
-            timeout=train_timeout, outputs=["model_path"],
-        ))
-        steps.append(self._builtin(
-            "evaluate", "evaluate", "Evaluate and gate", depends_on=["train"],
-            outputs=["metrics", "gates_passed", "beats_champion"],
-        ))
-        steps.append(self._builtin(
-            "export", "export", "Export ONNX", depends_on=["evaluate"], conditions=["gates-passed"],
-            outputs=["onnx_path", "parity_max_abs_diff"],
-        ))
-        steps.append(self._builtin(
-            "register", "register", "Register model", depends_on=["export"], conditions=["gates-passed"],
-            outputs=["model_version"],
-        ))
-        steps.append(self._builtin(
-            "promote", "promote", "Promote to champion", depends_on=["register"],
-            conditions=["gates-passed", "beats-champion"], outputs=["champion_version"],
-        ))
+        steps.append(
+            self._builtin(
+                "train",
+                "train",
+                "Train model",
+                depends_on=train_deps,
+                resources=train_resources,
+                retries=t.retries,
+                timeout=train_timeout,
+                outputs=["model_path"],
+            )
+        )
+        steps.append(
+            self._builtin(
+                "evaluate",
+                "evaluate",
+                "Evaluate and gate",
+                depends_on=["train"],
+                outputs=["metrics", "gates_passed", "beats_champion"],
+            )
+        )
+        steps.append(
+            self._builtin(
+                "export",
+                "export",
+                "Export ONNX",
+                depends_on=["evaluate"],
+                conditions=["gates-passed"],
+                outputs=["onnx_path", "parity_max_abs_diff"],
+            )
+        )
+        steps.append(
+            self._builtin(
+                "register",
+                "register",
+                "Register model",
+                depends_on=["export"],
+                conditions=["gates-passed"],
+                outputs=["model_version"],
+            )
+        )
+        steps.append(
+            self._builtin(
+                "promote",
+                "promote",
+                "Promote to champion",
+                depends_on=["register"],
+                conditions=["gates-passed", "beats-champion"],
+                outputs=["champion_version"],
+            )
+        )
         steps = self._place_user_steps(steps)
         gates = self._evaluation().gates
         conditions = [
-            ir.Condition(id="gates-passed", step="evaluate", output="gates_passed",
-                         description="every evaluation gate holds", gates=gates),
-            ir.Condition(id="beats-champion", step="evaluate", output="beats_champion",
-                         description="the challenger beats the current champion (or there is none)", gates=[]),
+            ir.Condition(
+                id="gates-passed",
+                step="evaluate",
+                output="gates_passed",
+                description="every evaluation gate holds",
+                gates=gates,
+            ),
+            ir.Condition(
+                id="beats-champion",
+                step="evaluate",
+                output="beats_champion",
+                description="the challenger beats the current champion (or there is none)",
+                gates=[],
+            ),
         ]
-        schedule = next((tr.cron for tr in (s.retraining.triggers if s.retraining else [])
-                         if isinstance(tr, sm.ScheduleTrigger)), None)
-        return ir.Pipeline(id="training", task_id="training", description=f"Train, gate and register {self.name}",
-                           steps=steps, conditions=conditions, schedule=schedule)
+        schedule = next(
+            (
+                tr.cron
+                for tr in (s.retraining.triggers if s.retraining else [])
+                if isinstance(tr, sm.ScheduleTrigger)
+            ),
+            None,
+        )
+        return ir.Pipeline(
+            id="training",
+            task_id="training",
+            description=f"Train, gate and register {self.name}",
+            steps=steps,
+            conditions=conditions,
+            schedule=schedule,
+        )
 
     def _place_user_steps(self, builtins: list[ir.Step]) -> list[ir.Step]:
         user = self.spec.steps
@@ -269,17 +371,30 @@ class _Lowering:
                     extra_deps[u.name].add(source)
         user_steps = [
             ir.Step(
-                id=u.name, task_id=identifier(u.name), display_name=u.name, kind="user", action="user",
-                image=u.image or self.image, command=list(u.command), env=dict(sorted(u.env.items())),
-                depends_on=sorted(extra_deps[u.name]), conditions=[], outputs=_declared_outputs(u.command),
-                resources=self._resources(u.resources, default_cpu=1, default_memory="2Gi"), retries=u.retries,
-                retry_backoff_seconds=30, timeout_seconds=duration_seconds(u.timeout) if u.timeout else 3600,
-                cache=u.cache, fan_out=None, service_account="training",
+                id=u.name,
+                task_id=identifier(u.name),
+                display_name=u.name,
+                kind="user",
+                action="user",
+                image=u.image or self.image,
+                command=list(u.command),
+                env=dict(sorted(u.env.items())),
+                depends_on=sorted(extra_deps[u.name]),
+                conditions=[],
+                outputs=_declared_outputs(u.command),
+                resources=self._resources(u.resources, default_cpu=1, default_memory="2Gi"),
+                retries=u.retries,
+                retry_backoff_seconds=30,
+                timeout_seconds=duration_seconds(u.timeout) if u.timeout else 3600,
+                cache=u.cache,
+                fan_out=None,
+                service_account="training",
             )
             for u in user
         ]
         merged = [
-            st.model_copy(update={"depends_on": sorted(set(st.depends_on) | extra_deps[st.id])}) for st in builtins
+            st.model_copy(update={"depends_on": sorted(set(st.depends_on) | extra_deps[st.id])})
+            for st in builtins
         ]
         return _topological(user_steps + merged)
 
@@ -287,18 +402,47 @@ class _Lowering:
         m = self.spec.monitoring
         assert m is not None
         steps = [
-            self._builtin("monitor", "monitor", "Monitor drift and performance", depends_on=[], sa="monitoring",
-                          outputs=["retrain", "fired_triggers"], timeout=1800),
+            self._builtin(
+                "monitor",
+                "monitor",
+                "Monitor drift and performance",
+                depends_on=[],
+                sa="monitoring",
+                outputs=["retrain", "fired_triggers"],
+                timeout=1800,
+            ),
         ]
         conditions = []
         if self.spec.retraining is not None:
-            steps.append(self._builtin("trigger-retrain", "trigger-retrain", "Trigger retraining", depends_on=["monitor"],
-                                       conditions=["retrain-needed"], sa="monitoring", timeout=600,
-                                       outputs=["triggered"]))
-            conditions.append(ir.Condition(id="retrain-needed", step="monitor", output="retrain",
-                                           description="a retraining trigger fired outside its cooldown", gates=[]))
-        return ir.Pipeline(id="monitoring", task_id="monitoring", description=f"Monitor {self.name} and decide retraining",
-                           steps=steps, conditions=conditions, schedule=m.schedule)
+            steps.append(
+                self._builtin(
+                    "trigger-retrain",
+                    "trigger-retrain",
+                    "Trigger retraining",
+                    depends_on=["monitor"],
+                    conditions=["retrain-needed"],
+                    sa="monitoring",
+                    timeout=600,
+                    outputs=["triggered"],
+                )
+            )
+            conditions.append(
+                ir.Condition(
+                    id="retrain-needed",
+                    step="monitor",
+                    output="retrain",
+                    description="a retraining trigger fired outside its cooldown",
+                    gates=[],
+                )
+            )
+        return ir.Pipeline(
+            id="monitoring",
+            task_id="monitoring",
+            description=f"Monitor {self.name} and decide retraining",
+            steps=steps,
+            conditions=conditions,
+            schedule=m.schedule,
+        )
 
     # ------------------------------------------------------------------ sections
     def _training(self) -> ir.Training:
@@ -308,24 +452,52 @@ class _Lowering:
             dims = []
             for name, dim in sorted(t.tuning.space.items()):
                 if isinstance(dim, sm.UniformDim):
-                    dims.append(ir.SearchDim(name=name, kind="uniform", low=dim.uniform[0], high=dim.uniform[1], choices=None))
+                    dims.append(
+                        ir.SearchDim(
+                            name=name, kind="uniform", low=dim.uniform[0], high=dim.uniform[1], choices=None
+                        )
+                    )
                 elif isinstance(dim, sm.LogUniformDim):
-                    dims.append(ir.SearchDim(name=name, kind="log_uniform", low=dim.log_uniform[0],
-                                             high=dim.log_uniform[1], choices=None))
+                    dims.append(
+                        ir.SearchDim(
+                            name=name,
+                            kind="log_uniform",
+                            low=dim.log_uniform[0],
+                            high=dim.log_uniform[1],
+                            choices=None,
+                        )
+                    )
                 elif isinstance(dim, sm.IntDim):
-                    dims.append(ir.SearchDim(name=name, kind="int", low=dim.int[0], high=dim.int[1], choices=None))
+                    dims.append(
+                        ir.SearchDim(name=name, kind="int", low=dim.int[0], high=dim.int[1], choices=None)
+                    )
                 else:
-                    dims.append(ir.SearchDim(name=name, kind="choice", low=None, high=None, choices=list(dim.choice)))
-            tuning = ir.Tuning(method=t.tuning.method, trials=t.tuning.trials, parallelism=t.tuning.parallelism,
-                               metric=t.tuning.metric.name, goal=t.tuning.metric.goal, space=dims)
+                    dims.append(
+                        ir.SearchDim(name=name, kind="choice", low=None, high=None, choices=list(dim.choice))
+                    )
+            tuning = ir.Tuning(
+                method=t.tuning.method,
+                trials=t.tuning.trials,
+                parallelism=t.tuning.parallelism,
+                metric=t.tuning.metric.name,
+                goal=t.tuning.metric.goal,
+                space=dims,
+            )
         builtin = None
         if t.entrypoint is None:
             builtin = (t.builtin or sm.BuiltinModel()).model_dump(mode="json")
         return ir.Training(
-            entrypoint=t.entrypoint, builtin=builtin, framework=t.framework,
-            hyperparameters=dict(sorted(t.hyperparameters.items())), tuning=tuning,
-            cv_folds=t.cross_validation.folds if t.cross_validation else None, workers=t.distributed.workers,
-            seed=t.seed, export_format=t.export.format, opset=t.export.opset, parity_tolerance=t.export.parity_tolerance,
+            entrypoint=t.entrypoint,
+            builtin=builtin,
+            framework=t.framework,
+            hyperparameters=dict(sorted(t.hyperparameters.items())),
+            tuning=tuning,
+            cv_folds=t.cross_validation.folds if t.cross_validation else None,
+            workers=t.distributed.workers,
+            seed=t.seed,
+            export_format=t.export.format,
+            opset=t.export.opset,
+            parity_tolerance=t.export.parity_tolerance,
         )
 
     def _evaluation(self) -> ir.Evaluation:
@@ -339,15 +511,22 @@ class _Lowering:
         champion_metric = e.champion.compare_on if e.champion else None
         goal = "minimize" if champion_metric in ("log_loss", "rmse", "mae") else "maximize"
         return ir.Evaluation(
-            metrics=list(e.metrics), custom_metrics=dict(sorted(e.custom_metrics.items())), gates=gates,
-            champion_metric=champion_metric, champion_min_improvement=e.champion.min_improvement if e.champion else 0.0,
+            metrics=list(e.metrics),
+            custom_metrics=dict(sorted(e.custom_metrics.items())),
+            gates=gates,
+            champion_metric=champion_metric,
+            champion_min_improvement=e.champion.min_improvement if e.champion else 0.0,
             champion_goal=goal,
         )
 
     def _registry(self) -> ir.Registry:
         m = self.spec.registry.mlflow
-        return ir.Registry(kind="mlflow", tracking_uri=m.tracking_uri, model_name=m.model_name or self.name,
-                           experiment=m.experiment or self.name)
+        return ir.Registry(
+            kind="mlflow",
+            tracking_uri=m.tracking_uri,
+            model_name=m.model_name or self.name,
+            experiment=m.experiment or self.name,
+        )
 
     def _serving(self) -> ir.Serving | None:
         sv = self.spec.serving
@@ -357,44 +536,72 @@ class _Lowering:
         if sv.accelerator == "gpu":
             gpu_pool = next((p for p in self.pools if p.gpu_type), None)
             gpu_type = sv.gpu.type if sv.gpu else (gpu_pool.gpu_type if gpu_pool else "nvidia-gpu")
-            resources = resources.model_copy(update={
-                "gpu_type": gpu_type, "gpu_count": sv.gpu.count if sv.gpu else 1, "node_pool": self._pool_for_gpu(gpu_type),
-            })
+            resources = resources.model_copy(
+                update={
+                    "gpu_type": gpu_type,
+                    "gpu_count": sv.gpu.count if sv.gpu else 1,
+                    "node_pool": self._pool_for_gpu(gpu_type),
+                }
+            )
         slo = None
         if sv.slo:
-            slo = ir.Slo(latency_p99_ms=sv.slo.latency_p99_ms, latency_bucket_seconds=round(sv.slo.latency_p99_ms / 1000.0, 6),
-                         availability_percent=sv.slo.availability_percent, window=sv.slo.window,
-                         window_seconds=duration_seconds(sv.slo.window))
+            slo = ir.Slo(
+                latency_p99_ms=sv.slo.latency_p99_ms,
+                latency_bucket_seconds=round(sv.slo.latency_p99_ms / 1000.0, 6),
+                availability_percent=sv.slo.availability_percent,
+                window=sv.slo.window,
+                window_seconds=duration_seconds(sv.slo.window),
+            )
         r = sv.rollout
         rollout = ir.Rollout(
-            strategy=r.strategy, steps=list(r.steps),
+            strategy=r.strategy,
+            steps=list(r.steps),
             step_duration_seconds=duration_seconds(r.step_duration) if r.step_duration else None,
-            max_error_rate=r.rollback_on.error_rate, max_latency_p99_ms=r.rollback_on.latency_p99_ms,
+            max_error_rate=r.rollback_on.error_rate,
+            max_latency_p99_ms=r.rollback_on.latency_p99_ms,
             traffic_split=r.traffic_split,
-            experiment_duration_seconds=duration_seconds(r.experiment_duration) if r.experiment_duration else None,
+            experiment_duration_seconds=duration_seconds(r.experiment_duration)
+            if r.experiment_duration
+            else None,
             shadow_percent=r.shadow_percent,
         )
         server_id = dns_label(f"{self.name}-server")
         cache = None
         if sv.cache:
-            cache = ir.Cache(backend=sv.cache.backend, ttl_seconds=duration_seconds(sv.cache.ttl),
-                             service=dns_label(f"{self.name}-cache"))
+            cache = ir.Cache(
+                backend=sv.cache.backend,
+                ttl_seconds=duration_seconds(sv.cache.ttl),
+                service=dns_label(f"{self.name}-cache"),
+            )
         infra = self.spec.infrastructure
-        default_log = (f"s3://{infra.storage.artifacts_bucket}/{self.name}/predictions" if infra
-                       else ".mlspec/predictions")
+        default_log = (
+            f"s3://{infra.storage.artifacts_bucket}/{self.name}/predictions"
+            if infra
+            else ".mlspec/predictions"
+        )
         registry = self._registry()
         autoscaling = sv.autoscaling
         return ir.Serving(
-            id=server_id, model_name=registry.model_name, model_uri=f"models:/{registry.model_name}@champion",
-            runtime=sv.runtime, accelerator=sv.accelerator, port=sv.port, replicas_min=sv.replicas.min,
+            id=server_id,
+            model_name=registry.model_name,
+            model_uri=f"models:/{registry.model_name}@champion",
+            runtime=sv.runtime,
+            accelerator=sv.accelerator,
+            port=sv.port,
+            replicas_min=sv.replicas.min,
             replicas_max=sv.replicas.max,
             target_cpu_percent=autoscaling.target_cpu_percent if autoscaling else None,
             target_rps_per_replica=autoscaling.target_rps_per_replica if autoscaling else None,
-            resources=resources, slo=slo,
+            resources=resources,
+            slo=slo,
             latency_buckets_seconds=latency_buckets(sv.slo.latency_p99_ms if sv.slo else None),
-            rollout=rollout, cache=cache, max_batch_size=sv.batching.max_batch_size,
-            max_batch_delay_ms=sv.batching.max_delay_ms, prediction_log=sv.prediction_log or default_log,
-            sample_rate=sv.sample_rate, service_account="serving",
+            rollout=rollout,
+            cache=cache,
+            max_batch_size=sv.batching.max_batch_size,
+            max_batch_delay_ms=sv.batching.max_delay_ms,
+            prediction_log=sv.prediction_log or default_log,
+            sample_rate=sv.sample_rate,
+            service_account="serving",
         )
 
     def _monitoring(self, data: ir.Data) -> ir.Monitoring | None:
@@ -404,36 +611,63 @@ class _Lowering:
         drift = None
         if m.drift:
             features = data.features if m.drift.features == "all" else list(m.drift.features)
-            drift = ir.DriftMonitor(features=features, method=m.drift.method, threshold=m.drift.threshold,
-                                    correlation_change=m.drift.correlation_change)
+            drift = ir.DriftMonitor(
+                features=features,
+                method=m.drift.method,
+                threshold=m.drift.threshold,
+                correlation_change=m.drift.correlation_change,
+            )
         performance = None
         if m.performance:
             p = m.performance
-            performance = ir.PerformanceMonitor(metric=p.metric, min=p.min, max=p.max,
-                                                label_delay_seconds=duration_seconds(p.label_delay),
-                                                confusion_matrix=p.confusion_matrix)
-        return ir.Monitoring(schedule=m.schedule, window_seconds=duration_seconds(m.window), min_samples=m.min_samples,
-                             drift=drift, performance=performance,
-                             latency_percentiles=list(m.operational.latency_percentiles))
+            performance = ir.PerformanceMonitor(
+                metric=p.metric,
+                min=p.min,
+                max=p.max,
+                label_delay_seconds=duration_seconds(p.label_delay),
+                confusion_matrix=p.confusion_matrix,
+            )
+        return ir.Monitoring(
+            schedule=m.schedule,
+            window_seconds=duration_seconds(m.window),
+            min_samples=m.min_samples,
+            drift=drift,
+            performance=performance,
+            latency_percentiles=list(m.operational.latency_percentiles),
+        )
 
     def _retraining(self) -> ir.Retraining | None:
         r = self.spec.retraining
         if r is None:
             return None
-        drift_default = self.spec.monitoring.drift.threshold if self.spec.monitoring and self.spec.monitoring.drift else None
+        drift_default = (
+            self.spec.monitoring.drift.threshold
+            if self.spec.monitoring and self.spec.monitoring.drift
+            else None
+        )
         triggers = []
         for index, t in enumerate(r.triggers):
             tid = f"{t.on}-{index}"
             if isinstance(t, sm.ScheduleTrigger):
                 triggers.append(ir.Trigger(id=tid, kind="schedule", cron=t.cron))
             elif isinstance(t, sm.DriftTrigger):
-                triggers.append(ir.Trigger(id=tid, kind="drift", threshold=t.threshold or drift_default, features=t.features))
+                triggers.append(
+                    ir.Trigger(
+                        id=tid, kind="drift", threshold=t.threshold or drift_default, features=t.features
+                    )
+                )
             elif isinstance(t, sm.PerformanceTrigger):
-                triggers.append(ir.Trigger(id=tid, kind="performance", metric=t.metric, below=t.below, above=t.above))
+                triggers.append(
+                    ir.Trigger(id=tid, kind="performance", metric=t.metric, below=t.below, above=t.above)
+                )
             else:
                 triggers.append(ir.Trigger(id=tid, kind="volume", new_rows=t.new_rows))
-        return ir.Retraining(triggers=triggers, cooldown_seconds=duration_seconds(r.cooldown), min_samples=r.min_samples,
-                             sink=r.sink)
+        return ir.Retraining(
+            triggers=triggers,
+            cooldown_seconds=duration_seconds(r.cooldown),
+            min_samples=r.min_samples,
+            sink=r.sink,
+        )
 
     def _service_accounts(self) -> list[ir.ServiceAccount]:
         infra = self.spec.infrastructure
@@ -443,8 +677,16 @@ class _Lowering:
             cluster = infra.cluster.name if infra else self.name
             role = f"{cluster}-{self.name}-{sa_id}"[:64]
             arn = f"arn:aws:iam::{infra.account_id}:role/{role}" if infra and infra.account_id else None
-            out.append(ir.ServiceAccount(id=sa_id, name=name, namespace=self.namespace, role_name=role, role_arn=arn,
-                                         bucket_access=access))  # type: ignore[arg-type]
+            out.append(
+                ir.ServiceAccount(
+                    id=sa_id,
+                    name=name,
+                    namespace=self.namespace,
+                    role_name=role,
+                    role_arn=arn,
+                    bucket_access=access,
+                )
+            )  # type: ignore[arg-type]
         return out
 
     def _infrastructure(self) -> ir.Infrastructure | None:
@@ -453,17 +695,31 @@ class _Lowering:
             return None
         state = None
         if infra.state:
-            state = ir.RemoteState(backend=infra.state.backend, bucket=infra.state.bucket,
-                                   key=infra.state.key or f"mlspec/{self.name}/{self.environment or 'default'}/terraform.tfstate",
-                                   region=infra.state.region or infra.region, lock_table=infra.state.lock_table)
+            state = ir.RemoteState(
+                backend=infra.state.backend,
+                bucket=infra.state.bucket,
+                key=infra.state.key
+                or f"mlspec/{self.name}/{self.environment or 'default'}/terraform.tfstate",
+                region=infra.state.region or infra.region,
+                lock_table=infra.state.lock_table,
+            )
         return ir.Infrastructure(
-            cloud=infra.cloud, region=infra.region, account_id=infra.account_id, cluster_name=infra.cluster.name,
-            cluster_version=infra.cluster.version, node_pools=self.pools,
-            network=ir.Network(vpc_id=infra.network.vpc_id, subnet_ids=infra.network.subnet_ids,
-                               cidr=infra.network.cidr, availability_zones=infra.network.availability_zones),
+            cloud=infra.cloud,
+            region=infra.region,
+            account_id=infra.account_id,
+            cluster_name=infra.cluster.name,
+            cluster_version=infra.cluster.version,
+            node_pools=self.pools,
+            network=ir.Network(
+                vpc_id=infra.network.vpc_id,
+                subnet_ids=infra.network.subnet_ids,
+                cidr=infra.network.cidr,
+                availability_zones=infra.network.availability_zones,
+            ),
             artifacts_bucket=infra.storage.artifacts_bucket,
             noncurrent_version_days=infra.storage.noncurrent_version_days,
-            container_registry=infra.container_registry or self.name, state=state,
+            container_registry=infra.container_registry or self.name,
+            state=state,
         )
 
 
@@ -481,19 +737,29 @@ def _declared_outputs(command: list[str]) -> list[str]:
 
 
 def _topological(steps: list[ir.Step]) -> list[ir.Step]:
-    """Stable topological order (Kahn, ties broken by original position). Cycles are reported by lint."""
+    """Stable topological order in waves (Kahn): each wave holds the steps whose dependencies all ran in
+    earlier waves, in their original order. Linear in steps + edges. Cycles are reported by lint."""
     by_id = {st.id: st for st in steps}
     order = {st.id: i for i, st in enumerate(steps)}
-    remaining = {st.id: {d for d in st.depends_on if d in by_id} for st in steps}
+    pending = {st.id: len({d for d in st.depends_on if d in by_id}) for st in steps}
+    dependents: dict[str, list[str]] = {st.id: [] for st in steps}
+    for st in steps:
+        for dep in {d for d in st.depends_on if d in by_id}:
+            dependents[dep].append(st.id)
+    wave = sorted((sid for sid, count in pending.items() if count == 0), key=order.__getitem__)
     out: list[ir.Step] = []
-    while remaining:
-        ready = sorted((sid for sid, deps in remaining.items() if not deps), key=order.__getitem__)
-        if not ready:
-            raise MlspecError([Diagnostic("MS214", "step dependency cycle: " + " -> ".join(sorted(remaining)),
-                                          Location("<spec>", 0, 0))])
-        for sid in ready:
-            out.append(by_id[sid])
-            del remaining[sid]
-        for deps in remaining.values():
-            deps.difference_update(ready)
+    while wave:
+        out.extend(by_id[sid] for sid in wave)
+        following = []
+        for sid in wave:
+            for child in dependents[sid]:
+                pending[child] -= 1
+                if pending[child] == 0:
+                    following.append(child)
+        wave = sorted(following, key=order.__getitem__)
+    if len(out) < len(steps):
+        stuck = sorted(sid for sid, count in pending.items() if count > 0)
+        raise MlspecError(
+            [Diagnostic("MS214", "step dependency cycle: " + " -> ".join(stuck), Location("<spec>", 0, 0))]
+        )
     return out

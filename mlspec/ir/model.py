@@ -62,7 +62,9 @@ class Resources(Node):
     memory: str | None
     gpu_type: str | None
     gpu_count: int
-    node_pool: str | None = Field(description="Id of the node pool whose labels and taints this workload targets.")
+    node_pool: str | None = Field(
+        description="Id of the node pool whose labels and taints this workload targets."
+    )
 
 
 class FanOut(Node):
@@ -77,11 +79,22 @@ class Step(Node):
     display_name: str
     kind: Literal["builtin", "user"]
     action: Literal[
-        "validate", "tune-trial", "tune-select", "train", "evaluate", "export", "register", "promote",
-        "monitor", "trigger-retrain", "user",
+        "validate",
+        "tune-trial",
+        "tune-select",
+        "train",
+        "evaluate",
+        "export",
+        "register",
+        "promote",
+        "monitor",
+        "trigger-retrain",
+        "user",
     ]
     image: str
-    command: list[str] = Field(description="argv; for builtin steps the runtime entry point without --ir/--run-dir.")
+    command: list[str] = Field(
+        description="argv; for builtin steps the runtime entry point without --ir/--run-dir."
+    )
     env: dict[str, str]
     depends_on: list[str]
     conditions: list[str] = Field(description="Ids of conditions that must all hold for this step to run.")
@@ -169,7 +182,9 @@ class Registry(Node):
 
 class Slo(Node):
     latency_p99_ms: float
-    latency_bucket_seconds: float = Field(description="The histogram bucket boundary equal to the latency SLO.")
+    latency_bucket_seconds: float = Field(
+        description="The histogram bucket boundary equal to the latency SLO."
+    )
     availability_percent: float
     window: str
     window_seconds: int
@@ -205,7 +220,9 @@ class Serving(Node):
     target_rps_per_replica: float | None
     resources: Resources
     slo: Slo | None
-    latency_buckets_seconds: list[float] = Field(description="Server histogram buckets; include the SLO exactly.")
+    latency_buckets_seconds: list[float] = Field(
+        description="Server histogram buckets; include the SLO exactly."
+    )
     rollout: Rollout
     cache: Cache | None
     max_batch_size: int
@@ -322,7 +339,9 @@ class IR(Node):
     ir_version: Literal["1"] = IR_VERSION
     system: System
     images: dict[str, str]
-    artifacts_root: str = Field(description="Where pipeline runs keep artifacts: s3://bucket/prefix or a local dir.")
+    artifacts_root: str = Field(
+        description="Where pipeline runs keep artifacts: s3://bucket/prefix or a local dir."
+    )
     airflow_mode: Literal["kubernetes", "local"]
     data: Data
     training: Training

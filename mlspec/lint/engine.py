@@ -40,8 +40,14 @@ class LintContext:
     source_map: SourceMap
 
     def diag(
-        self, code: str, message: str, key_path: KeyPath, *, hint: str | None = None,
-        severity: Severity = Severity.ERROR, at_key: bool = False,
+        self,
+        code: str,
+        message: str,
+        key_path: KeyPath,
+        *,
+        hint: str | None = None,
+        severity: Severity = Severity.ERROR,
+        at_key: bool = False,
     ) -> Diagnostic:
         location = self.source_map.locate(key_path, at_key=at_key)
         return Diagnostic(code, message, location, severity=severity, hint=hint, key_path=tuple(key_path))

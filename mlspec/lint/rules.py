@@ -20,16 +20,26 @@ def gate_metric_known(ctx: LintContext) -> Iterator[Diagnostic]:
     known = [*e.metrics, *e.custom_metrics]
     for i, gate in enumerate(e.gates):
         if gate.metric not in known:
-            yield ctx.diag("MS201", f"gate metric '{gate.metric}' is not among evaluation.metrics or custom_metrics",
-                           ("evaluation", "gates", i, "metric"), hint=did_you_mean(gate.metric, known)
-                           or f"add it to evaluation.metrics ({', '.join(known)})")
+            yield ctx.diag(
+                "MS201",
+                f"gate metric '{gate.metric}' is not among evaluation.metrics or custom_metrics",
+                ("evaluation", "gates", i, "metric"),
+                hint=did_you_mean(gate.metric, known) or f"add it to evaluation.metrics ({', '.join(known)})",
+            )
     if e.champion and e.champion.compare_on not in known:
-        yield ctx.diag("MS201", f"champion metric '{e.champion.compare_on}' is not computed by evaluation",
-                       ("evaluation", "champion", "compare_on"), hint=did_you_mean(e.champion.compare_on, known))
+        yield ctx.diag(
+            "MS201",
+            f"champion metric '{e.champion.compare_on}' is not computed by evaluation",
+            ("evaluation", "champion", "compare_on"),
+            hint=did_you_mean(e.champion.compare_on, known),
+        )
     t = ctx.spec.training.tuning
     if t and t.metric.name not in known:
-        yield ctx.diag("MS201", f"tuning metric '{t.metric.name}' is not among evaluation.metrics",
-                       ("training", "tuning", "metric", "name"))
+        yield ctx.diag(
+            "MS201",
+            f"tuning metric '{t.metric.name}' is not among evaluation.metrics",
+            ("training", "tuning", "metric", "name"),
+        )
 
 
 @rule("MS202", "GPU requested but no GPU node pool can run it")
@@ -46,11 +56,19 @@ def gpu_pool_for_steps(ctx: LintContext) -> Iterator[Diagnostic]:
             wanted.append((("steps", i, "resources", "gpu", "type"), step.resources.gpu))
     for path, gpu in wanted:
         if not accelerators:
-            yield ctx.diag("MS202", f"GPU '{gpu.type}' requested but infrastructure.node_pools has no GPU pool", path,
-                           hint="add a node pool with 'accelerator: " + gpu.type + "'")
+            yield ctx.diag(
+                "MS202",
+                f"GPU '{gpu.type}' requested but infrastructure.node_pools has no GPU pool",
+                path,
+                hint="add a node pool with 'accelerator: " + gpu.type + "'",
+            )
         elif gpu.type not in accelerators:
-            yield ctx.diag("MS202", f"GPU type '{gpu.type}' matches no node pool accelerator", path,
-                           hint=did_you_mean(gpu.type, accelerators) or f"pools offer {', '.join(sorted(accelerators))}")
+            yield ctx.diag(
+                "MS202",
+                f"GPU type '{gpu.type}' matches no node pool accelerator",
+                path,
+                hint=did_you_mean(gpu.type, accelerators) or f"pools offer {', '.join(sorted(accelerators))}",
+            )
 
 
 @rule("MS203", "serving on GPU with no GPU node pool")
@@ -59,8 +77,12 @@ def gpu_pool_for_serving(ctx: LintContext) -> Iterator[Diagnostic]:
     if sv is None or sv.accelerator != "gpu" or infra is None:
         return
     if not any(p.accelerator for p in infra.node_pools.values()):
-        yield ctx.diag("MS203", "serving.accelerator is 'gpu' but no node pool has an accelerator",
-                       ("serving", "accelerator"), hint="add a GPU node pool or serve on cpu")
+        yield ctx.diag(
+            "MS203",
+            "serving.accelerator is 'gpu' but no node pool has an accelerator",
+            ("serving", "accelerator"),
+            hint="add a GPU node pool or serve on cpu",
+        )
 
 
 @rule("MS204", "invalid cron expression")
@@ -75,8 +97,12 @@ def valid_cron(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, expr in crons:
         problem = cron_error(expr)
         if problem:
-            yield ctx.diag("MS204", f"invalid cron expression {expr!r}: {problem}", path,
-                           hint="five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'")
+            yield ctx.diag(
+                "MS204",
+                f"invalid cron expression {expr!r}: {problem}",
+                path,
+                hint="five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
+            )
 
 
 @rule("MS205", "retraining trigger on something that is not monitored")
@@ -86,40 +112,67 @@ def trigger_monitored(ctx: LintContext) -> Iterator[Diagnostic]:
         return
     for i, t in enumerate(r.triggers):
         if isinstance(t, sm.DriftTrigger) and (m is None or m.drift is None):
-            yield ctx.diag("MS205", "drift trigger but monitoring.drift is not configured",
-                           ("retraining", "triggers", i, "on"), hint="add monitoring.drift")
+            yield ctx.diag(
+                "MS205",
+                "drift trigger but monitoring.drift is not configured",
+                ("retraining", "triggers", i, "on"),
+                hint="add monitoring.drift",
+            )
         if isinstance(t, sm.PerformanceTrigger):
             if m is None or m.performance is None:
-                yield ctx.diag("MS205", f"performance trigger on '{t.metric}' but monitoring.performance is not configured",
-                               ("retraining", "triggers", i, "metric"))
+                yield ctx.diag(
+                    "MS205",
+                    f"performance trigger on '{t.metric}' but monitoring.performance is not configured",
+                    ("retraining", "triggers", i, "metric"),
+                )
             elif m.performance.metric != t.metric:
-                yield ctx.diag("MS205", f"trigger metric '{t.metric}' is not the monitored metric '{m.performance.metric}'",
-                               ("retraining", "triggers", i, "metric"))
+                yield ctx.diag(
+                    "MS205",
+                    f"trigger metric '{t.metric}' is not the monitored metric '{m.performance.metric}'",
+                    ("retraining", "triggers", i, "metric"),
+                )
             if t.below is None and t.above is None:
-                yield ctx.diag("MS205", "performance trigger needs 'below' or 'above'", ("retraining", "triggers", i))
+                yield ctx.diag(
+                    "MS205", "performance trigger needs 'below' or 'above'", ("retraining", "triggers", i)
+                )
         if isinstance(t, sm.VolumeTrigger) and m is None:
-            yield ctx.diag("MS205", "volume trigger but no monitoring section counts new rows",
-                           ("retraining", "triggers", i, "on"))
+            yield ctx.diag(
+                "MS205",
+                "volume trigger but no monitoring section counts new rows",
+                ("retraining", "triggers", i, "on"),
+            )
 
 
 @rule("MS206", "minimum greater than maximum")
 def min_le_max(ctx: LintContext) -> Iterator[Diagnostic]:
     sv = ctx.spec.serving
     if sv and sv.replicas.min > sv.replicas.max:
-        yield ctx.diag("MS206", f"serving.replicas.min ({sv.replicas.min}) is greater than max ({sv.replicas.max})",
-                       ("serving", "replicas", "min"))
+        yield ctx.diag(
+            "MS206",
+            f"serving.replicas.min ({sv.replicas.min}) is greater than max ({sv.replicas.max})",
+            ("serving", "replicas", "min"),
+        )
     if ctx.spec.infrastructure:
         for name, pool in ctx.spec.infrastructure.node_pools.items():
             if pool.min > pool.max:
-                yield ctx.diag("MS206", f"node pool '{name}' min ({pool.min}) is greater than max ({pool.max})",
-                               ("infrastructure", "node_pools", name, "min"))
+                yield ctx.diag(
+                    "MS206",
+                    f"node pool '{name}' min ({pool.min}) is greater than max ({pool.max})",
+                    ("infrastructure", "node_pools", name, "min"),
+                )
             if pool.desired is not None and not pool.min <= pool.desired <= pool.max:
-                yield ctx.diag("MS206", f"node pool '{name}' desired ({pool.desired}) is outside min..max",
-                               ("infrastructure", "node_pools", name, "desired"))
+                yield ctx.diag(
+                    "MS206",
+                    f"node pool '{name}' desired ({pool.desired}) is outside min..max",
+                    ("infrastructure", "node_pools", name, "desired"),
+                )
     for name, col in ctx.spec.data.schema_.columns.items():
         if col.min is not None and col.max is not None and col.min > col.max:
-            yield ctx.diag("MS206", f"column '{name}' min ({col.min}) is greater than max ({col.max})",
-                           ("data", "schema", "columns", name, "min"))
+            yield ctx.diag(
+                "MS206",
+                f"column '{name}' min ({col.min}) is greater than max ({col.max})",
+                ("data", "schema", "columns", name, "min"),
+            )
 
 
 @rule("MS207", "rollout steps must increase and end at 100")
@@ -131,7 +184,11 @@ def rollout_steps(ctx: LintContext) -> Iterator[Diagnostic]:
     path = ("serving", "rollout", "steps")
     if r.strategy == "canary":
         if not r.steps:
-            yield ctx.diag("MS207", "canary rollout needs steps, e.g. [10, 25, 50, 100]", ("serving", "rollout", "strategy"))
+            yield ctx.diag(
+                "MS207",
+                "canary rollout needs steps, e.g. [10, 25, 50, 100]",
+                ("serving", "rollout", "strategy"),
+            )
             return
         if any(b <= a for a, b in zip(r.steps, r.steps[1:], strict=False)):
             yield ctx.diag("MS207", f"canary steps {r.steps} are not strictly increasing", path)
@@ -140,14 +197,23 @@ def rollout_steps(ctx: LintContext) -> Iterator[Diagnostic]:
         if r.step_duration is None:
             yield ctx.diag("MS207", "canary rollout needs step_duration", ("serving", "rollout", "strategy"))
     if r.strategy == "a-b" and r.traffic_split is None:
-        yield ctx.diag("MS207", "a-b rollout needs traffic_split (percent to the challenger)",
-                       ("serving", "rollout", "strategy"))
+        yield ctx.diag(
+            "MS207",
+            "a-b rollout needs traffic_split (percent to the challenger)",
+            ("serving", "rollout", "strategy"),
+        )
     if r.strategy == "a-b" and r.experiment_duration is None:
         yield ctx.diag("MS207", "a-b rollout needs experiment_duration", ("serving", "rollout", "strategy"))
 
 
 # Thresholds beyond these make a drift method meaningless (KS and JS are bounded by 1).
-_DRIFT_RANGES = {"psi": (0.0, 5.0), "kl": (0.0, 10.0), "js": (0.0, 1.0), "ks": (0.0, 1.0), "wasserstein": (0.0, 100.0)}
+_DRIFT_RANGES = {
+    "psi": (0.0, 5.0),
+    "kl": (0.0, 10.0),
+    "js": (0.0, 1.0),
+    "ks": (0.0, 1.0),
+    "wasserstein": (0.0, 100.0),
+}
 
 
 @rule("MS208", "drift threshold outside the method's range")
@@ -162,11 +228,19 @@ def drift_threshold(ctx: LintContext) -> Iterator[Diagnostic]:
     if ctx.spec.retraining and ctx.spec.monitoring and ctx.spec.monitoring.drift:
         for i, t in enumerate(ctx.spec.retraining.triggers):
             if isinstance(t, sm.DriftTrigger) and t.threshold is not None:
-                checks.append((("retraining", "triggers", i, "threshold"), ctx.spec.monitoring.drift.method, t.threshold))
+                checks.append(
+                    (
+                        ("retraining", "triggers", i, "threshold"),
+                        ctx.spec.monitoring.drift.method,
+                        t.threshold,
+                    )
+                )
     for path, method, threshold in checks:
         low, high = _DRIFT_RANGES[method]
         if not low < threshold <= high:
-            yield ctx.diag("MS208", f"drift threshold {threshold} is outside ({low}, {high}] for method '{method}'", path)
+            yield ctx.diag(
+                "MS208", f"drift threshold {threshold} is outside ({low}, {high}] for method '{method}'", path
+            )
 
 
 @rule("MS209", "PII column used as a model feature")
@@ -174,9 +248,12 @@ def pii_feature(ctx: LintContext) -> Iterator[Diagnostic]:
     schema = ctx.spec.data.schema_
     for name, col in schema.columns.items():
         if col.pii and col.role == "feature" and name != schema.target:
-            yield ctx.diag("MS209", f"column '{name}' is marked pii but used as a feature",
-                           ("data", "schema", "columns", name, "pii"),
-                           hint="set role: id or role: ignore, or drop the column")
+            yield ctx.diag(
+                "MS209",
+                f"column '{name}' is marked pii but used as a feature",
+                ("data", "schema", "columns", name, "pii"),
+                hint="set role: id or role: ignore, or drop the column",
+            )
 
 
 _SECRET_PATTERNS = [
@@ -196,14 +273,22 @@ def literal_secret(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, value in ctx.walk_strings():
         for label, pattern in _SECRET_PATTERNS:
             if pattern.search(value):
-                yield ctx.diag("MS210", f"literal secret in the spec ({label})", path,
-                               hint="reference it through ${ENV_VAR} or a secret store; never commit it")
+                yield ctx.diag(
+                    "MS210",
+                    f"literal secret in the spec ({label})",
+                    path,
+                    hint="reference it through ${ENV_VAR} or a secret store; never commit it",
+                )
                 break
         else:
             key = path[-1] if path else ""
             if isinstance(key, str) and _SECRET_KEYS.search(key) and value and not value.startswith("${"):
-                yield ctx.diag("MS210", f"literal secret in the spec (key '{key}')", path,
-                               hint="use ${ENV_VAR} interpolation")
+                yield ctx.diag(
+                    "MS210",
+                    f"literal secret in the spec (key '{key}')",
+                    path,
+                    hint="use ${ENV_VAR} interpolation",
+                )
 
 
 @rule("MS211", "image without a pinned tag or digest")
@@ -217,8 +302,12 @@ def image_pinned(ctx: LintContext) -> Iterator[Diagnostic]:
         if ":" not in last:
             yield ctx.diag("MS211", f"image '{image}' has no tag", path, hint="pin a version tag or a digest")
         elif last.rsplit(":", 1)[1] == "latest":
-            yield ctx.diag("MS211", f"image '{image}' uses the mutable tag 'latest'", path,
-                           hint="pin a version tag or a digest")
+            yield ctx.diag(
+                "MS211",
+                f"image '{image}' uses the mutable tag 'latest'",
+                path,
+                hint="pin a version tag or a digest",
+            )
 
 
 @rule("MS212", "invalid Kubernetes resource quantity")
@@ -231,10 +320,16 @@ def valid_quantities(ctx: LintContext) -> Iterator[Diagnostic]:
         for field in ("cpu", "memory"):
             value = getattr(res, field)
             if value is not None and not is_quantity(value):
-                yield ctx.diag("MS212", f"invalid Kubernetes quantity {value!r} for {field}", (*path, field),
-                               hint="e.g. cpu: 2 or 500m, memory: 16Gi")
+                yield ctx.diag(
+                    "MS212",
+                    f"invalid Kubernetes quantity {value!r} for {field}",
+                    (*path, field),
+                    hint="e.g. cpu: 2 or 500m, memory: 16Gi",
+                )
             elif field == "memory" and isinstance(value, str) and value.endswith("m"):
-                yield ctx.diag("MS212", f"memory {value!r} is in millibytes", (*path, field), hint="did you mean Mi?")
+                yield ctx.diag(
+                    "MS212", f"memory {value!r} is in millibytes", (*path, field), hint="did you mean Mi?"
+                )
 
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -251,7 +346,9 @@ def bucket_name(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, name in names:
         problem = None
         if not _S3_BUCKET.match(name):
-            problem = "3-63 characters of lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
+            problem = (
+                "3-63 characters of lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
+            )
         elif ".." in name or re.match(r"^\d+\.\d+\.\d+\.\d+$", name):
             problem = "no '..' and not an IP address"
         elif name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
@@ -260,7 +357,16 @@ def bucket_name(ctx: LintContext) -> Iterator[Diagnostic]:
             yield ctx.diag("MS213", f"bucket name '{name}' is illegal on {infra.cloud}: {problem}", path)
 
 
-BUILTIN_STEPS = ("validate-data", "tune-trial", "tune-select", "train", "evaluate", "export", "register", "promote")
+BUILTIN_STEPS = (
+    "validate-data",
+    "tune-trial",
+    "tune-select",
+    "train",
+    "evaluate",
+    "export",
+    "register",
+    "promote",
+)
 
 
 @rule("MS214", "step dependency cycle or unknown step")
@@ -273,15 +379,21 @@ def step_graph(ctx: LintContext) -> Iterator[Diagnostic]:
         if s.name in seen:
             yield ctx.diag("MS214", f"step name '{s.name}' is used twice", ("steps", i, "name"))
         if s.name in BUILTIN_STEPS:
-            yield ctx.diag("MS214", f"step name '{s.name}' is reserved for a built-in step", ("steps", i, "name"))
+            yield ctx.diag(
+                "MS214", f"step name '{s.name}' is reserved for a built-in step", ("steps", i, "name")
+            )
         seen[s.name] = i
         for field in ("before", "after"):
             targets = [getattr(s, field)] if isinstance(getattr(s, field), str) else getattr(s, field)
             for j, target in enumerate(targets):
                 path = ("steps", i, field) if isinstance(getattr(s, field), str) else ("steps", i, field, j)
                 if target not in known:
-                    yield ctx.diag("MS214", f"step '{s.name}' refers to unknown step '{target}'", path,
-                                   hint=did_you_mean(target, known))
+                    yield ctx.diag(
+                        "MS214",
+                        f"step '{s.name}' refers to unknown step '{target}'",
+                        path,
+                        hint=did_you_mean(target, known),
+                    )
                 elif field == "after" and target in graph:
                     graph[s.name].add(target)
                 elif field == "before" and target in graph:
@@ -289,32 +401,31 @@ def step_graph(ctx: LintContext) -> Iterator[Diagnostic]:
     cycle = _find_cycle(graph)
     if cycle:
         first = seen.get(cycle[0], 0)
-        yield ctx.diag("MS214", "step dependency cycle: " + " -> ".join([*cycle, cycle[0]]), ("steps", first, "name"))
+        yield ctx.diag(
+            "MS214", "step dependency cycle: " + " -> ".join([*cycle, cycle[0]]), ("steps", first, "name")
+        )
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """The first dependency cycle found by an iterative depth-first search (deep chains must not recurse)."""
     state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                return stack[stack.index(dep):]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        state[node] = 2
-        stack.pop()
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path: list[str] = [start]
+        iterators = [iter(sorted(graph.get(start, ())))]
+        state[start] = 1
+        while iterators:
+            dep = next(iterators[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                iterators.pop()
+            elif state.get(dep) == 1:
+                return path[path.index(dep) :]
+            elif dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                iterators.append(iter(sorted(graph.get(dep, ()))))
     return None
 
 
@@ -322,23 +433,32 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def environment_overlays(ctx: LintContext) -> Iterator[Diagnostic]:
     from pydantic import ValidationError
 
-    from mlspec.ir.lower import deep_merge
+    from mlspec.spec.resolve import deep_merge
     from mlspec.spec.validate import errors_to_diagnostics
 
     for env, overlay in ctx.spec.environments.items():
         if not isinstance(overlay, dict):
             continue
         if "environments" in overlay:
-            yield ctx.diag("MS215", f"environment '{env}' may not define environments", ("environments", env, "environments"),
-                           at_key=True)
+            yield ctx.diag(
+                "MS215",
+                f"environment '{env}' may not define environments",
+                ("environments", env, "environments"),
+                at_key=True,
+            )
             continue
         try:
             sm.Spec.model_validate(deep_merge(ctx.data, overlay))
         except ValidationError as exc:
             for d in errors_to_diagnostics(exc, deep_merge(ctx.data, overlay), ctx.source_map):
                 in_overlay = ("environments", env, *d.key_path)
-                yield ctx.diag("MS215", f"environment '{env}': {d.message}", in_overlay, hint=d.hint,
-                               at_key=d.code in ("MS104", "MS101"))
+                yield ctx.diag(
+                    "MS215",
+                    f"environment '{env}': {d.message}",
+                    in_overlay,
+                    hint=d.hint,
+                    at_key=d.code in ("MS104", "MS101"),
+                )
 
 
 @rule("MS216", "unknown column referenced")
@@ -368,19 +488,25 @@ def known_sources(ctx: LintContext) -> Iterator[Diagnostic]:
     sources = list(ctx.spec.data.sources)
     for i, c in enumerate(ctx.spec.data.checks):
         if isinstance(c, sm.DriftCheck) and c.against not in sources:
-            yield ctx.diag("MS217", f"drift check against unknown source '{c.against}'", ("data", "checks", i, "against"),
-                           hint=did_you_mean(c.against, sources) or "add it under data.sources")
+            yield ctx.diag(
+                "MS217",
+                f"drift check against unknown source '{c.against}'",
+                ("data", "checks", i, "against"),
+                hint=did_you_mean(c.against, sources) or "add it under data.sources",
+            )
 
 
 @rule("MS218", "metric does not fit the task")
 def metric_fits_task(ctx: LintContext) -> Iterator[Diagnostic]:
-    from mlspec.ir.lower import infer_task
+    from mlspec.spec.resolve import infer_task
 
     task = infer_task(ctx.spec.data.schema_)
     wrong = sm.REGRESSION_METRICS if task == "classification" else sm.CLASSIFICATION_METRICS
     for i, metric in enumerate(ctx.spec.evaluation.metrics):
         if metric in wrong:
-            yield ctx.diag("MS218", f"metric '{metric}' does not apply to a {task} task", ("evaluation", "metrics", i))
+            yield ctx.diag(
+                "MS218", f"metric '{metric}' does not apply to a {task} task", ("evaluation", "metrics", i)
+            )
 
 
 @rule("MS219", "unknown compile target")
@@ -388,8 +514,12 @@ def known_targets(ctx: LintContext) -> Iterator[Diagnostic]:
     known = ("ir", "kubeflow", "airflow", "terraform", "kubernetes")
     for i, target in enumerate(ctx.spec.targets):
         if target not in known:
-            yield ctx.diag("MS219", f"unknown target '{target}'", ("targets", i),
-                           hint=did_you_mean(target, known) or f"known targets: {', '.join(known)}")
+            yield ctx.diag(
+                "MS219",
+                f"unknown target '{target}'",
+                ("targets", i),
+                hint=did_you_mean(target, known) or f"known targets: {', '.join(known)}",
+            )
 
 
 @rule("MS220", "SLO and rollback thresholds disagree")
@@ -399,10 +529,18 @@ def slo_consistency(ctx: LintContext) -> Iterator[Diagnostic]:
         return
     limit = sv.rollout.rollback_on.latency_p99_ms
     if limit is not None and limit < sv.slo.latency_p99_ms:
-        yield ctx.diag("MS220", f"rollback latency {limit} ms is stricter than the SLO ({sv.slo.latency_p99_ms} ms)",
-                       ("serving", "rollout", "rollback_on", "latency_p99_ms"), severity=Severity.WARNING)
+        yield ctx.diag(
+            "MS220",
+            f"rollback latency {limit} ms is stricter than the SLO ({sv.slo.latency_p99_ms} ms)",
+            ("serving", "rollout", "rollback_on", "latency_p99_ms"),
+            severity=Severity.WARNING,
+        )
     if sv.slo.latency_p99_ms < 1:
-        yield ctx.diag("MS220", "latency SLO under 1 ms is not measurable over HTTP", ("serving", "slo", "latency_p99_ms"))
+        yield ctx.diag(
+            "MS220",
+            "latency SLO under 1 ms is not measurable over HTTP",
+            ("serving", "slo", "latency_p99_ms"),
+        )
 
 
 @rule("MS221", "target column has the wrong role or is missing")
@@ -410,10 +548,17 @@ def target_column(ctx: LintContext) -> Iterator[Diagnostic]:
     schema = ctx.spec.data.schema_
     col = schema.columns.get(schema.target)
     if col is not None and col.role not in ("feature", "target"):
-        yield ctx.diag("MS221", f"target column '{schema.target}' has role '{col.role}'",
-                       ("data", "schema", "columns", schema.target, "role"))
+        yield ctx.diag(
+            "MS221",
+            f"target column '{schema.target}' has role '{col.role}'",
+            ("data", "schema", "columns", schema.target, "role"),
+        )
     if col is not None and col.pii:
-        yield ctx.diag("MS221", f"target column '{schema.target}' is marked pii", ("data", "schema", "columns", schema.target))
+        yield ctx.diag(
+            "MS221",
+            f"target column '{schema.target}' is marked pii",
+            ("data", "schema", "columns", schema.target),
+        )
 
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}

@@ -41,7 +41,9 @@ class Metadata(Model):
     name: str = Field(pattern=NAME_PATTERN, description="System name: lowercase letters, digits and '-'.")
     owner: str | None = Field(None, description="Owning team, used for labels and alert routing.")
     description: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every generated object.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to every generated object."
+    )
     namespace: str | None = Field(
         None, pattern=NAME_PATTERN, description="Kubernetes namespace; defaults to the system name."
     )
@@ -49,7 +51,8 @@ class Metadata(Model):
 
 class Images(Model):
     runtime: str = Field(
-        min_length=1, description="Image with mlspec and the user's code; every step and the server run from it."
+        min_length=1,
+        description="Image with mlspec and the user's code; every step and the server run from it.",
     )
 
 
@@ -57,8 +60,13 @@ class Images(Model):
 
 
 class DataSource(Model):
-    uri: str = Field(min_length=1, description="Local path or URI (s3://, file://); relative paths resolve from the working directory of the run (the project root).")
-    format: Literal["parquet", "csv"] | None = Field(None, description="Inferred from the file suffix when omitted.")
+    uri: str = Field(
+        min_length=1,
+        description="Local path or URI (s3://, file://); relative paths resolve from the working directory of the run (the project root).",
+    )
+    format: Literal["parquet", "csv"] | None = Field(
+        None, description="Inferred from the file suffix when omitted."
+    )
 
 
 ColumnType = Literal["string", "int", "float", "bool", "datetime", "category"]
@@ -138,7 +146,9 @@ class Split(Model):
 
 
 class Data(Model):
-    sources: dict[str, DataSource] = Field(description="Must contain 'train'; 'reference' feeds drift checks.")
+    sources: dict[str, DataSource] = Field(
+        description="Must contain 'train'; 'reference' feeds drift checks."
+    )
     schema_: DataSchema = Field(alias="schema")
     checks: list[DataCheck] = Field(default_factory=list)
     split: Split = Field(default_factory=Split)
@@ -170,7 +180,9 @@ class Resources(Model):
 
 class UserStep(Model):
     name: str = Field(pattern=NAME_PATTERN)
-    command: list[str] = Field(min_length=1, description="Runs in the runtime image; {outputs.X} and {inputs.X} expand to paths.")
+    command: list[str] = Field(
+        min_length=1, description="Runs in the runtime image; {outputs.X} and {inputs.X} expand to paths."
+    )
     image: str | None = Field(None, description="Defaults to images.runtime.")
     before: str | list[str] = Field(default_factory=list, description="Steps that must run after this one.")
     after: str | list[str] = Field(default_factory=list, description="Steps that must run before this one.")
@@ -281,7 +293,9 @@ class Champion(Model):
 
 class Evaluation(Model):
     metrics: list[MetricName] = Field(default_factory=lambda: ["accuracy", "f1", "auc"], min_length=1)
-    custom_metrics: dict[str, Annotated[str, Field(pattern=MODULE_FUNCTION_PATTERN)]] = Field(default_factory=dict)
+    custom_metrics: dict[str, Annotated[str, Field(pattern=MODULE_FUNCTION_PATTERN)]] = Field(
+        default_factory=dict
+    )
     gates: list[Gate] = Field(default_factory=list)
     champion: Champion | None = None
 
@@ -328,7 +342,9 @@ class Rollout(Model):
     steps: list[Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=list)
     step_duration: Duration | None = None
     rollback_on: RollbackOn = Field(default_factory=RollbackOn)
-    traffic_split: int | None = Field(None, ge=1, le=99, description="a-b: percent of traffic to the challenger.")
+    traffic_split: int | None = Field(
+        None, ge=1, le=99, description="a-b: percent of traffic to the challenger."
+    )
     experiment_duration: Duration | None = Field(None, description="a-b: how long the split runs.")
     shadow_percent: int = Field(100, ge=1, le=100, description="shadow: percent of traffic mirrored.")
 
@@ -346,7 +362,9 @@ class Batching(Model):
 class Serving(Model):
     runtime: Literal["onnxruntime"] = "onnxruntime"
     accelerator: Literal["cpu", "gpu"] = "cpu"
-    gpu: Gpu | None = Field(None, description="GPU type for accelerator: gpu; defaults to the GPU node pool's.")
+    gpu: Gpu | None = Field(
+        None, description="GPU type for accelerator: gpu; defaults to the GPU node pool's."
+    )
     port: int = Field(8080, ge=1024, le=65535)
     replicas: Replicas = Field(default_factory=Replicas)
     autoscaling: Autoscaling | None = None
@@ -378,7 +396,9 @@ class PerformanceMonitor(Model):
 
 
 class OperationalMonitor(Model):
-    latency_percentiles: list[Annotated[float, Field(gt=0, lt=100)]] = Field(default_factory=lambda: [50, 95, 99])
+    latency_percentiles: list[Annotated[float, Field(gt=0, lt=100)]] = Field(
+        default_factory=lambda: [50, 95, 99]
+    )
 
 
 class Monitoring(Model):
@@ -446,7 +466,9 @@ class NodePool(Model):
     gpus_per_node: PositiveInt = 1
     disk_size_gb: int = Field(100, ge=20)
     labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[Taint] | None = Field(None, description="GPU pools get nvidia.com/gpu=true:NoSchedule by default.")
+    taints: list[Taint] | None = Field(
+        None, description="GPU pools get nvidia.com/gpu=true:NoSchedule by default."
+    )
     spot: bool = False
 
 
@@ -478,12 +500,16 @@ class RemoteState(Model):
 class Infrastructure(Model):
     cloud: Literal["aws", "gcp"] = "aws"
     region: str = Field(min_length=1)
-    account_id: str | None = Field(None, pattern=r"^[0-9]{12}$", description="AWS account; completes IRSA role ARNs.")
+    account_id: str | None = Field(
+        None, pattern=r"^[0-9]{12}$", description="AWS account; completes IRSA role ARNs."
+    )
     cluster: Cluster
     node_pools: dict[str, NodePool] = Field(min_length=1)
     network: Network = Field(default_factory=Network)
     storage: Storage
-    container_registry: str | None = Field(None, description="ECR repository name; defaults to the system name.")
+    container_registry: str | None = Field(
+        None, description="ECR repository name; defaults to the system name."
+    )
     state: RemoteState | None = None
 
 

@@ -39,8 +39,12 @@ def errors_to_diagnostics(
     exc: ValidationError, data: Any, source_map: SourceMap, prefix: KeyPath = ()
 ) -> list[Diagnostic]:
     diagnostics: dict[tuple, Diagnostic] = {}
+    union_paths: set[KeyPath] = set()
     for error in exc.errors(include_url=False):
         key_path = _data_path(data, error["loc"])
+        if len(key_path) < len(error["loc"]) and error["type"] in ("missing", "extra_forbidden"):
+            # pydantic names the union member in loc: this is one member's complaint
+            union_paths.add(tuple((*prefix, *key_path[:-1])))
         kind = error["type"]
         code = _CODES.get(kind, "MS102")
         hint = None
@@ -57,13 +61,25 @@ def errors_to_diagnostics(
         elif kind in ("literal_error", "enum"):
             expected = re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", ""))
             got = _value_at(data, key_path)
-            message = f"invalid value {got!r} for '{_dotted(key_path)}': expected one of {', '.join(expected)}"
+            message = (
+                f"invalid value {got!r} for '{_dotted(key_path)}': expected one of {', '.join(expected)}"
+            )
             hint = did_you_mean(str(got), expected)
+        elif kind == "union_tag_not_found":
+            ctx = error.get("ctx", {})
+            tag = str(ctx.get("discriminator", "kind")).strip("'")
+            key_path = (*key_path, tag)
+            expected = _tags_at(key_path[:-1], data, tag)
+            message = f"missing required key '{tag}' in {_dotted(key_path[:-1])}"
+            if expected:
+                hint = f"'{tag}' is one of: {', '.join(expected)}"
         elif kind == "union_tag_invalid":
             ctx = error.get("ctx", {})
             expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
             tag = ctx.get("tag")
-            message = f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r} in {_dotted(key_path)}"
+            message = (
+                f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r} in {_dotted(key_path)}"
+            )
             message += f": expected one of {', '.join(expected)}"
             hint = did_you_mean(str(tag), expected)
         else:
@@ -72,7 +88,36 @@ def errors_to_diagnostics(
         diagnostic = Diagnostic(code, message, location, hint=hint, key_path=(*prefix, *key_path))
         # a union reports each member's failure; keep the first message per location and code
         diagnostics.setdefault((location, code, message if code != "MS102" else ""), diagnostic)
-    return sorted(diagnostics.values(), key=Diagnostic.sort_key)
+    found = list(diagnostics.values())
+    unknown_parents = {d.key_path[:-1] for d in found if d.code == "MS104"}
+    member_missing = {
+        d
+        for d in found
+        if d.code == "MS101" and d.key_path[:-1] in unknown_parents and d.key_path[:-1] in union_paths
+    }
+    return sorted((d for d in found if d not in member_missing), key=Diagnostic.sort_key)
+
+
+def _tags_at(key_path: KeyPath, data: Any, tag: str) -> list[str]:
+    """The literal values a discriminated union at key_path accepts for its tag field."""
+    annotation = _annotation_at(key_path, data)
+    values: list[str] = []
+    for member in _unwrap(annotation) if annotation is not None else []:
+        if isinstance(member, type) and issubclass(member, BaseModel) and tag in member.model_fields:
+            values += [str(v) for v in typing.get_args(member.model_fields[tag].annotation)]
+    return values
+
+
+def _annotation_at(key_path: KeyPath, data: Any) -> Any:
+    annotation: Any = Spec
+    node = data
+    for part in key_path:
+        annotation = _member_for(annotation, node)
+        if annotation is None:
+            return None
+        annotation = _child_annotation(annotation, part)
+        node = node[part] if isinstance(node, dict | list) else None
+    return annotation
 
 
 def _dotted(key_path: KeyPath) -> str:
@@ -121,6 +166,13 @@ def _allowed_keys(key_path: KeyPath, data: Any) -> list[str]:
             return []
         annotation = _child_annotation(annotation, part)
         node = node[part] if isinstance(node, (dict, list)) else None
+    models = [m for m in _unwrap(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if (
+        len(models) > 1
+        and isinstance(node, dict)
+        and not any(set(node) & set(m.model_fields) for m in models)
+    ):
+        return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
     model = _member_for(annotation, node)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [f.alias or name for name, f in model.model_fields.items()]
@@ -142,9 +194,9 @@ def _member_for(annotation: Any, node: Any) -> Any:
     if len(models) > 1 and isinstance(node, dict):
         for model in models:  # pick the member whose literal tag matches, else whose keys overlap most
             for name, field in model.model_fields.items():
-                if typing.get_origin(field.annotation) is typing.Literal and node.get(name) in typing.get_args(
-                    field.annotation
-                ):
+                if typing.get_origin(field.annotation) is typing.Literal and node.get(
+                    name
+                ) in typing.get_args(field.annotation):
                     return model
         return max(models, key=lambda m: len(set(node) & set(m.model_fields)))
     if models:
