@@ -20,7 +20,6 @@ from constructs import Construct
 
 AWS_PROVIDER_SOURCE = "hashicorp/aws"
 AWS_PROVIDER_VERSION = ">= 5.100, < 6.0"
-TERRAFORM_VERSION = ">= 1.5"
 
 AWS = cdktf.TerraformProviderGeneratorMetadata(
     provider_name="aws", provider_version_constraint=AWS_PROVIDER_VERSION

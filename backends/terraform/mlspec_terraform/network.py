@@ -30,6 +30,10 @@ def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return blocks[:zones], blocks[zones : 2 * zones]
 
 
+def zone_names(region: str, zones: int) -> list[str]:
+    return [f"{region}{chr(ord('a') + i)}" for i in range(zones)]
+
+
 def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> NetworkRefs:
     net = infra.network
     if net.vpc_id:
@@ -41,7 +45,8 @@ def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> 
         "available",
         {
             "state": "available",
-            "filter": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            # An allowlist of zone names: the zone set cannot grow behind the plan's back.
+            "filter": [{"name": "zone-name", "values": zone_names(infra.region, net.availability_zones)}],
         },
     )
     vpc = resource(

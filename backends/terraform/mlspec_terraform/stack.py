@@ -6,7 +6,6 @@ from mlspec.ir.model import IR
 from mlspec_terraform.cdk import (
     AWS,
     AWS_PROVIDER_SOURCE,
-    TERRAFORM_VERSION,
     Construct,
     cdktf,
 )
@@ -29,7 +28,6 @@ class MLPlatformStack(cdktf.TerraformStack):
             raise ValueError(
                 "MLPlatformStack builds AWS infrastructure only (IR.infrastructure.cloud == 'aws')"
             )
-        self.add_override("terraform.required_version", TERRAFORM_VERSION)
         provider = cdktf.TerraformProvider(
             self,
             "aws",

