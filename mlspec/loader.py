@@ -32,6 +32,7 @@ class SourceMap:
     path: str
     keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     values: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    interpolated: set[KeyPath] = field(default_factory=set)  # scalars that took a value from ${VAR}
 
     def locate(self, key_path: KeyPath, *, at_key: bool = True) -> Location:
         """The closest known position for key_path, walking up to a parent when needed."""
@@ -342,6 +343,7 @@ class _Builder:
 
     def _child_path(self, stack: list[_Frame], mark: Any) -> KeyPath:
         if not stack:
+            self.map.values.setdefault((), (mark.line + 1, mark.column + 1))
             return ()
         parent = stack[-1]
         if isinstance(parent.value, list):
@@ -427,6 +429,7 @@ class _Builder:
                 ]
             )
 
+        self.map.interpolated.add(kp)
         return _INTERPOLATION.sub(replace, value)
 
 

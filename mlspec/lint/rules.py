@@ -271,6 +271,8 @@ _SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|access
 @rule("MS210", "literal secret in the spec")
 def literal_secret(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, value in ctx.walk_strings():
+        if path in ctx.source_map.interpolated:
+            continue  # the value comes from the environment at load time, not from the committed file
         for label, pattern in _SECRET_PATTERNS:
             if pattern.search(value):
                 yield ctx.diag(
