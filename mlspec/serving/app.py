@@ -54,7 +54,9 @@ class ServingApp:
         if c.prediction_log and c.sample_rate > 0:
             from mlspec.serving.predlog import PredictionLogger
 
-            self.predlog = PredictionLogger(c.prediction_log, c.sample_rate, self.metrics)
+            self.predlog = PredictionLogger(
+                c.prediction_log, c.sample_rate, self.metrics, flush_interval_s=c.log_flush_interval_s
+            )
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
 

@@ -39,6 +39,7 @@ def _ir(spec: str, env: str | None):
 @click.option("--no-cache", is_flag=True, help="Serve without the cache even when the spec has one.")
 @click.option("--prediction-log", help="Directory or s3:// URL for sampled prediction logs.")
 @click.option("--sample-rate", type=float)
+@click.option("--log-flush-interval", "log_flush_interval_s", type=float, help="Seconds between log writes.")
 @click.option("--max-batch-size", type=int)
 @click.option("--max-batch-delay-ms", type=float)
 @click.option("--max-rows", type=int, help="Rows accepted in one request.")
@@ -100,6 +101,7 @@ def serve(
 @click.option("--concurrency", type=int, help="Closed loop with this many clients (default 8).")
 @click.option("--rows", type=int, default=1, show_default=True, help="Rows per request.")
 @click.option("--max-requests", type=int, default=1_000_000, show_default=True)
+@click.option("--model", "model_name", help="Model name on the server (default: the spec's).")
 def loadtest(
     url: str,
     spec: str,
@@ -109,6 +111,7 @@ def loadtest(
     concurrency: int | None,
     rows: int,
     max_requests: int,
+    model_name: str | None,
 ) -> None:
     """Drive load at a server on this machine; exit 1 when the spec's SLO is missed."""
     from mlspec.serving import loadtest as lt
@@ -133,7 +136,7 @@ def loadtest(
         raise click.UsageError(str(exc)) from None
 
     async def drive():
-        bodies = await lt.model_bodies(url, ir.serving.model_name, rows)
+        bodies = await lt.model_bodies(url, model_name or ir.serving.model_name, rows)
         return await lt.run_load(
             url,
             "/predict",

@@ -6,6 +6,7 @@ It has the shape the training runtime exports: one float32 input "input" [N, F],
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def mlp_weights(n_features: int, hidden: tuple[int, ...], seed: int) -> list[tup
             (rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32),
             (rng.standard_normal(b) * 0.1).astype(np.float32),
         )
-        for a, b in zip(sizes, sizes[1:], strict=False)
+        for a, b in itertools.pairwise(sizes)
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import math
 import random
 import socket
 import time
@@ -38,7 +39,7 @@ class LoadResult:
         if not self.latencies_s:
             return float("nan")
         ordered = sorted(self.latencies_s)
-        index = min(len(ordered) - 1, max(0, round(q / 100.0 * len(ordered) + 0.5) - 1))
+        index = min(len(ordered) - 1, max(0, math.ceil(q / 100.0 * len(ordered)) - 1))  # nearest rank
         return ordered[index] * 1000.0
 
     def record(self, latency: float, status: str, ok: bool) -> None:

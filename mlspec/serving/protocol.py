@@ -65,7 +65,8 @@ def to_matrix(data: Any, model: LoadedModel, max_rows: int, *, shape: list[int] 
         raise BadRequest("inputs have no rows")
     if arr.shape[0] > max_rows:
         raise BadRequest(f"{arr.shape[0]} rows exceed the limit of {max_rows} rows per request", 413)
-    out = np.ascontiguousarray(arr, dtype=model.input_dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported just below
+        out = np.ascontiguousarray(arr, dtype=model.input_dtype)
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
         raise BadRequest(

@@ -1,0 +1,188 @@
+"""Pure pieces of the server: decoding, validation, cache keys, buckets, CPU limits, log records, batching."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from mlspec.serving.batcher import MicroBatcher
+from mlspec.serving.cache import cache_key
+from mlspec.serving.config import from_ir
+from mlspec.serving.loadtest import LoadResult, require_loopback, slo_violations
+from mlspec.serving.metrics import Metrics, latency_buckets
+from mlspec.serving.model import choose_providers, load_onnx, parse_models_uri
+from mlspec.serving.predlog import _records
+from mlspec.serving.protocol import BadRequest, V2Request, decode_predict
+from mlspec.serving.resources import cpu_limit
+
+
+@pytest.fixture(scope="module")
+def model(mlp):
+    return load_onnx(mlp.path, name="mlp", version="1")
+
+
+def test_model_reads_feature_names_and_shape_from_onnx_metadata(model):
+    assert model.n_features == 20
+    assert model.features == [f"x{i}" for i in range(20)]
+    assert model.metadata()["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 20]}]
+
+
+def test_records_and_rows_decode_to_the_same_matrix(model):
+    rows = [[float(i + j) for i in range(20)] for j in range(3)]
+    records = [{f"x{i}": v for i, v in enumerate(row)} | {"customer": "c1"} for row in rows]
+    a = decode_predict(json.dumps({"inputs": rows}).encode(), model, 100)
+    b = decode_predict(json.dumps({"records": records}).encode(), model, 100)
+    assert a.dtype == np.float32 and a.shape == (3, 20)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"rows": []}', 400, '"inputs"'),
+        (b'{"inputs": [[1, 2, 3]]}', 400, "shape [rows, 20]"),
+        (json.dumps({"inputs": [[1] * 20, [1] * 19]}).encode(), 400, "rectangular"),
+        (json.dumps({"inputs": [["a"] * 20]}).encode(), 400, "strings"),
+        (json.dumps({"inputs": [[None] * 20]}).encode(), 400, "null"),
+        (json.dumps({"inputs": [[True] * 20]}).encode(), 400, "booleans"),
+        (b'{"inputs": [[' + b",".join([b"1"] * 19) + b", NaN]]}", 400, "finite"),
+        (json.dumps({"inputs": [[1e300] * 20]}).encode(), 400, "finite"),
+        (json.dumps({"inputs": []}).encode(), 400, "shape"),
+        (json.dumps({"records": [{"x0": 1}]}).encode(), 400, "missing feature 'x1'"),
+        (json.dumps({"inputs": [[1] * 20] * 11}).encode(), 413, "limit of 10 rows"),
+    ],
+)
+def test_bad_inputs_are_client_errors_with_a_message(model, body, status, message):
+    with pytest.raises(BadRequest) as info:
+        decode_predict(body, model, 10)
+    assert info.value.status == status
+    assert message in info.value.message
+
+
+def test_v2_binary_input_and_requested_binary_output(model):
+    x = np.arange(40, dtype=np.float32).reshape(2, 20)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 20],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probability", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    request = V2Request(header + x.tobytes(), str(len(header)), model, 100)
+    np.testing.assert_array_equal(request.x, x)
+    out = [np.array([[0.25], [0.75]], dtype=np.float32)]
+    body, json_length = request.encode(model, "r1", out)
+    meta = json.loads(body[:json_length])
+    assert meta["outputs"][0]["parameters"]["binary_data_size"] == 8
+    np.testing.assert_array_equal(np.frombuffer(body[json_length:], dtype=np.float32), [0.25, 0.75])
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        ({"name": "other", "shape": [1, 20], "datatype": "FP32", "data": [0] * 20}, "unknown input"),
+        ({"name": "input", "shape": [1, 20], "datatype": "BYTES", "data": ["a"] * 20}, "datatype"),
+        ({"name": "input", "shape": [2, 20], "datatype": "FP32", "data": [0] * 20}, "needs 40"),
+        ({"name": "input", "shape": [1, 20], "datatype": "FP32"}, "neither data"),
+    ],
+)
+def test_v2_bad_tensors_are_client_errors(model, tensor, message):
+    with pytest.raises(BadRequest, match=message):
+        V2Request(json.dumps({"inputs": [tensor]}).encode(), None, model, 100)
+
+
+def test_cache_key_is_canonical_and_versioned():
+    a = np.array([[1, 2.0]], dtype=np.float32)
+    b = np.asarray(json.loads("[[1.0, 2]]"), dtype=np.float32)
+    assert cache_key("m", "1", a) == cache_key("m", "1", b)
+    assert cache_key("m", "1", a) != cache_key("m", "2", a)
+    assert cache_key("m", "1", a) != cache_key("m", "1", a.reshape(2, 1))
+
+
+def test_buckets_from_the_spec_contain_the_slo_exactly(churn_ir):
+    config = from_ir(churn_ir)
+    assert churn_ir.serving.slo.latency_bucket_seconds in config.latency_buckets
+    assert config.max_batch_size == churn_ir.serving.max_batch_size
+    assert config.cache_ttl_seconds == churn_ir.serving.cache.ttl_seconds
+    assert latency_buckets([0.1, 0.5], 0.3) == [0.1, 0.3, 0.5]
+
+
+def test_cpu_limit_follows_the_cgroup_quota(tmp_path):
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert cpu_limit(str(tmp_path)) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_limit(str(tmp_path)) >= 1
+
+
+def test_gpu_request_without_cuda_falls_back_to_cpu_with_a_warning(caplog):
+    import onnxruntime as ort
+
+    with caplog.at_level(logging.WARNING, "mlspec.serving"):
+        providers = choose_providers("gpu")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert providers[0] == "CUDAExecutionProvider"
+    else:
+        assert providers == ["CPUExecutionProvider"]
+        assert "serving on CPU" in caplog.text
+
+
+def test_models_uri_forms():
+    assert parse_models_uri("models:/churn@champion") == ("churn", "champion", None)
+    assert parse_models_uri("models:/churn/3") == ("churn", None, "3")
+
+
+def test_prediction_log_records_have_the_monitoring_format():
+    lines = _records(
+        0.0, "r1", "7", ["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]]), [np.array([[0.5], [0.25]])]
+    )
+    first = json.loads(lines[0])
+    assert first == {
+        "ts": "1970-01-01T00:00:00.000Z",
+        "request_id": "r1",
+        "model_version": "7",
+        "row": 0,
+        "inputs": {"a": 1.0, "b": 2.0},
+        "outputs": [0.5],
+    }
+    assert json.loads(lines[1])["outputs"] == [0.25]
+
+
+def test_loopback_only_and_slo_judgement():
+    require_loopback("127.0.0.1")
+    require_loopback("localhost")
+    with pytest.raises(ValueError, match="loopback"):
+        require_loopback("10.1.2.3")
+    result = LoadResult(latencies_s=[0.001] * 99 + [0.5], statuses={"200": 100}, errors=0, elapsed_s=1)
+    assert slo_violations(result, 200, 99.9) == []
+    result.latencies_s = [0.3] * 100
+    result.errors = 1
+    assert len(slo_violations(result, 200, 99.9)) == 2
+
+
+def test_batcher_coalesces_concurrent_requests_and_keeps_rows_apart(model, mlp):
+    async def scenario():
+        batcher = MicroBatcher(64, 0.002, Metrics([0.1], 64))
+        batcher.start()
+        xs = [np.full((1 + i % 3, 20), i / 10, dtype=np.float32) for i in range(40)]
+        results = await asyncio.gather(*(batcher.submit(model, x) for x in xs))
+        await batcher.stop()
+        return xs, results, batcher.metrics.batch_size.collect()[0].samples
+
+    xs, results, samples = asyncio.run(scenario())
+    for x, out in zip(xs, results, strict=True):
+        np.testing.assert_allclose(out[0], mlp.expected(x), rtol=1e-5, atol=1e-6)
+    count = next(s.value for s in samples if s.name.endswith("_count"))
+    total = next(s.value for s in samples if s.name.endswith("_sum"))
+    assert total == sum(len(x) for x in xs)
+    assert count < len(xs)  # coalesced
