@@ -1,0 +1,102 @@
+"""The Kubernetes backend: a capability table plus generate(); each concern lives in its own module."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.ir.model import IR
+
+_EXPRESSED = (
+    "serving",
+    "serving.gpu",
+    "serving.autoscaling",
+    "serving.cache",
+    "serving.slo",
+    "pipeline.monitoring",
+    "rollout.rolling",
+    "rollout.canary",
+    "rollout.blue-green",
+    "rollout.shadow",
+    "rollout.a-b",
+)
+# Training pipelines, their steps and triggers belong to the orchestrators; infrastructure to Terraform.
+# Drift/performance/volume triggers are evaluated inside `mlspec monitor`, which the CronJob runs.
+_NOT_APPLICABLE = frozenset(
+    f
+    for f in FEATURES
+    if f.startswith(("step.", "tuning.", "training.", "trigger.", "infrastructure."))
+    or f in ("pipeline.training", "gates")
+)
+
+
+class KubernetesBackend(BaseBackend):
+    name = "kubernetes"
+    version = "1"
+    capabilities: ClassVar[dict[str, bool]] = {
+        f: f in _EXPRESSED for f in FEATURES if f not in _NOT_APPLICABLE
+    }
+    not_applicable = _NOT_APPLICABLE
+
+    def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
+        from mlspec_kubernetes import cache, delivery, monitoring, network, pod, render, slo, workloads
+
+        def report(feature: str, message: str, where: str = "") -> None:
+            self.unsupported(ctx, feature, message, where)
+
+        self._check(ir, report, pod)
+        ir_json = ir.to_json()
+        config_name = f"{ir.system.name}-ir"
+        objects: list[Any] = [
+            workloads.namespace(ir, mesh=self._mesh(ir)),
+            workloads.config_map(ir, config_name, ir_json),
+        ]
+        used_accounts = {ir.serving.service_account} if ir.serving else set()
+        servers: list[str] = []
+        cache_name = monitor_name = None
+        if ir.serving:
+            plan = delivery.build(ir, ctx, config_name, ir_json, report)
+            objects += plan.objects
+            servers = plan.servers
+            objects.append(slo.service_monitor(ir))
+            if ir.serving.slo:
+                objects.append(slo.prometheus_rule(ir))
+            if ir.serving.cache:
+                cache_name = ir.serving.cache.service
+                objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
+        if ir.monitoring:
+            monitor_name = monitoring.name(ir)
+            objects.append(monitoring.cron_job(ir, config_name))
+            used_accounts.add("monitoring")
+        objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
+        objects += network.policies(ir, servers, cache_name, monitor_name, mesh=self._mesh(ir))
+        return render.artifacts(objects)
+
+    @staticmethod
+    def _mesh(ir: IR) -> bool:
+        return bool(ir.serving) and ir.serving.rollout.strategy in ("shadow", "a-b")
+
+    @staticmethod
+    def _check(ir: IR, report, pod) -> None:
+        """IR features that these manifests cannot carry, reported instead of dropped."""
+        infra = ir.infrastructure
+        if infra and infra.cloud != "aws":
+            report(
+                f"infrastructure.{infra.cloud}",
+                "workload identity is only expressed for AWS (IRSA); "
+                "the ServiceAccounts carry no cloud identity",
+                "infrastructure.cloud",
+            )
+        if infra and infra.cloud == "aws":
+            for sa in ir.service_accounts:
+                if sa.role_arn is None:
+                    report(
+                        "serving",
+                        f"ServiceAccount {sa.name} has no IRSA role ARN (set "
+                        "infrastructure.account_id), so its pods cannot reach the bucket",
+                        "infrastructure",
+                    )
+                    break
+        s = ir.serving
+        if s and s.accelerator == "gpu" and pod.node_pool_for(ir, s.resources) is None:
+            report("serving.gpu", "no GPU node pool in the IR to select and tolerate", "serving.accelerator")

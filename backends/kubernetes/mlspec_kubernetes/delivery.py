@@ -1,0 +1,305 @@
+"""Progressive delivery, one function per IR rollout strategy.
+
+rolling    -> Deployment (maxUnavailable 0)
+canary     -> Argo Rollouts Rollout: setWeight/pause steps from the IR + background AnalysisTemplate
+blue-green -> Argo Rollouts Rollout: active/preview Services + post-promotion AnalysisTemplate
+shadow     -> champion Deployment + a shadow Deployment fed by an Istio VirtualService mirror
+a-b        -> champion and challenger Deployments + an Istio VirtualService weighted split
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlspec.backends import EmitContext
+from mlspec.ir.model import IR
+from mlspec_kubernetes import workloads as w
+from mlspec_kubernetes.meta import VARIANT, dict_metadata, selector
+
+ROLLOUTS_API = "argoproj.io/v1alpha1"
+ISTIO_API = "networking.istio.io/v1"
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+ANALYSIS_INTERVAL_S = 60
+
+
+@dataclass
+class Delivery:
+    objects: list[Any] = field(default_factory=list)
+    # Deployments/Rollouts serving traffic, for NetworkPolicies and PDBs: name -> component
+    servers: list[str] = field(default_factory=list)
+
+
+def build(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    strategy = ir.serving.rollout.strategy
+    return _STRATEGIES[strategy](ir, ctx, config_name, ir_json, report)
+
+
+def _replicas(ir: IR) -> int | None:
+    return None if w.autoscaled(ir.serving) else ir.serving.replicas_min  # the HPA owns replicas
+
+
+def _plain(
+    ir: IR,
+    name: str,
+    variant: str,
+    config_name: str,
+    ir_json: str,
+    model_uri: str | None = None,
+    min_replicas: int | None = None,
+) -> list[Any]:
+    """A Deployment with its Service, HPA and PDB."""
+    template = w.server_pod_template(ir, name, variant, config_name, ir_json, model_uri)
+    objs = [
+        w.deployment(ir, name, template, _replicas(ir)),
+        w.service(ir, name, name, ir.serving.port),
+        w.pdb(ir, name),
+    ]
+    if w.autoscaled(ir.serving):
+        objs.append(w.hpa(ir, name, "apps/v1", "Deployment", min_replicas))
+    return objs
+
+
+def rolling(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    name = ir.serving.id
+    return Delivery(_plain(ir, name, "champion", config_name, ir_json), [name])
+
+
+def _rollout(ir: IR, config_name: str, ir_json: str, strategy: dict[str, Any]) -> list[Any]:
+    from kubernetes.client import ApiClient
+
+    name = ir.serving.id
+    template = ApiClient().sanitize_for_serialization(
+        w.server_pod_template(ir, name, None, config_name, ir_json)
+    )
+    spec: dict[str, Any] = {}
+    if not w.autoscaled(ir.serving):
+        spec["replicas"] = ir.serving.replicas_min
+    spec.update(
+        {
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector(ir, name)},
+            "template": template,
+            "strategy": strategy,
+        }
+    )
+    rollout = {
+        "apiVersion": ROLLOUTS_API,
+        "kind": "Rollout",
+        "metadata": dict_metadata(ir, name, "server"),
+        "spec": spec,
+    }
+    objs: list[Any] = [rollout, w.service(ir, name, name, ir.serving.port), w.pdb(ir, name)]
+    if w.autoscaled(ir.serving):
+        objs.append(w.hpa(ir, name, ROLLOUTS_API, "Rollout"))
+    return objs
+
+
+def _variant_metadata(canary: str, stable: str) -> dict[str, Any]:
+    return {"canaryMetadata": {"labels": {VARIANT: canary}}, "stableMetadata": {"labels": {VARIANT: stable}}}
+
+
+def _analysis_ref(ir: IR) -> dict[str, Any]:
+    return {
+        "templates": [{"templateName": f"{ir.serving.id}-analysis"}],
+        "args": [{"name": "revision-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}],
+    }
+
+
+def analysis_template(ir: IR, ctx: EmitContext, count: int | None) -> dict[str, Any] | None:
+    """Error rate and p99 latency of the new revision's pods against the IR's rollback thresholds."""
+    r = ir.serving.rollout
+    if r.max_error_rate is None and r.max_latency_p99_ms is None:
+        return None
+    sel = f'namespace="{ir.system.namespace}",rollouts_pod_template_hash="{{{{args.revision-hash}}}}"'
+    address = ctx.options.get("prometheus_address", DEFAULT_PROMETHEUS)
+    metrics = []
+
+    def metric(name: str, query: str, limit: float) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "name": name,
+            "interval": f"{ANALYSIS_INTERVAL_S}s",
+            # No traffic yet (empty or NaN) is not a failure; one repeated breach aborts and rolls back.
+            "successCondition": f"len(result) == 0 || isNaN(result[0]) || result[0] <= {limit!r}",
+            "failureLimit": 1,
+            "provider": {"prometheus": {"address": "{{args.prometheus-address}}", "query": query}},
+        }
+        if count is not None:
+            m["count"] = count
+        return m
+
+    if r.max_error_rate is not None:
+        metrics.append(
+            metric(
+                "error-rate",
+                (
+                    f'sum(rate(mlspec_requests_total{{{sel},code=~"5.."}}[2m])) / '
+                    f"sum(rate(mlspec_requests_total{{{sel}}}[2m]))"
+                ),
+                r.max_error_rate,
+            )
+        )
+    if r.max_latency_p99_ms is not None:
+        metrics.append(
+            metric(
+                "latency-p99-seconds",
+                (
+                    f"histogram_quantile(0.99, sum by (le) (rate(mlspec_request_duration_seconds_bucket{{{sel}}}[2m])))"
+                ),
+                r.max_latency_p99_ms / 1000.0,
+            )
+        )
+    return {
+        "apiVersion": ROLLOUTS_API,
+        "kind": "AnalysisTemplate",
+        "metadata": dict_metadata(ir, f"{ir.serving.id}-analysis", "analysis"),
+        "spec": {
+            "args": [{"name": "revision-hash"}, {"name": "prometheus-address", "value": address}],
+            "metrics": metrics,
+        },
+    }
+
+
+def canary(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    r = ir.serving.rollout
+    steps: list[dict[str, Any]] = []
+    for weight in r.steps:
+        steps.append({"setWeight": weight})
+        if weight < 100:
+            steps.append(
+                {"pause": {"duration": f"{r.step_duration_seconds}s"} if r.step_duration_seconds else {}}
+            )
+    strategy: dict[str, Any] = {
+        "canary": {**_variant_metadata("canary", "stable"), "maxUnavailable": 0, "steps": steps}
+    }
+    template = analysis_template(ir, ctx, count=None)
+    objs = _rollout(ir, config_name, ir_json, strategy)
+    if template:
+        strategy["canary"]["analysis"] = {**_analysis_ref(ir), "startingStep": 1}
+        objs.append(template)
+    return Delivery(objs, [ir.serving.id])
+
+
+def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    r = ir.serving.rollout
+    name = ir.serving.id
+    window = r.step_duration_seconds or 600
+    count = max(1, math.ceil(window / ANALYSIS_INTERVAL_S))
+    bg: dict[str, Any] = {
+        "activeService": name,
+        "previewService": f"{name}-preview",
+        "activeMetadata": {"labels": {VARIANT: "active"}},
+        "previewMetadata": {"labels": {VARIANT: "preview"}},
+        "autoPromotionEnabled": True,
+        # Keep the old ReplicaSet warm for the whole post-promotion analysis: rollback is a selector switch.
+        "scaleDownDelaySeconds": window + 2 * ANALYSIS_INTERVAL_S,
+    }
+    template = analysis_template(ir, ctx, count=count)
+    objs = _rollout(ir, config_name, ir_json, {"blueGreen": bg})
+    objs.append(w.service(ir, f"{name}-preview", name, ir.serving.port))
+    if template:
+        bg["postPromotionAnalysis"] = _analysis_ref(ir)
+        objs.append(template)
+    return Delivery(objs, [name])
+
+
+def _virtual_service(
+    ir: IR, http: dict[str, Any], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    meta = dict_metadata(ir, ir.serving.id, "traffic")
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": ISTIO_API,
+        "kind": "VirtualService",
+        "metadata": meta,
+        "spec": {"hosts": [_host(ir, ir.serving.id)], "http": [http]},
+    }
+
+
+def _host(ir: IR, service: str) -> str:
+    return f"{service}.{ir.system.namespace}.svc.cluster.local"
+
+
+def _destination(ir: IR, service: str) -> dict[str, Any]:
+    return {"host": _host(ir, service), "port": {"number": ir.serving.port}}
+
+
+def _alias_uri(ir: IR, alias: str) -> str:
+    return f"models:/{ir.registry.model_name}@{alias}"
+
+
+def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    name, shadow_name = ir.serving.id, f"{ir.serving.id}-shadow"
+    objs = _plain(ir, name, "champion", config_name, ir_json)
+    objs += _plain(
+        ir,
+        shadow_name,
+        "shadow",
+        config_name,
+        ir_json,
+        _alias_uri(ir, ir.registry.challenger_alias),
+        min_replicas=1,
+    )
+    # The mesh sends a copy of each request to the shadow and discards its response: it serves nobody.
+    objs.append(
+        _virtual_service(
+            ir,
+            {
+                "name": "primary",
+                "route": [{"destination": _destination(ir, name), "weight": 100}],
+                "mirror": _destination(ir, shadow_name),
+                "mirrorPercentage": {"value": float(ir.serving.rollout.shadow_percent)},
+            },
+        )
+    )
+    return Delivery(objs, [name, shadow_name])
+
+
+def a_b(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
+    r = ir.serving.rollout
+    name, challenger = ir.serving.id, f"{ir.serving.id}-challenger"
+    split = r.traffic_split if r.traffic_split is not None else 50
+    objs = _plain(ir, name, "champion", config_name, ir_json)
+    objs += _plain(
+        ir,
+        challenger,
+        "challenger",
+        config_name,
+        ir_json,
+        _alias_uri(ir, ir.registry.challenger_alias),
+        min_replicas=1,
+    )
+
+    def route(service: str, variant: str, weight: int) -> dict[str, Any]:
+        # The response header lets clients attribute business outcomes to the variant that served them.
+        return {
+            "destination": _destination(ir, service),
+            "weight": weight,
+            "headers": {"response": {"set": {"x-mlspec-variant": variant}}},
+        }
+
+    annotations = None
+    if r.experiment_duration_seconds:
+        annotations = {"mlspec.io/experiment-duration-seconds": str(r.experiment_duration_seconds)}
+        report(
+            "rollout.a-b",
+            f"the experiment's end after {r.experiment_duration_seconds}s is recorded as an "
+            "annotation only; Kubernetes objects cannot end a traffic split on a timer",
+            "serving.rollout.experiment_duration",
+        )
+    objs.append(
+        _virtual_service(
+            ir,
+            {
+                "name": "a-b",
+                "route": [route(name, "champion", 100 - split), route(challenger, "challenger", split)],
+            },
+            annotations,
+        )
+    )
+    return Delivery(objs, [name, challenger])
+
+
+_STRATEGIES = {"rolling": rolling, "canary": canary, "blue-green": blue_green, "shadow": shadow, "a-b": a_b}

@@ -1,0 +1,76 @@
+"""The monitoring CronJob: `mlspec monitor` on the IR's schedule (drift, performance, retrain triggers)."""
+
+from __future__ import annotations
+
+from kubernetes import client as k
+
+from mlspec.ir.model import IR, Resources
+from mlspec_kubernetes import pod
+from mlspec_kubernetes.meta import IR_FILE, labels, metadata
+from mlspec_kubernetes.workloads import config_volume
+
+
+def name(ir: IR) -> str:
+    return f"{ir.system.name}-monitor"
+
+
+def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
+    mon = ir.monitoring
+    assert mon is not None
+    pipeline = ir.pipeline("monitoring")
+    step = next((s for s in pipeline.steps if s.action == "monitor"), None) if pipeline else None
+    image = step.image if step else ir.images["runtime"]
+    res = (
+        step.resources
+        if step
+        else Resources(cpu="1", memory="2Gi", gpu_type=None, gpu_count=0, node_pool=None)
+    )
+    sa = ir.service_account(step.service_account if step else "monitoring")
+    job_name = name(ir)
+    tmp, tmp_mount = pod.tmp_volume()
+    cfg, cfg_mount = config_volume(config_name)
+    container = k.V1Container(
+        name="monitor",
+        image=image,
+        image_pull_policy="Always",
+        command=["mlspec"],
+        args=["monitor", IR_FILE],
+        env=[k.V1EnvVar(name="HOME", value="/tmp")],
+        resources=pod.resources(res),
+        security_context=pod.container_security_context(),
+        volume_mounts=[cfg_mount, tmp_mount],
+    )
+    pool = pod.node_pool_for(ir, res)
+    spec = k.V1PodSpec(
+        service_account_name=sa.name,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        restart_policy="Never",
+        security_context=pod.pod_security_context(),
+        containers=[container],
+        volumes=[cfg, tmp],
+        node_selector=dict(pool.node_selector) if pool else None,
+        tolerations=pod.tolerations(pool),
+    )
+    job = k.V1JobSpec(
+        backoff_limit=step.retries if step else 1,
+        active_deadline_seconds=step.timeout_seconds if step and step.timeout_seconds else None,
+        ttl_seconds_after_finished=86400,
+        template=k.V1PodTemplateSpec(
+            metadata=k.V1ObjectMeta(labels=labels(ir, job_name, "monitor")), spec=spec
+        ),
+    )
+    cron = k.V1CronJobSpec(
+        schedule=mon.schedule,
+        time_zone="Etc/UTC",
+        concurrency_policy="Forbid",
+        starting_deadline_seconds=300,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=3,
+        job_template=k.V1JobTemplateSpec(
+            metadata=k.V1ObjectMeta(labels=labels(ir, job_name, "monitor")), spec=job
+        ),
+    )
+    return k.V1CronJob(
+        api_version="batch/v1", kind="CronJob", metadata=metadata(ir, job_name, "monitor"), spec=cron
+    )

@@ -1,0 +1,129 @@
+"""NetworkPolicies: deny everything, then allow exactly the flows the system needs."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from kubernetes import client as k
+
+from mlspec.ir.model import IR
+from mlspec_kubernetes.meta import metadata, selector
+
+REDIS_PORT = 6379
+ISTIOD_PORT = 15012
+
+
+def _policy(
+    ir: IR,
+    name: str,
+    pod_labels: dict[str, str] | None,
+    ingress=None,
+    egress=None,
+    types=("Ingress", "Egress"),
+) -> k.V1NetworkPolicy:
+    spec = k.V1NetworkPolicySpec(
+        pod_selector=k.V1LabelSelector(match_labels=pod_labels),
+        policy_types=list(types),
+        ingress=ingress,
+        egress=egress,
+    )
+    return k.V1NetworkPolicy(
+        api_version="networking.k8s.io/v1",
+        kind="NetworkPolicy",
+        metadata=metadata(ir, name, "network"),
+        spec=spec,
+    )
+
+
+def _ports(*ports: tuple[int | str, str]) -> list[k.V1NetworkPolicyPort]:
+    return [k.V1NetworkPolicyPort(port=port, protocol=proto) for port, proto in ports]
+
+
+def _external_egress(ir: IR, mesh: bool) -> list[k.V1NetworkPolicyEgressRule]:
+    """HTTPS for S3, STS (IRSA token exchange) and the registry; the tracking server's own port if any."""
+    ports = [(443, "TCP")]
+    tracking = urlparse(ir.registry.tracking_uri)
+    if tracking.scheme in ("http", "https") and tracking.port and tracking.port != 443:
+        ports.append((tracking.port, "TCP"))
+    rules = [k.V1NetworkPolicyEgressRule(ports=_ports(*ports))]
+    if mesh:
+        rules.append(
+            k.V1NetworkPolicyEgressRule(
+                to=[
+                    k.V1NetworkPolicyPeer(
+                        namespace_selector=k.V1LabelSelector(
+                            match_labels={"kubernetes.io/metadata.name": "istio-system"}
+                        )
+                    )
+                ],
+                ports=_ports((ISTIOD_PORT, "TCP")),
+            )
+        )
+    return rules
+
+
+def policies(ir: IR, servers: list[str], cache: str | None, monitor: str | None, mesh: bool) -> list:
+    s = ir.serving
+    out = [
+        _policy(ir, "default-deny", None),
+        _policy(
+            ir,
+            "allow-dns",
+            None,
+            egress=[
+                k.V1NetworkPolicyEgressRule(
+                    to=[
+                        k.V1NetworkPolicyPeer(
+                            namespace_selector=k.V1LabelSelector(
+                                match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                            )
+                        )
+                    ],
+                    ports=_ports((53, "UDP"), (53, "TCP")),
+                )
+            ],
+            types=("Egress",),
+        ),
+    ]
+    for name in servers:
+        # Clients, the mesh and Prometheus (it scrapes /metrics on the serving port) from inside the cluster.
+        ingress = [
+            k.V1NetworkPolicyIngressRule(
+                _from=[k.V1NetworkPolicyPeer(namespace_selector=k.V1LabelSelector())],
+                ports=_ports((s.port, "TCP")),
+            )
+        ]
+        egress = _external_egress(ir, mesh)
+        if cache:
+            egress.append(
+                k.V1NetworkPolicyEgressRule(
+                    to=[
+                        k.V1NetworkPolicyPeer(
+                            pod_selector=k.V1LabelSelector(match_labels=selector(ir, cache))
+                        )
+                    ],
+                    ports=_ports((REDIS_PORT, "TCP")),
+                )
+            )
+        out.append(_policy(ir, name, selector(ir, name), ingress=ingress, egress=egress))
+    if cache:
+        peers = [
+            k.V1NetworkPolicyPeer(pod_selector=k.V1LabelSelector(match_labels=selector(ir, n)))
+            for n in servers
+        ]
+        out.append(
+            _policy(
+                ir,
+                cache,
+                selector(ir, cache),
+                types=("Ingress",),
+                ingress=[k.V1NetworkPolicyIngressRule(_from=peers, ports=_ports((REDIS_PORT, "TCP")))],
+            )
+        )
+    if monitor:
+        out.append(
+            _policy(
+                ir, monitor, selector(ir, monitor), types=("Egress",), egress=_external_egress(ir, mesh=False)
+            )
+        )
+    return out
