@@ -29,7 +29,9 @@ class KubeflowBackend(BaseBackend):
         "trigger.performance": True,
         "trigger.volume": True,
     }
-    not_applicable = frozenset(f for f in FEATURES if f.startswith(("serving", "rollout.", "infrastructure.")))
+    not_applicable = frozenset(
+        f for f in FEATURES if f.startswith(("serving", "rollout.", "infrastructure."))
+    )
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubeflow import schedule
@@ -42,8 +44,12 @@ class KubeflowBackend(BaseBackend):
             if pipeline.id in blocked:
                 continue  # reported by _check; a pipeline without its gates would register ungated models
             if pipeline.id not in files:
-                self.unsupported(ctx, f"pipeline.{pipeline.id}", "no KFP pipeline for this pipeline kind",
-                                 f"pipelines.{pipeline.id}")
+                self.unsupported(
+                    ctx,
+                    f"pipeline.{pipeline.id}",
+                    "no KFP pipeline for this pipeline kind",
+                    f"pipelines.{pipeline.id}",
+                )
                 continue
             artifacts.append(Artifact(files[pipeline.id], compile_pipeline(ir, pipeline)))
         artifacts += schedule.recurring_runs(ir, files)
@@ -58,20 +64,32 @@ class KubeflowBackend(BaseBackend):
         if ir.retraining and ir.pipeline("monitoring") is None:
             for trigger in ir.retraining.triggers:
                 if trigger.kind != "schedule":
-                    self.unsupported(ctx, f"trigger.{trigger.kind}", "needs the monitoring pipeline, which the "
-                                     "IR lacks (set monitoring in the spec)", f"retraining.triggers.{trigger.id}")
+                    self.unsupported(
+                        ctx,
+                        f"trigger.{trigger.kind}",
+                        "needs the monitoring pipeline, which the IR lacks (set monitoring in the spec)",
+                        f"retraining.triggers.{trigger.id}",
+                    )
         blocked = set()
         for pipeline in ir.pipelines:
             where = f"pipelines.{pipeline.id}"
             accounts = sorted({s.service_account for s in pipeline.steps})
             if len(accounts) > 1:
                 # KFP runs every pod of a run under the run's one service account.
-                self.unsupported(ctx, "step.service_account", f"steps use service accounts {accounts}; "
-                                 "a KFP run has one", where)
+                self.unsupported(
+                    ctx,
+                    "step.service_account",
+                    f"steps use service accounts {accounts}; a KFP run has one",
+                    where,
+                )
             for step_id, outputs in condition_outputs(pipeline).items():
                 step = next((s for s in pipeline.steps if s.id == step_id), None)
                 if step is None or step.kind == "user" or outputs not in STEP_FUNCTIONS:
-                    self.unsupported(ctx, "gates", f"condition outputs {list(outputs)} of step {step_id} have "
-                                     "no KFP step component", f"{where}.conditions")
+                    self.unsupported(
+                        ctx,
+                        "gates",
+                        f"condition outputs {list(outputs)} of step {step_id} have no KFP step component",
+                        f"{where}.conditions",
+                    )
                     blocked.add(pipeline.id)
         return blocked

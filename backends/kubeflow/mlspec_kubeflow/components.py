@@ -16,8 +16,9 @@ from kfp import dsl
 from kfp.dsl import python_component
 
 
-def run_step(command: list, step: str, ir: str, run_root: str, run_id: str, trial: int, data: dict,
-             hparams: dict) -> None:
+def run_step(
+    command: list, step: str, ir: str, run_root: str, run_id: str, trial: int, data: dict, hparams: dict
+) -> None:
     import subprocess
     import sys
 
@@ -33,8 +34,18 @@ def run_step(command: list, step: str, ir: str, run_root: str, run_id: str, tria
         raise RuntimeError(f"mlspec step {step} exited with {code}")
 
 
-def run_gated_step(command: list, step: str, ir: str, run_root: str, run_id: str, trial: int, data: dict,
-                   hparams: dict, gates_passed: dsl.OutputPath(bool), beats_champion: dsl.OutputPath(bool)) -> None:
+def run_gated_step(
+    command: list,
+    step: str,
+    ir: str,
+    run_root: str,
+    run_id: str,
+    trial: int,
+    data: dict,
+    hparams: dict,
+    gates_passed: dsl.OutputPath(bool),
+    beats_champion: dsl.OutputPath(bool),
+) -> None:
     import subprocess
     import sys
 
@@ -51,8 +62,17 @@ def run_gated_step(command: list, step: str, ir: str, run_root: str, run_id: str
         raise RuntimeError(f"mlspec step {step} exited with {code}")
 
 
-def run_retrain_step(command: list, step: str, ir: str, run_root: str, run_id: str, trial: int, data: dict,
-                     hparams: dict, retrain: dsl.OutputPath(bool)) -> None:
+def run_retrain_step(
+    command: list,
+    step: str,
+    ir: str,
+    run_root: str,
+    run_id: str,
+    trial: int,
+    data: dict,
+    hparams: dict,
+    retrain: dsl.OutputPath(bool),
+) -> None:
     import subprocess
     import sys
 
@@ -120,6 +140,6 @@ def _expand(arg: str, run_dir: str, step_id: str) -> str:
     while "{outputs." in out:
         start = out.index("{outputs.")
         end = out.index("}", start)
-        name = out[start + len("{outputs."):end]
-        out = out[:start] + f"{run_dir}/steps/{step_id}/outputs/{name}" + out[end + 1:]
+        name = out[start + len("{outputs.") : end]
+        out = out[:start] + f"{run_dir}/steps/{step_id}/outputs/{name}" + out[end + 1 :]
     return out

@@ -76,7 +76,10 @@ class PipelineBuilder:
 
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         body.__signature__ = inspect.Signature(
-            [inspect.Parameter(n, kind, default=d, annotation=t) for n, (t, d) in self.params.defaults.items()]
+            [
+                inspect.Parameter(n, kind, default=d, annotation=t)
+                for n, (t, d) in self.params.defaults.items()
+            ]
         )
         body.__name__ = self.pipeline.task_id
         return dsl.pipeline(
@@ -93,8 +96,11 @@ class PipelineBuilder:
             for step in self.pipeline.steps:
                 # Keep the shared prefix of open dsl.If blocks, close the rest, open this step's.
                 keep = 0
-                while (keep < len(open_conditions) and keep < len(step.conditions)
-                       and open_conditions[keep][0] == step.conditions[keep]):
+                while (
+                    keep < len(open_conditions)
+                    and keep < len(step.conditions)
+                    and open_conditions[keep][0] == step.conditions[keep]
+                ):
                     keep += 1
                 for _, scope in reversed(open_conditions[keep:]):
                     scope.close()
@@ -106,7 +112,9 @@ class PipelineBuilder:
                 tasks[step.id] = self.step_task(step, args, tasks)
                 for cond in self.pipeline.conditions:
                     if cond.step == step.id:
-                        checks[cond.id] = self.check_task(cond.id, cond.description, cond.output, tasks[step.id])
+                        checks[cond.id] = self.check_task(
+                            cond.id, cond.description, cond.output, tasks[step.id]
+                        )
         finally:
             for _, scope in reversed(open_conditions):
                 scope.close()
@@ -115,8 +123,9 @@ class PipelineBuilder:
         with contextlib.ExitStack() as stack:
             trial: object = -1
             if step.fan_out:
-                loop = dsl.ParallelFor(items=list(range(step.fan_out.count)),
-                                       parallelism=step.fan_out.parallelism, name=step.id)
+                loop = dsl.ParallelFor(
+                    items=list(range(step.fan_out.count)), parallelism=step.fan_out.parallelism, name=step.id
+                )
                 trial = stack.enter_context(loop)
             task = self.call(step, args, trial)
             for upstream in step.depends_on:
@@ -127,16 +136,26 @@ class PipelineBuilder:
     def call(self, step: Step, args: dict, trial: object) -> dsl.PipelineTask:
         run_root, run_id = args[RUN_ROOT_PARAM], dsl.PIPELINE_JOB_ID_PLACEHOLDER
         if step.kind == "user":
-            comp = components.user_component(step.id, step.task_id, step.image, list(step.command),
-                                             step.fan_out.index_arg if step.fan_out else None)
+            comp = components.user_component(
+                step.id,
+                step.task_id,
+                step.image,
+                list(step.command),
+                step.fan_out.index_arg if step.fan_out else None,
+            )
             return comp(run_root=run_root, run_id=run_id, trial=trial)
         comp = components.step_component(self.outputs.get(step.id, ()), step.image, step.id)
         return comp(
-            command=list(step.command), step=step.id, ir=args[IR_PARAM], run_root=run_root, run_id=run_id,
+            command=list(step.command),
+            step=step.id,
+            ir=args[IR_PARAM],
+            run_root=run_root,
+            run_id=run_id,
             trial=trial,
             data={name: args[param] for name, param in self.params.data.items()},
             hparams={key: args[param] for key, param in self.params.hparams.items()}
-            if step.action in ("tune-trial", "train") else {},
+            if step.action in ("tune-trial", "train")
+            else {},
         )
 
     def check_task(self, cond_id: str, description: str, output: str, source: dsl.PipelineTask):
@@ -166,10 +185,13 @@ def configure(task: dsl.PipelineTask, step: Step, ir: IR) -> None:
         for key, value in sorted(pool.node_selector.items()):
             kubernetes.add_node_selector(task, label_key=key, label_value=value)
         for taint in pool.taints:
-            kubernetes.add_toleration(task, key=taint.key, operator="Equal", value=taint.value, effect=taint.effect)
+            kubernetes.add_toleration(
+                task, key=taint.key, operator="Equal", value=taint.value, effect=taint.effect
+            )
     if step.retries:
-        task.set_retry(num_retries=step.retries, backoff_duration=f"{step.retry_backoff_seconds}s",
-                       backoff_factor=2.0)
+        task.set_retry(
+            num_retries=step.retries, backoff_duration=f"{step.retry_backoff_seconds}s", backoff_factor=2.0
+        )
     if step.timeout_seconds:
         kubernetes.set_timeout(task, step.timeout_seconds)
     task.set_caching_options(step.cache)

@@ -14,7 +14,11 @@ def kfp_cron(cron: str) -> str:
 
 
 def recurring_run_file(pipeline: Pipeline, package: str) -> str:
-    return package.rsplit(".", 1)[0] + "-recurring-run.json" if package != "pipeline.yaml" else "recurring-run.json"
+    return (
+        package.rsplit(".", 1)[0] + "-recurring-run.json"
+        if package != "pipeline.yaml"
+        else "recurring-run.json"
+    )
 
 
 def recurring_run(ir: IR, pipeline: Pipeline, package: str) -> dict:
@@ -41,8 +45,12 @@ def recurring_runs(ir: IR, files: dict[str, str]) -> list[Artifact]:
     for pipeline in ir.pipelines:
         if pipeline.schedule and pipeline.id in files:
             body = recurring_run(ir, pipeline, files[pipeline.id])
-            out.append(Artifact(recurring_run_file(pipeline, files[pipeline.id]),
-                                json.dumps(body, indent=2, sort_keys=True) + "\n"))
+            out.append(
+                Artifact(
+                    recurring_run_file(pipeline, files[pipeline.id]),
+                    json.dumps(body, indent=2, sort_keys=True) + "\n",
+                )
+            )
     return out
 
 
@@ -57,11 +65,13 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         "| file | what |",
         "|---|---|",
     ]
-    what = {"pipeline.yaml": "training pipeline: validate, tune (ParallelFor), train, evaluate, then "
-                             "export/register/promote under dsl.If gates",
-            "monitor.yaml": "monitoring pipeline: monitor, then trigger-retrain under dsl.If(retrain)",
-            "recurring-run.json": "schedule of the training pipeline (create_recurring_run arguments)",
-            "monitor-recurring-run.json": "schedule of the monitoring pipeline (create_recurring_run arguments)"}
+    what = {
+        "pipeline.yaml": "training pipeline: validate, tune (ParallelFor), train, evaluate, then "
+        "export/register/promote under dsl.If gates",
+        "monitor.yaml": "monitoring pipeline: monitor, then trigger-retrain under dsl.If(retrain)",
+        "recurring-run.json": "schedule of the training pipeline (create_recurring_run arguments)",
+        "monitor-recurring-run.json": "schedule of the monitoring pipeline (create_recurring_run arguments)",
+    }
     lines += [f"| `{path}` | {what.get(path, '')} |" for path in sorted(written)]
     lines += [
         "",
@@ -81,10 +91,10 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         "```python",
         "import kfp",
         "",
-        "client = kfp.Client(host=\"https://<kfp-host>\")",
-        f"client.upload_pipeline(\"pipeline.yaml\", pipeline_name=\"{name}-training\")",
-        f"run = client.create_run_from_pipeline_package(\"pipeline.yaml\", arguments={{}}, "
-        f"service_account=\"{_account(ir, 'training')}\")",
+        'client = kfp.Client(host="https://<kfp-host>")',
+        f'client.upload_pipeline("pipeline.yaml", pipeline_name="{name}-training")',
+        f'run = client.create_run_from_pipeline_package("pipeline.yaml", arguments={{}}, '
+        f'service_account="{_account(ir, "training")}")',
         "```",
         "",
         "## Schedule",
@@ -95,8 +105,8 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         "```python",
         "import json",
         "",
-        f"experiment = client.create_experiment(\"{name}\")",
-        "for path in [\"recurring-run.json\", \"monitor-recurring-run.json\"]:",
+        f'experiment = client.create_experiment("{name}")',
+        'for path in ["recurring-run.json", "monitor-recurring-run.json"]:',
         "    client.create_recurring_run(experiment_id=experiment.experiment_id, **json.load(open(path)))",
         "```",
         "",

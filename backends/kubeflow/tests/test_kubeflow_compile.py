@@ -1,0 +1,229 @@
+"""Structural proof of the compiled KFP YAML: kfp loads it, and resources, scheduling, retries, timeouts,
+caching, gates, fan-out, parameters and schedules equal what the IR says."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mlspec
+from mlspec.backends import EmitContext
+
+ROOT = Path(__file__).resolve().parents[3]
+CHURN = ROOT / "specs" / "churn.yaml"
+
+
+def compile_churn() -> dict[str, bytes]:
+    result = mlspec.compile(mlspec.load(CHURN), ["kubeflow"])
+    return {a.path: a.data() for a in result.artifacts["kubeflow"]}
+
+
+@pytest.fixture(scope="module")
+def churn_files() -> dict[str, bytes]:
+    return compile_churn()
+
+
+@pytest.fixture(scope="module")
+def ir():
+    return mlspec.lower(mlspec.load(CHURN))
+
+
+def documents(data: bytes) -> tuple[dict, dict]:
+    spec, platform = yaml.safe_load_all(data)
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def all_tasks(spec: dict) -> dict[str, dict]:
+    """Every task of the pipeline, however deeply nested in condition / for-loop sub-DAGs."""
+    found = dict(spec["root"]["dag"]["tasks"])
+    for comp in spec["components"].values():
+        found.update(comp.get("dag", {}).get("tasks", {}))
+    return found
+
+
+def test_outputs_are_the_pipelines_schedules_and_readme(churn_files):
+    assert sorted(churn_files) == [
+        "README.md",
+        "monitor-recurring-run.json",
+        "monitor.yaml",
+        "pipeline.yaml",
+        "recurring-run.json",
+    ]
+
+
+def test_kfp_loads_both_pipelines(churn_files, tmp_path):
+    from kfp import components
+
+    for name in ("pipeline.yaml", "monitor.yaml"):
+        (tmp_path / name).write_bytes(churn_files[name])
+        loaded = components.load_component_from_file(str(tmp_path / name))
+        assert loaded.name in ("churn-training", "churn-monitoring")
+
+
+def test_gpu_step_targets_the_ir_gpu_pool(churn_files, ir):
+    spec, executors = documents(churn_files["pipeline.yaml"])
+    pool = ir.node_pool("gpu")
+    for step in ir.pipeline("training").steps:
+        container = spec["deploymentSpec"]["executors"][f"exec-{step.id}"]["container"]
+        platform = executors.get(f"exec-{step.id}", {})
+        if step.resources.gpu_count:
+            accel = container["resources"]["accelerator"]
+            assert accel["resourceType"] == step.resources.gpu_type == pool.gpu_type
+            assert int(accel["resourceCount"]) == step.resources.gpu_count
+            assert platform["nodeSelector"]["labels"] == pool.node_selector
+            assert platform["tolerations"] == [
+                {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints
+            ]
+        else:
+            assert "accelerator" not in container["resources"]
+            assert "nodeSelector" not in platform and "tolerations" not in platform
+        assert container["resources"]["resourceCpuRequest"] == step.resources.cpu
+        assert container["resources"]["resourceCpuLimit"] == step.resources.cpu
+        assert container["resources"]["resourceMemoryLimit"] == step.resources.memory
+        assert container["image"] == step.image
+
+
+@pytest.mark.parametrize(
+    ("file", "pipeline_id"), [("pipeline.yaml", "training"), ("monitor.yaml", "monitoring")]
+)
+def test_retries_timeouts_caching_and_names_match_the_ir(churn_files, ir, file, pipeline_id):
+    spec, executors = documents(churn_files[file])
+    tasks = all_tasks(spec)
+    for step in ir.pipeline(pipeline_id).steps:
+        task = tasks[step.id]
+        assert task["taskInfo"]["name"] == step.display_name
+        assert task["retryPolicy"] == {
+            "maxRetryCount": step.retries,
+            "backoffDuration": f"{step.retry_backoff_seconds}s",
+            "backoffFactor": 2.0,
+            "backoffMaxDuration": "3600s",
+        }
+        assert int(executors[f"exec-{step.id}"]["activeDeadlineSeconds"]) == step.timeout_seconds
+        assert task["cachingOptions"].get("enableCache", False) is step.cache
+
+
+def test_gates_guard_export_register_promote(churn_files, ir):
+    spec, _ = documents(churn_files["pipeline.yaml"])
+    evaluate = spec["components"]["comp-evaluate"]
+    assert set(evaluate["outputDefinitions"]["parameters"]) == {"gates_passed", "beats_champion"}
+    tasks = all_tasks(spec)
+    # Each task's enclosing conditions: walk from the task up through the condition sub-DAGs.
+    parent_of = {}
+    for comp_name, comp in spec["components"].items():
+        for name in comp.get("dag", {}).get("tasks", {}):
+            parent_of[name] = comp_name.removeprefix("comp-")
+    conditions = {
+        name: task["triggerPolicy"]["condition"] for name, task in tasks.items() if "triggerPolicy" in task
+    }
+
+    def guards(task_name: str) -> set[str]:
+        out, node = set(), task_name
+        while node in parent_of:
+            node = parent_of[node]
+            if node in conditions:
+                out.add(conditions[node])
+        return out
+
+    for step in ir.pipeline("training").steps:
+        expected = {
+            f"inputs.parameter_values['pipelinechannel--check-{c}-Output'] == true" for c in step.conditions
+        }
+        assert guards(step.id) == expected, step.id
+    assert guards("register") and guards("promote") > guards("register")
+
+
+def test_tuning_fans_out_with_the_ir_parallelism(churn_files, ir):
+    spec, _ = documents(churn_files["pipeline.yaml"])
+    fan = next(s for s in ir.pipeline("training").steps if s.fan_out).fan_out
+    loops = [t for t in all_tasks(spec).values() if "parameterIterator" in t]
+    loop_keys = [k for k, t in all_tasks(spec).items() if "parameterIterator" in t]
+    assert len(loops) == 1
+    assert json.loads(loops[0]["parameterIterator"]["items"]["raw"]) == list(range(fan.count))
+    assert loops[0]["iteratorPolicy"]["parallelismLimit"] == fan.parallelism
+    assert "tune-trial" in loops[0]["taskInfo"]["name"]
+    assert set(all_tasks(spec)["tune-select"]["dependentTasks"]) == set(loop_keys)
+
+
+def test_pipeline_parameters_cover_ir_data_and_hyperparameters(churn_files, ir):
+    spec, _ = documents(churn_files["pipeline.yaml"])
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert json.loads(params["ir_json"]["defaultValue"]) == ir.model_dump(mode="json")
+    assert params["run_root"]["defaultValue"] == ir.artifacts_root + "/runs"
+    for src in ir.data.sources:
+        assert params[f"data_{src.name}"]["defaultValue"] == src.uri
+    for key, value in ir.training.hyperparameters.items():
+        assert json.loads(params[f"hparam_{key}"]["defaultValue"]) == value
+
+
+def test_recurring_runs_are_create_recurring_run_arguments(churn_files, ir):
+    from kfp import Client
+
+    signature = inspect.signature(Client.create_recurring_run)
+    for file, pipeline_id, package in [
+        ("recurring-run.json", "training", "pipeline.yaml"),
+        ("monitor-recurring-run.json", "monitoring", "monitor.yaml"),
+    ]:
+        body = json.loads(churn_files[file])
+        signature.bind(None, experiment_id="e", **body)  # raises on any argument kfp does not take
+        assert body["cron_expression"] == "0 " + ir.pipeline(pipeline_id).schedule
+        assert body["pipeline_package_path"] == package
+    assert json.loads(churn_files["recurring-run.json"])["service_account"] == "churn-training"
+
+
+def test_two_compiles_are_byte_identical(churn_files):
+    assert compile_churn() == churn_files
+
+
+def test_distributed_training_is_reported_not_dropped(ir):
+    from mlspec_kubeflow import KubeflowBackend
+
+    distributed = ir.model_copy(update={"training": ir.training.model_copy(update={"workers": 4})})
+    ctx = EmitContext()
+    KubeflowBackend().emit(distributed, ctx)
+    assert [d.code for d in ctx.diagnostics] == ["MS301"]
+    assert "training.distributed" in ctx.diagnostics[0].message
+
+
+def test_data_triggers_without_monitoring_are_reported(ir):
+    from mlspec_kubeflow import KubeflowBackend
+
+    no_monitor = ir.model_copy(update={"pipelines": [ir.pipeline("training")], "monitoring": None})
+    ctx = EmitContext()
+    artifacts = KubeflowBackend().emit(no_monitor, ctx)
+    reported = sorted(d.message.split(" cannot express ")[1].split(":")[0] for d in ctx.diagnostics)
+    assert reported == ["trigger.drift", "trigger.performance", "trigger.volume"]
+    assert "monitor.yaml" not in {a.path for a in artifacts}
+
+
+def test_user_steps_become_container_components(ir):
+    from mlspec_kubeflow.pipeline import compile_pipeline
+
+    from mlspec.ir.model import Step
+
+    training = ir.pipeline("training")
+    base = training.steps[0]
+    user = base.model_copy(
+        update={
+            "id": "featurize",
+            "task_id": "featurize",
+            "display_name": "Featurize",
+            "kind": "user",
+            "action": "user",
+            "image": "ghcr.io/acme/featurize:1",
+            "command": ["featurize", "--out", "{outputs.table}"],
+            "depends_on": [base.id],
+        }
+    )
+    pipeline = training.model_copy(update={"steps": [base, Step.model_validate(user.model_dump())]})
+    spec, _ = yaml.safe_load_all(compile_pipeline(ir, pipeline))
+    container = spec["deploymentSpec"]["executors"]["exec-featurize"]["container"]
+    assert container["image"] == "ghcr.io/acme/featurize:1"
+    assert container["command"] == [
+        "featurize",
+        "--out",
+        "{{$.inputs.parameters['run_root']}}/{{$.inputs.parameters['run_id']}}/steps/featurize/outputs/table",
+    ]
