@@ -88,6 +88,12 @@ class DagView:
         return {t.step.id: t.step.command for t in self.tasks if any(kind == "user_arg" for kind, _ in t.cmds)}
 
     @property
+    def doc_md(self) -> str | None:
+        text = self.ir.system.description
+        # Airflow reads a doc_md ending in ".md" as a file path; a trailing newline keeps it text.
+        return text + "\n" if text and text.endswith(".md") else text
+
+    @property
     def steps_table(self) -> dict[str, dict]:
         table = {}
         for t in self.tasks:

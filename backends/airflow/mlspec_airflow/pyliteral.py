@@ -74,7 +74,7 @@ def literal(value: Any, indent: int = 0, prefix: str = "", suffix: str = "") -> 
 def call(function: str, value: Any, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
     """`prefix + function(literal) + suffix`; an exploded literal goes on its own lines inside the call."""
     one_line = f"{prefix}{function}({flat(value)}){suffix}"
-    if indent + len(one_line) <= LINE_LENGTH or not _explodable(value):
+    if indent + len(one_line) <= LINE_LENGTH:
         return one_line
     inner = literal(value, indent + 4)
     return f"{prefix}{function}(\n{' ' * (indent + 4)}{inner}\n{' ' * indent}){suffix}"

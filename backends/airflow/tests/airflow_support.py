@@ -1,0 +1,54 @@
+"""Helpers for the Airflow backend tests: compiling DAG folders and a hostile spec."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import mlspec
+from mlspec.backends import EmitContext
+from mlspec_airflow import AirflowBackend
+
+ROOT = Path(__file__).resolve().parents[3]
+VENV_BIN = Path(sys.executable).parent
+# Every hostile shape at once: quotes, a newline, triple quotes, Jinja, shell and Python injection.
+EVIL = "it's \"q\" \"\"\" {{ 7 * 7 }} {% raw %} ${} ${ HOME } $(id) `id` __import__('os').system('id')\nline2 \\ end"
+
+
+def emit(ir, mode: str | None = None, allow_unsupported: bool = True) -> tuple[dict[str, bytes], EmitContext]:
+    ctx = EmitContext(allow_unsupported=allow_unsupported, options={"airflow_mode": mode} if mode else {})
+    return {a.path: a.data() for a in AirflowBackend().emit(ir, ctx)}, ctx
+
+
+def write(files: dict[str, bytes], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def churn_data() -> dict:
+    from ruamel.yaml import YAML
+
+    return json.loads(json.dumps(YAML(typ="safe").load((ROOT / "specs" / "churn.yaml").read_text())))
+
+
+def ir_from(data: dict, name: str = "spec.yaml"):
+    return mlspec.lower(mlspec.loads(json.dumps(data), name))
+
+
+def evil_data() -> dict:
+    data = churn_data()
+    data["metadata"].update(name="evil", description=EVIL, owner=EVIL, labels={"evil": EVIL})
+    data["images"]["runtime"] = "registry.example/evil:" + EVIL
+    data["training"]["hyperparameters"]["evil"] = EVIL
+    script = (
+        "import json, os, sys; "
+        "json.dump({'argv': sys.argv[1:-1], 'env': os.environ['EVIL']}, open(sys.argv[-1], 'w'))"
+    )
+    data["steps"] = [{
+        "name": "evil-step", "command": ["python", "-c", script, EVIL, "{{ ds }}", "{outputs.proof}"],
+        "env": {"EVIL": EVIL}, "before": "validate-data", "cache": False,
+    }]
+    return data
