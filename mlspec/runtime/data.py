@@ -115,10 +115,18 @@ def content_hash(uri: str) -> str:
 
 
 def sources_of(ir, overrides: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
-    """{name: (uri, format)} for the IR's data sources with --data NAME=URI overrides applied."""
+    """{name: (uri, format)} for the IR's data sources with --data NAME=URI overrides applied.
+
+    An override's format follows its suffix when it has a known one, else the IR source's format.
+    """
     overrides = overrides or {}
-    out = {s.name: (overrides.get(s.name, s.uri), s.format) for s in ir.data.sources}
+    out = {s.name: (s.uri, s.format) for s in ir.data.sources}
     for name, uri in overrides.items():
-        if name not in out:
-            out[name] = (uri, infer_format(uri))
+        try:
+            fmt = infer_format(uri)
+        except DataError:
+            if name not in out:
+                raise
+            fmt = out[name][1]
+        out[name] = (uri, fmt)
     return out
