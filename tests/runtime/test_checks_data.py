@@ -155,7 +155,7 @@ def test_drift_check(churn_ir, train, reference) -> None:
 
 def test_split_is_seeded_and_stratified(churn_ir, train) -> None:
     a_train, a_test = checks.split(churn_ir, train)
-    b_train, b_test = checks.split(churn_ir, train)
+    _, b_test = checks.split(churn_ir, train)
     pd.testing.assert_frame_equal(a_test, b_test)
     assert len(a_test) == 1000 and len(a_train) == 4000
     assert abs(a_test["churned"].mean() - train["churned"].mean()) < 0.002

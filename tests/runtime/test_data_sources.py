@@ -29,9 +29,9 @@ def test_local_csv_and_parquet_relative_to_cwd(tmp_path: Path, monkeypatch: pyte
 
 def test_missing_and_unreadable_sources_name_the_uri(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.csv")
-    with pytest.raises(data.DataError, match="nope.csv.*does not exist"):
+    with pytest.raises(data.DataError, match=r"nope\.csv.*does not exist"):
         data.read_source(missing, "csv")
-    with pytest.raises(data.DataError, match="nope.csv"):
+    with pytest.raises(data.DataError, match=r"nope\.csv"):
         data.content_hash(missing)
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"this is not parquet")
