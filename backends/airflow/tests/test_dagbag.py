@@ -1,0 +1,124 @@
+"""Airflow parses the generated DAGs: zero import errors, and the DAGs carry exactly what the IR says."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from airflow_support import EVIL, emit, write
+
+pytestmark = pytest.mark.engine
+
+
+def dagbag(folder):
+    from airflow.dag_processing.dagbag import DagBag  # Airflow 3.3's file-parsing DagBag
+
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    return bag
+
+
+def expected_upstream(pipeline) -> dict[str, set[str]]:
+    by_id = {s.id: s for s in pipeline.steps}
+    out = {}
+    for step in pipeline.steps:
+        out[step.task_id] = {by_id[d].task_id for d in step.depends_on} | {
+            f"check_{c.replace('-', '_')}" for c in step.conditions}
+    for cond in pipeline.conditions:
+        out[f"check_{cond.id.replace('-', '_')}"] = {by_id[cond.step].task_id}
+    return out
+
+
+@pytest.mark.parametrize("mode", ["kubernetes", "local"])
+def test_dags_match_the_ir(churn_ir, tmp_path, mode):
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    bag = dagbag(write(emit(churn_ir, mode)[0], tmp_path))
+    assert sorted(bag.dags) == ["churn_monitoring", "churn_training"]
+    retrain = Asset(name="churn_retrain", uri="mlspec://churn/retrain")
+    for pipeline in churn_ir.pipelines:
+        dag = bag.dags[f"churn_{pipeline.id}"]
+        assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == expected_upstream(pipeline)
+        for step in pipeline.steps:
+            task = dag.get_task(step.task_id)
+            assert task.retries == step.retries
+            assert task.retry_delay == datetime.timedelta(seconds=step.retry_backoff_seconds)
+            assert task.retry_exponential_backoff == 2.0
+            assert task.execution_timeout == datetime.timedelta(seconds=step.timeout_seconds)
+            if step.fan_out:
+                assert task.max_active_tis_per_dagrun == step.fan_out.parallelism
+                if mode == "kubernetes":
+                    values = task.expand_input.value["arguments"]
+                    assert all(v[-2:] == [step.fan_out.index_arg, str(i)] for i, v in enumerate(values))
+                else:
+                    values = task.op_kwargs_expand_input.value["trial"]
+                    assert values == list(range(step.fan_out.count))
+                assert len(values) == step.fan_out.count
+        DagSerialization.to_dict(dag)  # the scheduler's form of the DAG must build too
+    training = bag.dags["churn_training"]
+    assert isinstance(training.timetable, AssetOrTimeSchedule)
+    assert training.timetable.timetable == CronTriggerTimetable("0 3 * * 1", timezone="UTC")
+    assert training.timetable.asset_condition == retrain
+    monitoring = bag.dags["churn_monitoring"]
+    assert monitoring.timetable == CronTriggerTimetable(churn_ir.monitoring.schedule, timezone="UTC")
+    assert monitoring.get_task("trigger_retrain").outlets == [retrain]
+    assert training.get_task("check_gates_passed").ignore_downstream_trigger_rules is True
+
+
+def test_kubernetes_pods_carry_the_ir_resources(churn_ir, tmp_path):
+    bag = dagbag(write(emit(churn_ir, "kubernetes")[0], tmp_path))
+    pools = {p.id: p for p in churn_ir.infrastructure.node_pools}
+    context = {"params": {"run_dir": "s3://bucket/run-1"}, "run_id": "manual__1"}
+    for pipeline in churn_ir.pipelines:
+        dag = bag.dags[f"churn_{pipeline.id}"]
+        for step in pipeline.steps:
+            task = dag.get_task(step.task_id)
+            kwargs = task.partial_kwargs if step.fan_out else task.__dict__
+            resources = kwargs["container_resources"]
+            limits = {"cpu": step.resources.cpu, "memory": step.resources.memory}
+            assert resources.requests == limits
+            if step.resources.gpu_count:
+                limits["nvidia.com/gpu"] = str(step.resources.gpu_count)
+            assert resources.limits == limits
+            assert kwargs["service_account_name"] == churn_ir.service_account(step.service_account).name
+            pool = pools.get(step.resources.node_pool)
+            tolerations = [(t.key, t.operator, t.value, t.effect) for t in kwargs.get("tolerations") or []]
+            if pool:
+                assert kwargs["node_selector"].value == pool.node_selector
+                assert tolerations == [(t.key, "Equal", t.value, t.effect) for t in pool.taints]
+            else:
+                assert not kwargs.get("node_selector") and not tolerations
+            assert kwargs["image"].value == step.image
+            assert kwargs["cmds"].value == step.command
+            if not step.fan_out:
+                task.render_template_fields(context, dag.get_template_env())
+                assert task.cmds == step.command
+                assert task.arguments[:4] == ["--ir", task.arguments[1], "--run-dir", "s3://bucket/run-1"]
+                assert json.loads(task.arguments[1]) == json.loads(churn_ir.to_json())
+                if step.id in {c.step for c in pipeline.conditions}:
+                    assert task.arguments[4:] == ["--result-file", "/airflow/xcom/return.json"]
+                    assert task.do_xcom_push is True
+
+
+@pytest.mark.parametrize("mode", ["kubernetes", "local"])
+def test_hostile_spec_strings_stay_data(evil_ir, tmp_path, mode):
+    assert evil_ir.system.description == EVIL
+    bag = dagbag(write(emit(evil_ir, mode)[0], tmp_path))
+    dag = bag.dags["evil_training"]
+    assert dag.doc_md == EVIL
+    assert dag.get_task("validate_data").owner == EVIL
+    step = next(s for s in evil_ir.pipelines[0].steps if s.id == "evil-step")
+    task = dag.get_task("evil_step")
+    if mode == "local":
+        steps = task.python_callable.__globals__["STEPS"]
+        assert steps["evil-step"]["command"] == step.command
+        assert steps["evil-step"]["env"] == {"EVIL": EVIL}
+        return
+    context = {"params": {"run_dir": "/runs/r1"}, "run_id": "manual__1"}
+    task.render_template_fields(context, dag.get_template_env())
+    assert task.image == "registry.example/evil:" + EVIL
+    assert task.cmds == [*step.command[:-1], "/runs/r1/steps/evil-step/outputs/proof"]
+    assert task.env_vars == {"EVIL": EVIL}
+    assert task.labels["evil"] == EVIL
