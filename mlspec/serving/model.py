@@ -208,6 +208,7 @@ def resolve_version(uri: str, tracking_uri: str | None) -> str:
 
 def download_version(name: str, version: str, tracking_uri: str | None) -> Path:
     """Download registered version VERSION of NAME and return the path of its ONNX file."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     if tracking_uri:

@@ -31,10 +31,18 @@ def uvicorn_config(app: ServingApp, config: ServerConfig):
 
 def run_server(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT; in-flight requests finish first. Returns the exit code."""
+    import signal
+
     import uvicorn
 
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:  # a drained SIGTERM is a clean exit (0), not death by signal
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
     app = ServingApp(config)
-    server = uvicorn.Server(uvicorn_config(app, config))
+    server = DrainingServer(uvicorn_config(app, config))
     log.info(
         "listening on http://%s:%d (model %s from %s)",
         config.host,

@@ -1,0 +1,111 @@
+"""Failure handling: Redis dying mid-test, and SIGTERM draining requests that are in flight."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.engine
+
+
+def test_server_keeps_serving_uncached_when_redis_goes_down(h, mlp, start_server):
+    port = h.free_port()
+    redis = subprocess.Popen(
+        [
+            shutil.which("redis-server"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server = start_server(
+            "--model", str(mlp.path), "--name", "mlp", "--cache-url", f"redis://127.0.0.1:{port}/0"
+        )
+        x = np.round(np.random.default_rng(0).uniform(-1, 1, (2, 20)), 3).tolist()
+        assert h.http("POST", f"{server.url}/predict", {"inputs": x})[0] == 200
+        time.sleep(0.2)
+        assert h.http("POST", f"{server.url}/predict", {"inputs": x})[0] == 200
+        assert h.metric(server.url, "mlspec_cache_hits_total") == 1
+    finally:
+        h.stop(redis)
+    for i in range(20):
+        rows = x if i % 2 else [[v + i for v in r] for r in x]
+        status, body = h.http("POST", f"{server.url}/predict", {"inputs": rows})
+        assert status == 200, body
+        np.testing.assert_allclose(body["predictions"], mlp.expected(rows), rtol=1e-5, atol=1e-6)
+    assert h.metric(server.url, "mlspec_cache_errors_total") >= 1
+    assert "serving uncached" in server.output()
+
+
+def test_sigterm_drains_in_flight_requests(h, mlp, start_server, tmp_path):
+    log_dir = tmp_path / "log"
+    server = start_server(
+        "--model",
+        str(mlp.path),
+        "--name",
+        "mlp",
+        "--prediction-log",
+        str(log_dir),
+        "--log-flush-interval",
+        "600",
+    )
+    port = int(server.url.rsplit(":", 1)[1])
+    inputs = [np.round(np.random.default_rng(i).uniform(-1, 1, (1, 20)), 3).tolist() for i in range(4)]
+    socks = []
+    for i, x in enumerate(inputs):
+        body = json.dumps({"inputs": x}).encode()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: t\r\nX-Request-Id: drain-{i}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        socks.append((sock, body))
+    time.sleep(0.5)  # the server has the headers: these requests are in flight
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(OSError):  # no new connections once draining
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    for sock, body in socks:
+        sock.sendall(body[10:])
+    for (sock, _), x in zip(socks, inputs, strict=True):
+        response = b""
+        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        sock.close()
+        head, _, payload = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), response
+        np.testing.assert_allclose(json.loads(payload)["predictions"], mlp.expected(x), rtol=1e-5, atol=1e-6)
+    assert server.proc.wait(timeout=20) == 0
+    logged = {
+        json.loads(line)["request_id"]
+        for p in log_dir.rglob("*.jsonl")
+        for line in p.read_text().splitlines()
+    }
+    assert logged == {f"drain-{i}" for i in range(4)}  # the log is flushed on shutdown
+
+
+def test_a_model_that_cannot_load_exits_non_zero_and_is_never_ready(h, start_server, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    server = start_server("--model", str(broken), ready=False)
+    assert server.proc.wait(timeout=30) == 1
+    assert "cannot load ONNX model" in server.output()
