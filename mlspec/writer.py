@@ -89,29 +89,55 @@ def _manifest_bytes(root_manifest: dict) -> bytes:
     return (json.dumps(root_manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write(root: Path, files: dict[str, bytes], targets: list[str], spec_path: str, spec_sha256: str) -> None:
-    """Replace each target folder under root atomically, then the manifest."""
+    """Replace the target folders under root, then the manifest; all or nothing.
+
+    Every target is first written in full to a staging folder beside it. Only then are the folders
+    swapped in; if a swap fails, the ones already swapped are rolled back, so a failed or interrupted
+    compile leaves the previous output in place.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    for target in targets:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target}.tmp-", dir=root))
-        try:
+    mode = 0o777 & ~_umask()
+    staged: dict[str, Path] = {}
+    backups: dict[str, Path] = {}
+    swapped: list[str] = []
+    try:
+        for target in targets:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target}.tmp-", dir=root))
+            staged[target] = tmp
+            tmp.chmod(mode)  # mkdtemp makes 0700 folders; generated output follows the umask like any file
             for rel, data in files.items():
                 if rel.split("/", 1)[0] != target:
                     continue
                 dest = tmp / rel.split("/", 1)[1]
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)
+        for target in targets:
             final = root / target
-            old = None
             if final.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target}.old-", dir=root))
-                os.replace(final, old / target)
-            os.replace(tmp, final)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+                backup = Path(tempfile.mkdtemp(prefix=f".{target}.old-", dir=root))
+                os.replace(final, backup / target)
+                backups[target] = backup
+            os.replace(staged[target], final)
+            swapped.append(target)
+    except BaseException:
+        for target in reversed(targets):
+            final = root / target
+            if target in swapped:
+                shutil.rmtree(final, ignore_errors=True)
+            if target in backups and (backups[target] / target).exists() and not final.exists():
+                os.replace(backups[target] / target, final)
+        raise
+    finally:
+        for folder in [*staged.values(), *backups.values()]:
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
     manifest = _read_manifest(root)
     entries = {k: v for k, v in manifest.get("files", {}).items() if k.split("/", 1)[0] not in targets}
     entries.update({rel: sha256(data) for rel, data in files.items()})
