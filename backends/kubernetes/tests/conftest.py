@@ -1,89 +1,17 @@
-"""Compile helpers: example specs, strategy variants (built from churn.yaml) and env variants."""
+"""Fixtures for the Kubernetes backend tests; helpers live in k8s_testlib (importable by test modules)."""
 
 from __future__ import annotations
 
-import io
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from mlspec_kubernetes import KubernetesBackend
 
-import mlspec
-from mlspec.backends import EmitContext
+sys.path.insert(0, str(Path(__file__).parent))
 
-ROOT = Path(__file__).resolve().parents[3]
-CHURN = ROOT / "specs" / "churn.yaml"
-KUBECTL = "/usr/bin/kubectl"
-
-ROLLOUTS = {
-    "canary": None,  # churn.yaml as written
-    "rolling": {"strategy": "rolling"},
-    "blue-green": {
-        "strategy": "blue-green",
-        "step_duration": "5m",
-        "rollback_on": {"error_rate": 0.02, "latency_p99_ms": 300},
-    },
-    "shadow": {"strategy": "shadow"},
-    "a-b": {"strategy": "a-b", "traffic_split": 20},
-}
-
-
-def churn_text(rollout: dict | None = None, gpu: bool = False) -> str:
-    from ruamel.yaml import YAML
-
-    rt = YAML()  # YAML 1.2 and round-trip: `on:` keys stay strings
-    data = rt.load(CHURN.read_text("utf-8"))
-    if rollout is not None:
-        data["serving"]["rollout"] = rollout
-    if gpu:
-        data["serving"]["accelerator"] = "gpu"
-        data["serving"]["resources"]["gpu"] = {"type": "nvidia-a10g", "count": 1}
-    buf = io.StringIO()
-    rt.dump(data, buf)
-    return buf.getvalue()
-
-
-def ir_for(text: str, env: str | None = None):
-    return mlspec.lower(mlspec.loads(text, "specs/churn.yaml"), env)
-
-
-def emit(ir, allow_unsupported: bool = True):
-    ctx = EmitContext(allow_unsupported=allow_unsupported, spec_path="specs/churn.yaml")
-    return KubernetesBackend().emit(ir, ctx), ctx
-
-
-def write(artifacts, root: Path) -> Path:
-    for a in artifacts:
-        path = root / a.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(a.data())
-    return root
-
-
-def kustomize(folder: Path) -> list[dict]:
-    out = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
-
-
-def variants() -> dict[str, str]:
-    out = {name: churn_text(r) for name, r in ROLLOUTS.items()}
-    out["gpu"] = churn_text(gpu=True)
-    return out
+from k8s_testlib import build_all
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory) -> dict[str, tuple[object, Path, list[dict]]]:
-    """name -> (IR, output folder, objects as `kubectl kustomize` builds them), for every variant and env."""
-    base = tmp_path_factory.mktemp("k8s")
-    result = {}
-    cases = [(name, text, None) for name, text in variants().items()]
-    cases += [(f"env-{env}", churn_text(), env) for env in ("staging", "prod")]
-    for name, text, env in cases:
-        ir = ir_for(text, env)
-        artifacts, _ = emit(ir)
-        folder = write(artifacts, base / name)
-        result[name] = (ir, folder, kustomize(folder))
-    return result
+def built(tmp_path_factory):
+    return build_all(tmp_path_factory.mktemp("k8s"))

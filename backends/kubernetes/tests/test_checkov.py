@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 
-from conftest import ROOT
+from k8s_testlib import ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 

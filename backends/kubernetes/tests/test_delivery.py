@@ -1,0 +1,143 @@
+"""Progressive delivery per strategy, kustomize composition, determinism and the unsupported() path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from k8s_testlib import ROOT, churn_text, emit, ir_for, kustomize
+
+
+def find(objects, kind, name=None):
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def test_canary_steps_and_analysis_follow_the_ir(built):
+    ir, _, objects = built["canary"]
+    r = ir.serving.rollout
+    (rollout,) = find(objects, "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    weights = [s["setWeight"] for s in canary["steps"] if "setWeight" in s]
+    pauses = [s["pause"]["duration"] for s in canary["steps"] if "pause" in s]
+    assert weights == r.steps
+    assert pauses == [f"{r.step_duration_seconds}s"] * (len(r.steps) - 1)
+    (template,) = find(objects, "AnalysisTemplate")
+    assert canary["analysis"]["templates"] == [{"templateName": template["metadata"]["name"]}]
+    conditions = {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
+    assert conditions["error-rate"].endswith(f"result[0] <= {r.max_error_rate!r}")
+    assert conditions["latency-p99-seconds"].endswith(f"result[0] <= {r.max_latency_p99_ms / 1000!r}")
+    assert not find(objects, "Deployment", ir.serving.id)
+
+
+def test_blue_green_analyses_after_promotion(built):
+    ir, _, objects = built["blue-green"]
+    (rollout,) = find(objects, "Rollout")
+    bg = rollout["spec"]["strategy"]["blueGreen"]
+    assert bg["activeService"] == ir.serving.id and find(objects, "Service", bg["previewService"])
+    (template,) = find(objects, "AnalysisTemplate")
+    assert all(m["count"] == 5 for m in template["spec"]["metrics"])  # 5m step_duration at 60s
+    assert bg["postPromotionAnalysis"]["templates"][0]["templateName"] == template["metadata"]["name"]
+
+
+def test_rolling_is_a_plain_deployment(built):
+    ir, _, objects = built["rolling"]
+    (dep,) = find(objects, "Deployment", ir.serving.id)
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert not find(objects, "Rollout") and not find(objects, "AnalysisTemplate")
+
+
+def test_shadow_gets_mirrored_copies_and_serves_nobody(built):
+    ir, _, objects = built["shadow"]
+    shadow = f"{ir.serving.id}-shadow"
+    (dep,) = find(objects, "Deployment", shadow)
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--model", f"models:/{ir.registry.model_name}@{ir.registry.challenger_alias}"]
+    (vs,) = find(objects, "VirtualService")
+    (http,) = vs["spec"]["http"]
+    host = f"{ir.serving.id}.{ir.system.namespace}.svc.cluster.local"
+    assert vs["spec"]["hosts"] == [host]
+    assert [d["destination"]["host"] for d in http["route"]] == [host]  # users only reach the champion
+    assert http["mirror"]["host"] == f"{shadow}.{ir.system.namespace}.svc.cluster.local"
+    assert http["mirrorPercentage"]["value"] == ir.serving.rollout.shadow_percent
+    assert find(objects, "Service", shadow)  # the mirror target exists
+    (user_svc,) = find(objects, "Service", ir.serving.id)
+    assert user_svc["spec"]["selector"]["app.kubernetes.io/name"] == ir.serving.id
+
+
+def test_a_b_splits_traffic_with_labelled_variants(built):
+    ir, _, objects = built["a-b"]
+    (vs,) = find(objects, "VirtualService")
+    routes = vs["spec"]["http"][0]["route"]
+    assert [r["weight"] for r in routes] == [80, 20]
+    assert [r["headers"]["response"]["set"]["x-mlspec-variant"] for r in routes] == ["champion", "challenger"]
+    variants = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]["mlspec.io/variant"]
+        for o in find(objects, "Deployment")
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == "server"
+    }
+    assert variants == {ir.serving.id: "champion", f"{ir.serving.id}-challenger": "challenger"}
+    (sm,) = find(objects, "ServiceMonitor")
+    assert {"targetLabel": "variant"}.items() <= sm["spec"]["endpoints"][0]["relabelings"][1].items()
+
+
+def test_a_b_experiment_duration_is_reported_not_dropped():
+    text = churn_text({"strategy": "a-b", "traffic_split": 20, "experiment_duration": "7d"})
+    _, ctx = emit(ir_for(text), allow_unsupported=False)
+    (diag,) = ctx.diagnostics
+    assert diag.code == "MS301" and "rollout.a-b" in diag.message and diag.severity.name == "ERROR"
+
+
+def test_churn_compiles_without_diagnostics():
+    _, ctx = emit(ir_for(churn_text()), allow_unsupported=False)
+    assert ctx.diagnostics == []
+
+
+def test_overlay_composes_with_the_base(built, tmp_path):
+    """A deploy-time overlay pins the image by digest on top of the generated base."""
+    ir, base, _ = built["canary"]
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    digest = "sha256:" + "0" * 64
+    name = ir.images["runtime"].rsplit(":", 1)[0]
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n- {os.path.relpath(base, overlay)}\nimages:\n- name: {name}\n  digest: {digest}\n"
+    )
+    objects = kustomize(overlay)
+    (cron,) = find(objects, "CronJob")
+    assert (
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        == f"{name}@{digest}"
+    )
+
+
+def test_compile_is_byte_identical(tmp_path):
+    outs = []
+    for i, seed in enumerate(("0", "12345")):
+        out = tmp_path / f"out{i}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlspec",
+                "compile",
+                "specs/churn.yaml",
+                "--target",
+                "kubernetes",
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        outs.append(
+            {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        )
+    assert outs[0] == outs[1]
+    assert len(outs[0]) > 15
+    assert all(str(tmp_path).encode() not in data for data in outs[0].values())
