@@ -36,8 +36,19 @@ def test_committed_churn_data_passes_every_check(churn_ir, train, reference) -> 
     report = checks.run_checks(churn_ir, train, {"train": train, "reference": reference})
     assert report["passed"], report["summary"]
     names = set(_by_name(report))
-    assert {"types", "nulls", "ranges", "allowed_values", "uniqueness", "not_null", "row_count", "freshness",
-            "no_pii_in_features", "drift", "leakage"} <= names
+    assert {
+        "types",
+        "nulls",
+        "ranges",
+        "allowed_values",
+        "uniqueness",
+        "not_null",
+        "row_count",
+        "freshness",
+        "no_pii_in_features",
+        "drift",
+        "leakage",
+    } <= names
     json.dumps(report)  # the report is JSON
     assert "0 failed" in report["summary"]
 
@@ -64,8 +75,10 @@ def test_nulls_not_null_and_nan_only_columns(churn_ir, train, reference) -> None
     bad = train.copy()
     bad.loc[:9, "tenure_months"] = np.nan
     bad["support_calls"] = np.nan
-    strict = [c.model_copy(update={"nullable": False}) if c.name == "tenure_months" else c
-              for c in churn_ir.data.columns]
+    strict = [
+        c.model_copy(update={"nullable": False}) if c.name == "tenure_months" else c
+        for c in churn_ir.data.columns
+    ]
     ir = _with(churn_ir, columns=strict)
     got = _by_name(checks.run_checks(ir, bad, {"reference": reference}))
     assert got["not_null"]["columns"] == ["tenure_months"] and got["not_null"]["count"] == 10
@@ -74,12 +87,21 @@ def test_nulls_not_null_and_nan_only_columns(churn_ir, train, reference) -> None
 
 
 def test_unique_and_row_count(churn_ir, train) -> None:
-    ir = _with(churn_ir, checks=[{"check": "unique", "columns": ["customer_id"]},
-                                 {"check": "row_count", "min": 10, "max": 100}])
+    ir = _with(
+        churn_ir,
+        checks=[
+            {"check": "unique", "columns": ["customer_id"]},
+            {"check": "row_count", "min": 10, "max": 100},
+        ],
+    )
     bad = train.head(200).copy()
     bad.loc[[1, 2, 3], "customer_id"] = "C0000001"
     got = _by_name(checks.run_checks(ir, bad, {}))
-    assert not got["unique"]["passed"] and got["unique"]["count"] == 4 and got["unique"]["columns"] == ["customer_id"]
+    assert (
+        not got["unique"]["passed"]
+        and got["unique"]["count"] == 4
+        and got["unique"]["columns"] == ["customer_id"]
+    )
     assert not got["row_count"]["passed"] and got["row_count"]["count"] == 200
     assert _by_name(checks.run_checks(ir, train.head(50), {}))["row_count"]["passed"]
 
@@ -94,20 +116,31 @@ def test_freshness(churn_ir, train) -> None:
     assert not checks.check_freshness(spec, garbage, now)["passed"]
 
 
-@pytest.mark.parametrize(("value", "kind"), [
-    ("jane.doe@example.org", "email"),
-    ("call (415) 555-0134", "phone"),
-    ("+44 20 7946 0958", "phone"),
-    ("4111 1111 1111 1111", "card_number"),
-    ("SSN 219-09-9999", "ssn"),
-    ("192.168.10.4", "ipv4"),
-    ("2001:db8:85a3::8a2e:370:7334", "ipv6"),
-])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("jane.doe@example.org", "email"),
+        ("call (415) 555-0134", "phone"),
+        ("+44 20 7946 0958", "phone"),
+        ("4111 1111 1111 1111", "card_number"),
+        ("SSN 219-09-9999", "ssn"),
+        ("192.168.10.4", "ipv4"),
+        ("2001:db8:85a3::8a2e:370:7334", "ipv6"),
+    ],
+)
 def test_pii_in_a_feature_column(churn_ir, train, value: str, kind: str) -> None:
-    cols = [*churn_ir.data.columns, churn_ir.data.columns[0].model_copy(
-        update={"name": "note", "type": "string", "pii": False, "unique": False, "role": "feature"})]
-    ir = _with(churn_ir, columns=cols, features=[*churn_ir.data.features, "note"],
-               checks=[{"check": "no_pii_in_features", "sample_rows": 10_000}])
+    cols = [
+        *churn_ir.data.columns,
+        churn_ir.data.columns[0].model_copy(
+            update={"name": "note", "type": "string", "pii": False, "unique": False, "role": "feature"}
+        ),
+    ]
+    ir = _with(
+        churn_ir,
+        columns=cols,
+        features=[*churn_ir.data.features, "note"],
+        checks=[{"check": "no_pii_in_features", "sample_rows": 10_000}],
+    )
     df = train.assign(note="plain text 42")
     assert _by_name(checks.run_checks(ir, df, {}))["no_pii_in_features"]["passed"]
     df.loc[:6, "note"] = value  # 7 rows
@@ -125,7 +158,9 @@ def test_luhn_rejects_invalid_card_and_numeric_card_columns(churn_ir, train) -> 
     assert pii.scan_text(pd.Series(["666-12-3456"]))["ssn"] == 0  # invalid area
     cards = pd.Series([4111111111111111, 5500005555555559, 378282246310005] * 10)
     assert pii.scan_numeric(cards) == {"card_number": 30}
-    assert pii.scan_numeric(pd.Series(np.arange(1_700_000_000, 1_700_000_030))) == {}  # timestamps are not cards
+    assert (
+        pii.scan_numeric(pd.Series(np.arange(1_700_000_000, 1_700_000_030))) == {}
+    )  # timestamps are not cards
 
 
 def test_leakage_feature_and_overlap(churn_ir, train) -> None:

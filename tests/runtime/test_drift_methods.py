@@ -30,8 +30,12 @@ def test_ks_and_wasserstein_equal_scipy_on_small_samples(seed: int) -> None:
         a = rng.normal(0, 1, rng.integers(1, 50))
         b = rng.normal(0.4, 1.7, rng.integers(1, 50))
     values, weights, _ = _ref_sketch(a)
-    assert drift.ks_statistic(values, weights, np.sort(b)) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
-    assert drift.wasserstein(values, weights, np.sort(b)) == pytest.approx(stats.wasserstein_distance(a, b), abs=1e-9)
+    assert drift.ks_statistic(values, weights, np.sort(b)) == pytest.approx(
+        stats.ks_2samp(a, b).statistic, abs=1e-12
+    )
+    assert drift.wasserstein(values, weights, np.sort(b)) == pytest.approx(
+        stats.wasserstein_distance(a, b), abs=1e-9
+    )
 
 
 def test_binned_methods_equal_scipy() -> None:
@@ -65,9 +69,16 @@ def test_psi_from_profile_matches_a_hand_computation() -> None:
 def test_every_method_flags_the_shifted_feature_only(method: str) -> None:
     rng = np.random.default_rng(1)
     n = 20_000
-    ref = pd.DataFrame({"x": rng.normal(0, 1, n), "y": rng.exponential(2, n), "c": rng.choice(["a", "b", "c"], n)})
-    cur = pd.DataFrame({"x": rng.normal(1.0, 1, n), "y": rng.exponential(2, n),
-                        "c": rng.choice(["a", "b", "c"], n, p=[0.7, 0.2, 0.1])})
+    ref = pd.DataFrame(
+        {"x": rng.normal(0, 1, n), "y": rng.exponential(2, n), "c": rng.choice(["a", "b", "c"], n)}
+    )
+    cur = pd.DataFrame(
+        {
+            "x": rng.normal(1.0, 1, n),
+            "y": rng.exponential(2, n),
+            "c": rng.choice(["a", "b", "c"], n, p=[0.7, 0.2, 0.1]),
+        }
+    )
     cols = [*COLUMNS, {"name": "y", "type": "float"}]
     prof = drift.reference_profile(ref, ["x", "y", "c"], cols)
     json.loads(json.dumps(prof))  # JSON-serializable

@@ -17,8 +17,9 @@ NOW = pd.Timestamp("2025-07-01T12:00:00Z")
 CONTRACTS = ["month-to-month", "one-year", "two-year"]
 
 
-def write_log(base: Path, frame: pd.DataFrame, *, now: pd.Timestamp = NOW, spacing_s: float = 20.0,
-              prefix: str = "r") -> None:
+def write_log(
+    base: Path, frame: pd.DataFrame, *, now: pd.Timestamp = NOW, spacing_s: float = 20.0, prefix: str = "r"
+) -> None:
     """Records exactly like mlspec.serving.predlog writes them: categories as value indexes."""
     ts = now - pd.to_timedelta(np.arange(len(frame)) * spacing_s, unit="s")
     p = 1 / (1 + np.exp(-(0.45 * frame["support_calls"] - 0.04 * frame["tenure_months"])))
@@ -26,11 +27,23 @@ def write_log(base: Path, frame: pd.DataFrame, *, now: pd.Timestamp = NOW, spaci
     day.mkdir(parents=True, exist_ok=True)
     lines = []
     for i, (t, row, pi) in enumerate(zip(ts, frame.itertuples(index=False), p, strict=True)):
-        lines.append(json.dumps({
-            "ts": t.isoformat().replace("+00:00", "Z"), "request_id": f"{prefix}{i}", "model_version": "1", "row": 0,
-            "inputs": {"tenure_months": float(row.tenure_months), "monthly_charges": float(row.monthly_charges),
-                       "support_calls": float(row.support_calls), "contract": float(CONTRACTS.index(row.contract))},
-            "outputs": [1 - pi, pi]}))
+        lines.append(
+            json.dumps(
+                {
+                    "ts": t.isoformat().replace("+00:00", "Z"),
+                    "request_id": f"{prefix}{i}",
+                    "model_version": "1",
+                    "row": 0,
+                    "inputs": {
+                        "tenure_months": float(row.tenure_months),
+                        "monthly_charges": float(row.monthly_charges),
+                        "support_calls": float(row.support_calls),
+                        "contract": float(CONTRACTS.index(row.contract)),
+                    },
+                    "outputs": [1 - pi, pi],
+                }
+            )
+        )
     (day / f"{prefix}-000.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -53,7 +66,12 @@ def test_clean_window_does_not_retrain(project: Path, churn_ir) -> None:
     assert not res["retrain"] and res["fired_triggers"] == []
     report = json.loads((project / "run/steps/monitor/report.json").read_text())
     assert report["drift"]["method"] == "psi" and report["correlation_change"] < 0.2
-    assert set(report["drift"]["features"]) == {"tenure_months", "monthly_charges", "support_calls", "contract"}
+    assert set(report["drift"]["features"]) == {
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "contract",
+    }
 
 
 def test_drifted_window_with_labels_fires_and_writes_prometheus(project: Path, churn_ir) -> None:
@@ -66,7 +84,8 @@ def test_drifted_window_with_labels_fires_and_writes_prometheus(project: Path, c
     labels = project / "log" / "labels"
     labels.mkdir()
     pd.DataFrame({"request_id": [f"r{i}" for i in range(len(cur))], "churned": cur["churned"]}).to_csv(
-        labels / "labels.csv", index=False)
+        labels / "labels.csv", index=False
+    )
     res = monitor.run_monitor(churn_ir, "run", log="log", now=NOW)
     assert res["rows"] == 3000
     assert res["drifted_features"] == ["monthly_charges", "contract"]
@@ -76,7 +95,10 @@ def test_drifted_window_with_labels_fires_and_writes_prometheus(project: Path, c
     perf = report["performance"]
     assert perf["labeled_rows"] == 3000 and np.asarray(perf["confusion_matrix"]).sum() == 3000
     assert 0 <= perf["confusion_matrix_change"] <= 1
-    families = {f.name: f for f in text_string_to_metric_families((project / "run/steps/monitor/metrics.prom").read_text())}
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families((project / "run/steps/monitor/metrics.prom").read_text())
+    }
     scores = {s.labels["feature"]: s.value for s in families["mlspec_feature_drift_score"].samples}
     assert scores["monthly_charges"] == pytest.approx(report["drift"]["features"]["monthly_charges"]["score"])
     assert families["mlspec_retrain_decision"].samples[0].value == 1
@@ -89,7 +111,9 @@ def test_parquet_window_with_feature_columns(project: Path, churn_ir) -> None:
     cur = pd.read_csv(DATA / "reference.csv").head(1500)
     cur["ts"] = (NOW - pd.to_timedelta(np.arange(len(cur)), unit="min")).strftime("%Y-%m-%dT%H:%M:%SZ")
     (project / "plog").mkdir()
-    cur[["ts", *churn_ir.data.features]].to_parquet(project / "plog" / "part-0.parquet")  # raw category strings
+    cur[["ts", *churn_ir.data.features]].to_parquet(
+        project / "plog" / "part-0.parquet"
+    )  # raw category strings
     res = monitor.run_monitor(churn_ir, "run", log="plog", now=NOW)
     assert res["rows"] == 1440  # one per minute for 24 h
     assert res["drifted_features"] == [] and not res["retrain"]
