@@ -1,0 +1,133 @@
+"""Click commands `mlspec run|monitor|promote|rollback`, loaded lazily by the root CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mlspec.runtime import StepError, UsageError
+
+ENV = click.option("--env", "env", default=None, metavar="NAME", help="Environment overlay to apply.")
+SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
+
+
+def _ir(spec: str, env: str | None):
+    from mlspec import api
+
+    return api.lower(api.load(spec), env)
+
+
+@click.command()
+@SPEC_ARG
+@ENV
+@click.option(
+    "--from", "from_step", default=None, metavar="STEP", help="Resume the latest run (or --run-id) at STEP."
+)
+@click.option("--until", "until_step", default=None, metavar="STEP", help="Stop after STEP.")
+@click.option("--run-id", default=None, metavar="ID", help="Run id (directory under .mlspec/runs).")
+def run(
+    spec: str, env: str | None, from_step: str | None, until_step: str | None, run_id: str | None
+) -> None:
+    """Run the training pipeline locally, step by step.
+
+    \b
+    Example:
+      mlspec run specs/churn.yaml
+      mlspec run specs/churn.yaml --from evaluate
+    """
+    from mlspec.runtime.runner import run_spec
+
+    try:
+        code = run_spec(
+            spec,
+            env=env,
+            from_step=from_step,
+            until_step=until_step,
+            run_id=run_id,
+            echo=lambda line: click.echo(line, err=False),
+        )
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+    sys.exit(code)
+
+
+@click.command()
+@SPEC_ARG
+@ENV
+@click.option("--run-dir", default=".mlspec/monitor", show_default=True, help="Where the report is written.")
+@click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
+def monitor(spec: str, env: str | None, run_dir: str, dry_run: bool) -> None:
+    """Compute drift and performance; fire retraining triggers.
+
+    \b
+    Example:
+      mlspec monitor specs/churn.yaml --dry-run
+    """
+    from mlspec.runtime.monitor import run_monitor
+
+    ir = _ir(spec, env)
+    if ir.monitoring is None:
+        raise click.UsageError(f"{spec} has no monitoring section")
+    try:
+        result = run_monitor(ir, run_dir)
+        click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+        if result.get("retrain") and ir.retraining is not None and not dry_run:
+            from mlspec.runtime import triggers
+
+            sent = triggers.send(ir, result)
+            click.echo(
+                f"retraining triggered via the {ir.retraining.sink} sink: {json.dumps(sent, default=str)}"
+            )
+    except StepError as exc:
+        raise click.ClickException(f"monitor failed: {exc}") from exc
+
+
+@click.command()
+@SPEC_ARG
+@click.option("--version", "version", required=True, help="Registered model version to make champion.")
+@click.option("--reason", default="", help="Why (recorded in the registry).")
+@click.option("--by", default=None, help="Who (default: the current user).")
+@ENV
+def promote(spec: str, version: str, reason: str, by: str | None, env: str | None) -> None:
+    """Move the champion alias to a model version.
+
+    \b
+    Example:
+      mlspec promote specs/churn.yaml --version 3 --reason "hotfix"
+    """
+    from mlspec.runtime import registry
+
+    ir = _ir(spec, env)
+    try:
+        entry = registry.move_champion(ir, version, action="promote", by=by, reason=reason)
+    except StepError as exc:
+        raise click.ClickException(f"promote failed: {exc}") from exc
+    click.echo(
+        f"{ir.registry.model_name}: champion {entry['previous'] or '(none)'} -> {entry['version']} by {entry['by']}"
+    )
+
+
+@click.command()
+@SPEC_ARG
+@click.option("--reason", default="", help="Why (recorded in the registry).")
+@click.option("--by", default=None, help="Who (default: the current user).")
+@ENV
+def rollback(spec: str, reason: str, by: str | None, env: str | None) -> None:
+    """Return the champion alias to the previous champion.
+
+    \b
+    Example:
+      mlspec rollback specs/churn.yaml --reason "latency regression"
+    """
+    from mlspec.runtime import registry
+
+    ir = _ir(spec, env)
+    try:
+        entry = registry.rollback(ir, by=by, reason=reason)
+    except StepError as exc:
+        raise click.ClickException(f"rollback failed: {exc}") from exc
+    click.echo(
+        f"{ir.registry.model_name}: champion {entry['previous']} -> {entry['version']} (rollback by {entry['by']})"
+    )

@@ -1,0 +1,387 @@
+"""The builtin steps: each takes a StepContext and returns its result dict (or raises StepError).
+
+What each step reads and writes in RUN_DIR is listed in docs/runtime.md.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlspec.runtime import StepError
+from mlspec.runtime.context import StepContext
+
+TRAIN_PARQUET = ("data", "train.parquet")
+TEST_PARQUET = ("data", "test.parquet")
+
+
+def _read_parquet(ctx: StepContext, parts: tuple[str, ...]):
+    import pandas as pd
+
+    if not ctx.run.exists(*parts):
+        raise StepError(f"{'/'.join(parts)} is missing in {ctx.run.root} (run validate-data first)")
+    return pd.read_parquet(io.BytesIO(ctx.run.read_bytes(*parts)))
+
+
+def _write_parquet(ctx: StepContext, frame, parts: tuple[str, ...]) -> str:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return ctx.run.write_bytes(buf.getvalue(), *parts)
+
+
+def _gates_required(ctx: StepContext, step: str, champion: bool = False) -> dict[str, Any]:
+    ev = ctx.run.require("evaluate", step)
+    if not ev.get("gates_passed"):
+        failed = "; ".join(g["message"] for g in ev.get("gates", []) if not g["passed"])
+        raise StepError(f"refusing to {step}: the evaluation gates did not pass ({failed})")
+    if champion and not ev.get("beats_champion"):
+        raise StepError(
+            f"refusing to {step}: the challenger does not beat the champion ({ev.get('champion_reason')})"
+        )
+    return ev
+
+
+def _model_dir(ctx: StepContext, *parts: str) -> Path:
+    names = ["model.pt", "preprocessing.json"]
+    for name in names:
+        if not ctx.run.exists(*parts, name):
+            raise StepError(f"{'/'.join([*parts, name])} is missing in {ctx.run.root} (run train first)")
+        path = ctx.run.local_path(*parts, name)
+    return path.parent
+
+
+# ----------------------------------------------------------------------------------------------- validate-data
+def validate_data(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import checks, data
+
+    frames, lineage = {}, {}
+    for name, (uri, fmt) in data.sources_of(ctx.ir, ctx.data_overrides).items():
+        try:
+            frames[name] = data.read_source(uri, fmt)
+            lineage[name] = {"uri": uri, "sha256": data.content_hash(uri)}
+        except data.DataError as exc:
+            raise StepError(str(exc)) from exc
+    if "train" not in frames:
+        raise StepError("the IR has no 'train' data source")
+    train = frames["train"]
+    report = checks.run_checks(ctx.ir, train, frames)
+    ctx.run.write_json(report, "steps", "validate-data", "report.json")
+    base = {
+        "rows": len(train),
+        "checks_passed": bool(report.get("passed")),
+        "data": lineage,
+        "report_path": ctx.run.uri("steps", "validate-data", "report.json"),
+    }
+    if not report.get("passed"):
+        failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
+        lines = "; ".join(
+            f"{c.get('check', c.get('name', '?'))}: {c.get('message', '')}".strip() for c in failed
+        )
+        raise StepError(f"{len(failed)} data check(s) failed: {lines}", {**base, "report": report})
+    train_part, test_part = checks.split(ctx.ir, train)
+    _write_parquet(ctx, train_part, TRAIN_PARQUET)
+    _write_parquet(ctx, test_part, TEST_PARQUET)
+    return {
+        **base,
+        "train_rows": len(train_part),
+        "test_rows": len(test_part),
+        "checks": [
+            {k: c.get(k) for k in ("check", "name", "passed", "message") if k in c}
+            for c in report.get("checks", [])
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- tuning
+def _hparams(ctx: StepContext, *extra: dict[str, Any]) -> dict[str, Any]:
+    from mlspec.runtime.training import hyperparameters
+
+    return hyperparameters(ctx.ir, *extra, ctx.hparam_overrides)
+
+
+def tune_trial(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import tuning
+
+    t = ctx.ir.training.tuning
+    if t is None:
+        raise StepError("the IR has no training.tuning section")
+    if ctx.trial is None:
+        raise StepError("tune-trial needs --trial N")
+    if not 0 <= ctx.trial < t.trials:
+        raise StepError(f"--trial {ctx.trial} is outside 0..{t.trials - 1}")
+    ctx.run.require("validate-data", "tune-trial")
+    frame = _read_parquet(ctx, TRAIN_PARQUET)
+    raw = tuning.ask(
+        t, ctx.ir.training.seed, ctx.trial, tuning.completed(ctx.run, t.trials, exclude=ctx.trial)
+    )
+    params = tuning.decode(t, raw)
+    value, folds = tuning.score(ctx.ir, frame, _hparams(ctx, params), ctx.ir.training.seed, t.metric)
+    return {
+        "trial": ctx.trial,
+        "params": params,
+        "raw_params": raw,
+        "value": value,
+        "fold_values": folds,
+        "metric": t.metric,
+    }
+
+
+def tune_select(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import tuning
+
+    t = ctx.ir.training.tuning
+    if t is None:
+        raise StepError("the IR has no training.tuning section")
+    results = tuning.completed(ctx.run, t.trials)
+    top = tuning.best(t, results)
+    return {
+        "best_params": top["params"],
+        "best_value": top["value"],
+        "best_trial": top["trial"],
+        "metric": t.metric,
+        "trials_completed": len(results),
+        "trials": t.trials,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- train
+def train(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import registry, training
+
+    ctx.run.require("validate-data", "train")
+    tuned = {}
+    if ctx.ir.training.tuning is not None:
+        tuned = ctx.run.require("tune-select", "train").get("best_params", {})
+    hp = _hparams(ctx, tuned)
+    workers = ctx.ir.training.workers
+    if workers > 1 and os.environ.get("MLSPEC_DDP") != "1":
+        return _launch_ddp(ctx, workers)
+    frame = _read_parquet(ctx, TRAIN_PARQUET)
+    rank, world = _init_distributed()
+    if rank == 0:
+        registry.pipeline_run(ctx)  # fail before training when the registry is down
+    model_dir = ctx.run.local_dir("model")
+    model, spec, history = training.train_model(
+        ctx.ir, frame, hp, ctx.ir.training.seed, model_dir / "checkpoints"
+    )
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank != 0:
+        return {}
+    training.save(model, spec, model_dir)
+    ctx.run.publish(model_dir, "model")
+    final = {f"final_{k}": v[-1] for k, v in history.items() if v}
+    registry.log(ctx, params=hp, metrics=final, history=history)
+    return {
+        "model_path": ctx.run.uri("model"),
+        "hyperparameters": hp,
+        "device": str(training.device()),
+        "workers": world,
+        "entrypoint": ctx.ir.training.entrypoint,
+        "rows": len(frame),
+        **final,
+    }
+
+
+def _init_distributed() -> tuple[int, int]:
+    if os.environ.get("MLSPEC_DDP") != "1":
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _launch_ddp(ctx: StepContext, workers: int) -> dict[str, Any]:
+    """Re-run this very step under torchrun; rank 0 writes the result, which we hand back."""
+    import subprocess
+
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc_per_node={workers}",
+        "-m",
+        "mlspec.runtime",
+        *sys.argv[1:],
+    ]
+    env = {**os.environ, "MLSPEC_DDP": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(argv, env=env)
+    result = ctx.run.result("train")
+    if proc.returncode != 0 or result is None or result.get("status") != "succeeded":
+        cause = (result or {}).get("error") or f"torchrun exited with {proc.returncode}"
+        raise StepError(f"distributed training with {workers} workers failed: {cause}")
+    return {k: v for k, v in result.items() if k not in ("status", "step", "duration_seconds")}
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def evaluate(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import evaluation, preprocessing, registry, training
+
+    ctx.run.require("train", "evaluate")
+    model, spec = training.load(_model_dir(ctx, "model"))
+    test = _read_parquet(ctx, TEST_PARQUET)
+    X, y = preprocessing.encode(test, spec), preprocessing.encode_target(test, spec)
+    output = training.predict(model, X)
+    metrics = evaluation.compute(ctx.ir.data.task, y, output)
+    metrics.update(evaluation.custom_metrics(ctx.ir, y, output, test))
+    gates = evaluation.check_gates(ctx.ir.evaluation.gates, metrics)
+    gates_passed = all(g["passed"] for g in gates)
+
+    champion_version, champion_metrics = None, None
+    if ctx.ir.evaluation.champion_metric is not None:
+        champion_version = registry.alias_version(ctx.ir, ctx.ir.registry.champion_alias)
+        if champion_version is not None:
+            champion_metrics = _score_champion(ctx, champion_version, test)
+    metric = ctx.ir.evaluation.champion_metric
+    key = evaluation.canonical(metric) if metric else None
+    beats, reason = evaluation.beats(
+        ctx.ir,
+        metrics.get(key) if key else None,
+        champion_metrics.get(key) if champion_metrics and key else None,
+    )
+    registry.log(ctx, metrics={f"test_{k}": v for k, v in metrics.items()})
+    for g in gates:
+        print(f"  gate {'PASS' if g['passed'] else 'FAIL'}: {g['message']}", file=sys.stderr)
+    print(f"  champion: {reason}", file=sys.stderr)
+    return {
+        "metrics": metrics,
+        "gates": gates,
+        "gates_passed": gates_passed,
+        "beats_champion": bool(beats),
+        "champion_version": champion_version,
+        "champion_metrics": champion_metrics,
+        "champion_reason": reason,
+        "holdout_rows": len(test),
+    }
+
+
+def _score_champion(ctx: StepContext, version: str, test) -> dict[str, Any]:
+    """The champion's metrics on this run's holdout, from its registered ONNX model."""
+    import json
+
+    from mlspec.runtime import evaluation, export, preprocessing, registry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = registry.download(ctx.ir, version, Path(tmp))
+        onnx_path, spec_path = bundle / "model.onnx", bundle / "preprocessing.json"
+        if not onnx_path.exists() or not spec_path.exists():
+            raise StepError(f"champion version {version} lacks model.onnx/preprocessing.json in the registry")
+        spec = json.loads(spec_path.read_text())
+        output = export.onnx_predict(onnx_path, preprocessing.encode(test, spec))
+        return evaluation.compute(ctx.ir.data.task, preprocessing.encode_target(test, spec), output)
+
+
+# ----------------------------------------------------------------------------------------------- export
+def export_step(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import export, preprocessing, training
+
+    ev = _gates_required(ctx, "export")
+    model, spec = training.load(_model_dir(ctx, "model"))
+    test = _read_parquet(ctx, TEST_PARQUET)
+    train_frame = _read_parquet(ctx, TRAIN_PARQUET)
+    out = ctx.run.local_dir("export")
+    result = export.write_bundle(out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev)
+    ctx.run.publish(out, "export")
+    result["onnx_path"] = ctx.run.uri("export", "model.onnx")
+    result["bundle"] = ctx.run.uri("export")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- registry
+def register(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import registry
+
+    ev = _gates_required(ctx, "register")
+    ctx.run.require("export", "register")
+    files = ["model.onnx", "model.pt", "preprocessing.json", "reference_profile.json", "metrics.json"]
+    local = None
+    for name in files:
+        if not ctx.run.exists("export", name):
+            raise StepError(f"export/{name} is missing in {ctx.run.root} (run export first)")
+        local = ctx.run.local_path("export", name).parent
+    assert local is not None
+    tags = {
+        "mlspec.gates_passed": "true",
+        "mlspec.beats_champion": str(bool(ev.get("beats_champion"))).lower(),
+    }
+    for k, v in ev.get("metrics", {}).items():
+        if isinstance(v, int | float):
+            tags[f"metric.{k}"] = f"{v:.6g}"
+    version = registry.register(ctx, local, tags)
+    return {
+        "model_version": version,
+        "model_name": ctx.ir.registry.model_name,
+        "alias": ctx.ir.registry.challenger_alias,
+        "model_uri": f"models:/{ctx.ir.registry.model_name}/{version}",
+    }
+
+
+def promote(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import registry
+
+    ev = _gates_required(ctx, "promote", champion=True)
+    version = ctx.run.require("register", "promote")["model_version"]
+    current = registry.alias_version(ctx.ir, ctx.ir.registry.champion_alias)
+    if current != ev.get("champion_version"):
+        raise StepError(
+            f"the champion moved from {ev.get('champion_version')} to {current} after evaluation; "
+            "re-run evaluate before promoting"
+        )
+    entry = registry.move_champion(
+        ctx.ir, version, action="promote", by="mlspec pipeline", reason=ev.get("champion_reason", "")
+    )
+    return {
+        "champion_version": version,
+        "previous_champion": entry["previous"],
+        "model_uri": f"models:/{ctx.ir.registry.model_name}@{ctx.ir.registry.champion_alias}",
+    }
+
+
+# ----------------------------------------------------------------------------------------------- monitoring
+def monitor(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime.monitor import run_monitor
+
+    if ctx.ir.monitoring is None:
+        raise StepError("the IR has no monitoring section")
+    return run_monitor(ctx.ir, ctx.run.root)
+
+
+def trigger_retrain(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import triggers
+
+    if ctx.ir.retraining is None:
+        raise StepError("the IR has no retraining section")
+    result = ctx.run.require("monitor", "trigger-retrain")
+    if not result.get("retrain"):
+        return {"triggered": False, "reason": "monitor did not ask for retraining"}
+    sent = triggers.send(ctx.ir, result)
+    return {"triggered": True, **(sent or {})}
+
+
+ACTIONS = {
+    "validate": validate_data,
+    "tune-trial": tune_trial,
+    "tune-select": tune_select,
+    "train": train,
+    "evaluate": evaluate,
+    "export": export_step,
+    "register": register,
+    "promote": promote,
+    "monitor": monitor,
+    "trigger-retrain": trigger_retrain,
+}
