@@ -28,12 +28,18 @@ data:
 """
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the real `mlspec` entry point in a fresh interpreter."""
     full_env = {**os.environ, **(env or {})}
     code = "from mlspec.cli import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-c", code, *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 

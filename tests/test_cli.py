@@ -163,3 +163,19 @@ def test_compile_lint_errors_block_output(tmp_path: Path) -> None:
 def test_compile_unknown_target(tmp_path: Path) -> None:
     result = run_cli("compile", str(CHURN), "--target", "kubeflo", "--out", str(tmp_path))
     assert result.returncode == 1 and "MS302" in result.stderr and "kubeflow" in result.stderr
+
+
+def test_pre_commit_hooks_run_the_cli() -> None:
+    import shlex
+
+    from helpers_core import ROOT
+    from ruamel.yaml import YAML
+
+    hooks = {
+        h["id"]: h for h in YAML(typ="safe", pure=True).load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    }
+    assert set(hooks) == {"mlspec-lint", "mlspec-check"}
+    lint = shlex.split(hooks["mlspec-lint"]["entry"])
+    assert lint[0] == "mlspec" and run_cli(*lint[1:], str(CHURN)).returncode == 0
+    check = shlex.split(hooks["mlspec-check"]["entry"])
+    assert check[1:] == ["compile", "--check"] and hooks["mlspec-check"]["pass_filenames"] is False

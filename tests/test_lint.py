@@ -73,15 +73,17 @@ def lint_text(text: str) -> set[str]:
     ],
 )
 def test_rule_edges(extra: str, code: str | None) -> None:
-    base = MINIMAL if not extra.startswith("images") else MINIMAL.replace("images: {runtime: ghcr.io/acme/demo:1.0.0}\n", "")
+    base = (
+        MINIMAL
+        if not extra.startswith("images")
+        else MINIMAL.replace("images: {runtime: ghcr.io/acme/demo:1.0.0}\n", "")
+    )
     codes = lint_text(base + extra)
     assert codes == ({code} if code else set())
 
 
 def test_cycle_in_long_chain_does_not_recurse() -> None:
-    steps = "".join(
-        f"  - {{name: s{i}, command: [run], after: s{(i + 1) % 2000}}}\n" for i in range(2000)
-    )
+    steps = "".join(f"  - {{name: s{i}, command: [run], after: s{(i + 1) % 2000}}}\n" for i in range(2000))
     assert "MS214" in lint_text(MINIMAL + "steps:\n" + steps)
 
 

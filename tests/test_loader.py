@@ -32,7 +32,7 @@ def only(exc: MlspecError):
 def billion_laughs(levels: int = 9) -> str:
     text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     previous = "a"
-    for name in "bcdefghijklmnop"[:levels - 1]:
+    for name in "bcdefghijklmnop"[: levels - 1]:
         text += f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]\n"
         previous = name
     return text
@@ -42,7 +42,7 @@ def test_churn_loads_with_positions() -> None:
     doc = load_file(CHURN)
     assert doc.data["metadata"]["name"] == "churn"
     line, col = doc.source_map.keys[("serving", "replicas")]
-    assert doc.text.splitlines()[line - 1][col - 1:].startswith("replicas:")
+    assert doc.text.splitlines()[line - 1][col - 1 :].startswith("replicas:")
     assert len(doc.sha256) == 64
 
 
@@ -87,7 +87,9 @@ _PEAK_RSS = (
 
 
 def _cli_peak_kib(*args: str) -> tuple[int, str]:
-    result = subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, text=True, timeout=60
+    )
     peak = int(result.stderr.rsplit("maxrss ", 1)[1].split()[0])
     return peak, result.stderr
 
@@ -135,7 +137,11 @@ def test_deep_nesting_cli_no_traceback(tmp_path: Path) -> None:
     deep.write_text("a: " + "[" * 10_000 + "]" * 10_000 + "\n")
     result = run_cli("lint", str(deep))
     assert result.returncode == 1
-    assert "MS006" in result.stderr and "Traceback" not in result.stderr and "RecursionError" not in result.stderr
+    assert (
+        "MS006" in result.stderr
+        and "Traceback" not in result.stderr
+        and "RecursionError" not in result.stderr
+    )
 
 
 def test_nesting_within_limit_loads() -> None:
@@ -177,8 +183,13 @@ def test_syntax_error_located() -> None:
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("1: a\n", "MS008"), ("? [a, b]\n: 1\n", "MS008"), ("a: 1\n---\nb: 2\n", "MS004"), ("a: !python/object x\n", "MS004"),
-     ("a: *nothing\n", "MS004")],
+    [
+        ("1: a\n", "MS008"),
+        ("? [a, b]\n: 1\n", "MS008"),
+        ("a: 1\n---\nb: 2\n", "MS004"),
+        ("a: !python/object x\n", "MS004"),
+        ("a: *nothing\n", "MS004"),
+    ],
 )
 def test_other_refusals(text: str, code: str) -> None:
     assert only(refused(text)).code == code
