@@ -62,8 +62,10 @@ def moto_server() -> Iterator[str]:
     """A real S3/EKS/IAM/ECR API from moto on 127.0.0.1; yields its endpoint URL."""
     port = free_port()
     exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    # AWS managed policies (e.g. AmazonEKSClusterPolicy) exist, so that Terraform can attach them.
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=env)
     try:
         wait_for_port(port, proc=proc)
         yield f"http://127.0.0.1:{port}"

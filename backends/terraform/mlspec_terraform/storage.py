@@ -131,7 +131,7 @@ def build_storage(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> 
                 {
                     "id": "expire-noncurrent-versions",
                     "status": "Enabled",
-                    "filter": [{"prefix": ""}],
+                    "filter": [{}],
                     "noncurrent_version_expiration": [{"noncurrent_days": infra.noncurrent_version_days}],
                     "abort_incomplete_multipart_upload": [{"days_after_initiation": 7}],
                 }

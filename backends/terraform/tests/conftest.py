@@ -1,0 +1,59 @@
+"""Fixtures for the terraform backend tests: the churn example compiled once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+@pytest.fixture(scope="session")
+def churn_tf(churn_ir) -> dict[str, str]:
+    """path -> text of the terraform backend's artifacts for the churn example."""
+    from mlspec_terraform import TerraformBackend
+
+    from mlspec.backends import EmitContext
+
+    ctx = EmitContext()
+    artifacts = TerraformBackend().emit(churn_ir, ctx)
+    assert not ctx.diagnostics, [d.message for d in ctx.diagnostics]
+    return {a.path: a.content for a in artifacts}
+
+
+@pytest.fixture(scope="session")
+def churn_doc(churn_tf) -> dict:
+    return json.loads(churn_tf["main.tf.json"])
+
+
+@pytest.fixture()
+def tf_dir(tmp_path: Path, churn_tf: dict[str, str]) -> Path:
+    for path, text in churn_tf.items():
+        (tmp_path / path).write_text(text)
+    return tmp_path
+
+
+def terraform(
+    args: list[str], cwd: Path, cli_config: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    exe = shutil.which("terraform")
+    if exe is None:
+        pytest.fail("terraform is not installed")
+    env = {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": str(cli_config),
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+    }
+    proc = subprocess.run(
+        [exe, *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, (
+        f"terraform {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    return proc

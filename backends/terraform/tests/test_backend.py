@@ -1,0 +1,164 @@
+"""The backend seam, determinism, and that the Terraform output says what the IR says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mlspec_terraform import TerraformBackend
+from mlspec_terraform.identity import artifacts_prefix
+
+from mlspec.backends import EmitContext, load_backend
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_entry_point_loads_the_backend():
+    assert isinstance(load_backend("terraform"), TerraformBackend)
+
+
+def test_two_compiles_are_byte_identical(churn_ir, churn_tf):
+    again = {a.path: a.content for a in TerraformBackend().emit(churn_ir, EmitContext())}
+    assert again == churn_tf
+
+
+def test_compile_in_a_fresh_process_is_byte_identical(churn_tf, tmp_path):
+    """Another interpreter (other hash seed, other cdktf node process) yields the same bytes."""
+    code = (
+        "import mlspec, sys; from mlspec.backends import EmitContext; from mlspec_terraform import TerraformBackend;"
+        "ir = mlspec.lower(mlspec.load('specs/churn.yaml'));"
+        "sys.stdout.write([a.content for a in TerraformBackend().emit(ir, EmitContext()) if a.path == 'main.tf.json'][0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PYTHONHASHSEED": "123",
+            "PATH": "/usr/bin:/usr/local/bin",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        },
+    )
+    assert out.stdout == churn_tf["main.tf.json"]
+
+
+def test_no_absolute_paths_or_cdktf_metadata(churn_tf, churn_doc):
+    text = churn_tf["main.tf.json"]
+    assert "/tmp" not in text and str(ROOT) not in text and "/home" not in text
+    assert "cdktf" not in text.lower() and "TfToken" not in text
+    assert churn_doc["terraform"]["backend"] == {
+        "s3": {
+            "bucket": "acme-terraform-state",
+            "key": "mlspec/churn/default/terraform.tfstate",
+            "region": "us-east-1",
+            "dynamodb_table": "terraform-locks",
+            "encrypt": True,
+        }
+    }
+    assert churn_doc["terraform"]["required_providers"]["aws"] == {
+        "source": "hashicorp/aws",
+        "version": ">= 5.100, < 6.0",
+    }
+
+
+def test_gpu_pool_taints_labels_and_sizes_equal_the_ir(churn_ir, churn_doc):
+    groups = churn_doc["resource"]["aws_eks_node_group"]
+    assert set(groups) == {p.task_id for p in churn_ir.infrastructure.node_pools}
+    effects = {
+        "NoSchedule": "NO_SCHEDULE",
+        "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+        "NoExecute": "NO_EXECUTE",
+    }
+    for pool in churn_ir.infrastructure.node_pools:
+        group = groups[pool.task_id]
+        assert group["labels"] == pool.labels
+        assert group["taint"] == [
+            {"key": t.key, "value": t.value, "effect": effects[t.effect]} for t in pool.taints
+        ]
+        assert group["scaling_config"] == [
+            {"min_size": pool.min, "max_size": pool.max, "desired_size": pool.desired}
+        ]
+        assert group["instance_types"] == [pool.instance_type]
+        assert group["ami_type"] == ("AL2023_x86_64_NVIDIA" if pool.gpu_count else "AL2023_x86_64_STANDARD")
+    gpu = churn_ir.node_pool("gpu")
+    assert gpu is not None and groups["gpu"]["taint"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+    ]
+    # The GPU training step selects this pool through the same labels the node group carries.
+    train = next(s for s in churn_ir.pipeline("training").steps if s.resources.gpu_count)
+    pool = churn_ir.node_pool(train.resources.node_pool)
+    assert pool is not None and pool.node_selector.items() <= groups[pool.task_id]["labels"].items()
+
+
+def test_bucket_repository_cluster_and_roles_equal_the_ir(churn_ir, churn_doc):
+    infra = churn_ir.infrastructure
+    res = churn_doc["resource"]
+    assert res["aws_s3_bucket"]["artifacts"]["bucket"] == infra.artifacts_bucket
+    assert res["aws_ecr_repository"]["models"]["name"] == infra.container_registry
+    assert res["aws_eks_cluster"]["main"]["name"] == infra.cluster_name
+    assert res["aws_eks_cluster"]["main"]["version"] == infra.cluster_version
+    lifecycle = res["aws_s3_bucket_lifecycle_configuration"]["artifacts"]["rule"][0]
+    assert lifecycle["noncurrent_version_expiration"] == [{"noncurrent_days": infra.noncurrent_version_days}]
+    roles = {r["name"] for r in res["aws_iam_role"].values()}
+    for sa in churn_ir.service_accounts:
+        assert sa.role_name in roles
+        assert sa.role_arn.endswith(f":role/{sa.role_name}")
+        assert churn_doc["output"][f"{sa.id}_role_arn"]["value"] == f"${{aws_iam_role.irsa_{sa.id}.arn}}"
+        trust = churn_doc["data"]["aws_iam_policy_document"][f"irsa_{sa.id}_assume"]["statement"][0]
+        assert [c["values"] for c in trust["condition"] if c["variable"].endswith(":sub")] == [
+            [f"system:serviceaccount:{sa.namespace}:{sa.name}"]
+        ]
+    for name in ("cluster_name", "cluster_endpoint", "artifacts_bucket", "repository_url"):
+        assert name in churn_doc["output"]
+
+
+def test_bucket_access_is_least_privilege_per_service_account(churn_ir, churn_doc):
+    prefix = artifacts_prefix(churn_ir)
+    assert prefix == "churn"
+    for sa in churn_ir.service_accounts:
+        statements = churn_doc["data"]["aws_iam_policy_document"][f"irsa_{sa.id}"]["statement"]
+        actions = {a for s in statements for a in s["actions"]}
+        assert ("s3:PutObject" in actions) == (sa.bucket_access == "read-write")
+        for s in statements:
+            assert "*" not in s["resources"] and all(not a.endswith(":*") for a in s["actions"])
+            if s["actions"][0].startswith("s3:Get") or s["actions"][0].startswith("s3:Put"):
+                assert s["resources"] == [f"${{aws_s3_bucket.artifacts.arn}}/{prefix}/*"]
+
+
+def test_existing_network_is_used_not_created(churn_ir):
+    infra = churn_ir.infrastructure
+    net = infra.network.model_copy(update={"vpc_id": "vpc-0abc", "subnet_ids": ["subnet-1", "subnet-2"]})
+    ir = churn_ir.model_copy(update={"infrastructure": infra.model_copy(update={"network": net})})
+    doc = json.loads(
+        next(a.content for a in TerraformBackend().emit(ir, EmitContext()) if a.path == "main.tf.json")
+    )
+    assert "aws_vpc" not in doc["resource"] and "aws_nat_gateway" not in doc["resource"]
+    assert doc["resource"]["aws_eks_cluster"]["main"]["vpc_config"][0]["subnet_ids"] == [
+        "subnet-1",
+        "subnet-2",
+    ]
+
+
+def test_gcp_is_reported_unsupported_through_the_seam(churn_ir):
+    infra = churn_ir.infrastructure.model_copy(update={"cloud": "gcp"})
+    ir = churn_ir.model_copy(update={"infrastructure": infra})
+    ctx = EmitContext()
+    assert TerraformBackend().emit(ir, ctx) == []
+    assert [d.code for d in ctx.diagnostics] == ["MS301"]
+    assert "infrastructure.gcp" in ctx.diagnostics[0].message
+    assert ctx.diagnostics[0].severity.name == "ERROR"
+
+
+def test_stack_embeds_in_a_users_app(churn_ir, tmp_path):
+    import cdktf
+    from mlspec_terraform import MLPlatformStack
+
+    app = cdktf.App(outdir=str(tmp_path))
+    MLPlatformStack(app, "ml-platform", churn_ir)
+    app.synth()
+    synthesized = json.loads((tmp_path / "stacks" / "ml-platform" / "cdk.tf.json").read_text())
+    assert synthesized["resource"]["aws_eks_cluster"]["main"]["name"] == "ml-prod"
