@@ -55,18 +55,27 @@ def _as_float(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _sorted_quantiles(sorted_values: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """np.quantile's default (linear) method on an already sorted array, without re-partitioning it."""
+    pos = probs * (sorted_values.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, sorted_values.size - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
 def _numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
     n_total = values.size
     finite = np.sort(values[~np.isnan(values)])
     if finite.size == 0:
         raise ValueError("has no non-missing values in the reference")
-    edges = np.unique(np.quantile(finite, np.arange(1, bins) / bins))
+    edges = np.unique(_sorted_quantiles(finite, np.arange(1, bins) / bins))
     counts = _bin_counts(finite, edges)
-    uniq, ucounts = np.unique(finite, return_counts=True)
-    if uniq.size <= SKETCH_POINTS:
-        sketch, weights = uniq, ucounts / finite.size
+    starts = np.flatnonzero(np.concatenate(([True], finite[1:] != finite[:-1])))
+    if starts.size <= SKETCH_POINTS:
+        sketch = finite[starts]
+        weights = np.diff(np.append(starts, finite.size)) / finite.size
     else:
-        q = np.quantile(finite, (np.arange(SKETCH_POINTS) + 0.5) / SKETCH_POINTS)
+        q = _sorted_quantiles(finite, (np.arange(SKETCH_POINTS) + 0.5) / SKETCH_POINTS)
         sketch, inverse = np.unique(q, return_inverse=True)
         weights = np.bincount(inverse, minlength=sketch.size) / SKETCH_POINTS
     return {
