@@ -8,9 +8,8 @@ import yaml
 
 from mlspec.backends import Artifact
 
-
-class _Dumper(yaml.SafeDumper):
-    pass
+# libyaml's emitter is ~5x faster; tests prove it writes the same bytes as the pure-Python one.
+_Base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -19,7 +18,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper.add_representer(str, _str)
+def _dumper(base: type) -> type:
+    cls = type(f"Mlspec{base.__name__}", (base,), {})
+    cls.add_representer(str, _str)
+    return cls
+
+
+_Dumper = _dumper(_Base)
+PURE_DUMPER = _dumper(yaml.SafeDumper)
 
 
 def to_dict(obj: Any, api: Any) -> dict[str, Any]:
@@ -27,9 +33,14 @@ def to_dict(obj: Any, api: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else api.sanitize_for_serialization(obj)
 
 
-def dump(data: Any) -> str:
+def dump(data: Any, dumper: type | None = None) -> str:
     return yaml.dump(
-        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100_000, allow_unicode=True
+        data,
+        Dumper=dumper or _Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100_000,
+        allow_unicode=True,
     )
 
 

@@ -141,3 +141,15 @@ def test_compile_is_byte_identical(tmp_path):
     assert outs[0] == outs[1]
     assert len(outs[0]) > 15
     assert all(str(tmp_path).encode() not in data for data in outs[0].values())
+
+
+def test_libyaml_and_pure_python_emitters_write_the_same_bytes(built):
+    """Machines without libyaml fall back to PyYAML's pure emitter: the output must not change."""
+    import yaml
+    from mlspec_kubernetes import render
+
+    assert yaml.__with_libyaml__  # otherwise this test would compare the pure emitter with itself
+    for _, folder, _ in built.values():
+        for path in sorted(folder.glob("*.yaml")):
+            data = yaml.safe_load(path.read_text("utf-8"))
+            assert render.dump(data) == render.dump(data, render.PURE_DUMPER), path
