@@ -9,11 +9,13 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from mlspec.runtime import StepError
+
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class DataError(Exception):
+class DataError(StepError):
     """A data source is missing, unreadable or malformed; the message names the URI and the cause."""
 
 

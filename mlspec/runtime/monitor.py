@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlspec.runtime import data, drift, triggers
+from mlspec.runtime import StepError, data, drift, triggers
 
 PROFILE = "reference_profile.json"
 PREPROCESSING = "preprocessing.json"
@@ -33,7 +33,7 @@ LOG_SUFFIXES = (".jsonl", ".json", ".parquet", ".pq")
 LABEL_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
 
 
-class MonitorError(Exception):
+class MonitorError(StepError):
     """The monitor cannot run: no log, an empty window, no reference profile; the message says which."""
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import pandas as pd
 
-from mlspec.runtime import data
+from mlspec.runtime import StepError, data
 
 
-class SinkError(Exception):
+class SinkError(StepError):
     """The sink refused or could not be reached; the message names the sink and the cause."""
 
 
