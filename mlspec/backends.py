@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol, runtime_checkable
 
 from mlspec.diagnostics import Diagnostic, Location, MlspecError, Severity, did_you_mean
@@ -168,12 +168,13 @@ class IRBackend(BaseBackend):
         return [Artifact("ir.json", ir.to_json())]
 
 
-def available_backends() -> dict[str, type]:
-    found: dict[str, type] = {"ir": IRBackend}
+def available_backends() -> dict[str, type | EntryPoint]:
+    """Backend name -> its class (in-core) or its entry point, loaded only when used (heavy imports)."""
+    found: dict[str, type | EntryPoint] = {"ir": IRBackend}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name in found:
             continue
-        found[ep.name] = ep  # type: ignore[assignment]  (loaded lazily: heavy imports stay in the backend)
+        found[ep.name] = ep
     return found
 
 
@@ -185,7 +186,7 @@ def load_backend(name: str) -> Backend:
             [Diagnostic("MS302", f"no backend named '{name}' is installed", Location("<cli>"), hint=hint)]
         )
     target = backends[name]
-    cls = target if isinstance(target, type) else target.load()  # type: ignore[attr-defined]
+    cls = target if isinstance(target, type) else target.load()
     backend = cls()
     if not isinstance(backend, Backend):
         raise MlspecError(

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -166,11 +167,11 @@ def schema(out_dir: str, check: bool) -> None:
 
     if check:
         stale = stale_schemas(Path(out_dir))
-        for path in stale:
-            click.echo(f"stale: {path}", err=True)
+        for stale_path in stale:
+            click.echo(f"stale: {stale_path}", err=True)
         sys.exit(1 if stale else 0)
-    for path in write_schemas(Path(out_dir)):
-        click.echo(f"wrote {path.as_posix()}")
+    for written in write_schemas(Path(out_dir)):
+        click.echo(f"wrote {written.as_posix()}")
 
 
 @cli.command()
@@ -301,7 +302,7 @@ def targets(as_json: bool) -> None:
 
     from mlspec.backends import FEATURES, available_backends, load_backend
 
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name in available_backends():
         try:
             backend = load_backend(name)

@@ -457,4 +457,5 @@ def _parse_float(text: str) -> float | str:
 
 
 def _yaml_type(value: Any) -> str:
-    return {dict: "mapping", list: "sequence", str: "string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "mapping", list: "sequence", str: "string"}
+    return names.get(type(value), type(value).__name__)

@@ -51,7 +51,7 @@ class CheckReport:
         return not (self.stale or self.missing or self.extra or self.hand_edited)
 
     def lines(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for label, paths in (
             ("stale", self.stale),
             ("missing", self.missing),

@@ -120,7 +120,7 @@ class _Lowering:
                 for n, src in sorted(d.sources.items())
             ],
             target=d.schema_.target,
-            task=infer_task(d.schema_),  # type: ignore[arg-type]
+            task=infer_task(d.schema_),
             columns=columns,
             features=features,
             checks=[c.model_dump(mode="json") for c in d.checks],
@@ -211,7 +211,7 @@ class _Lowering:
             task_id=identifier(step_id),
             display_name=display,
             kind="builtin",
-            action=action,  # type: ignore[arg-type]
+            action=action,
             image=self.image,
             command=[*RUNTIME_ENTRY, step_id, *(extra_args or [])],
             env={},
@@ -686,7 +686,7 @@ class _Lowering:
                     role_arn=arn,
                     bucket_access=access,
                 )
-            )  # type: ignore[arg-type]
+            )
         return out
 
     def _infrastructure(self) -> ir.Infrastructure | None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IR_VERSION = "1"
+IR_VERSION: Literal["1"] = "1"
 
 
 class Node(BaseModel):

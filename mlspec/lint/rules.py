@@ -295,7 +295,7 @@ def literal_secret(ctx: LintContext) -> Iterator[Diagnostic]:
 
 @rule("MS211", "image without a pinned tag or digest")
 def image_pinned(ctx: LintContext) -> Iterator[Diagnostic]:
-    images = [(("images", "runtime"), ctx.spec.images.runtime)]
+    images: list[tuple[tuple[str | int, ...], str]] = [(("images", "runtime"), ctx.spec.images.runtime)]
     images += [(("steps", i, "image"), s.image) for i, s in enumerate(ctx.spec.steps) if s.image]
     for path, image in images:
         if "@sha256:" in image:

@@ -27,6 +27,7 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 METRIC_NAMES = CLASSIFICATION_METRICS + REGRESSION_METRICS
 DRIFT_METHODS = ("psi", "kl", "js", "wasserstein", "ks")
 MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss", "rmse", "mae", "r2"]
+DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
 
 
@@ -292,7 +293,7 @@ class Champion(Model):
 
 
 class Evaluation(Model):
-    metrics: list[MetricName] = Field(default_factory=lambda: ["accuracy", "f1", "auc"], min_length=1)
+    metrics: list[MetricName] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     custom_metrics: dict[str, Annotated[str, Field(pattern=MODULE_FUNCTION_PATTERN)]] = Field(
         default_factory=dict
     )
@@ -397,7 +398,7 @@ class PerformanceMonitor(Model):
 
 class OperationalMonitor(Model):
     latency_percentiles: list[Annotated[float, Field(gt=0, lt=100)]] = Field(
-        default_factory=lambda: [50, 95, 99]
+        default_factory=lambda: [50.0, 95.0, 99.0]
     )
 
 

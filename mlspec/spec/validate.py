@@ -76,7 +76,7 @@ def errors_to_diagnostics(
         elif kind == "union_tag_invalid":
             ctx = error.get("ctx", {})
             expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
-            tag = ctx.get("tag")
+            tag = str(ctx.get("tag"))
             message = (
                 f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r} in {_dotted(key_path)}"
             )
@@ -116,8 +116,16 @@ def _annotation_at(key_path: KeyPath, data: Any) -> Any:
         if annotation is None:
             return None
         annotation = _child_annotation(annotation, part)
-        node = node[part] if isinstance(node, dict | list) else None
+        node = _child(node, part)
     return annotation
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _dotted(key_path: KeyPath) -> str:
@@ -165,7 +173,7 @@ def _allowed_keys(key_path: KeyPath, data: Any) -> list[str]:
         if annotation is None:
             return []
         annotation = _child_annotation(annotation, part)
-        node = node[part] if isinstance(node, (dict, list)) else None
+        node = _child(node, part)
     models = [m for m in _unwrap(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
     if (
         len(models) > 1
