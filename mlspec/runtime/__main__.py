@@ -126,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: step '{step}' failed: cannot use run dir {args.run_dir}: {exc}", file=sys.stderr)
         return 1
     ctx = StepContext(
-        step_id=step, ir=ir, run=run, trial=args.trial, data_overrides=data, hparam_overrides=hparams
+        step_id=step,
+        ir=ir,
+        run=run,
+        trial=args.trial,
+        data_overrides=data,
+        hparam_overrides=hparams,
+        argv=list(args_list),
     )
     status, error, result = "succeeded", None, {}
     try:

@@ -160,6 +160,7 @@ class StepContext:
     trial: int | None = None
     data_overrides: dict[str, str] = field(default_factory=dict)
     hparam_overrides: dict[str, Any] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)  # the step's own arguments, to re-launch it (torchrun)
 
     def source_uri(self, name: str) -> str:
         for src in self.ir.data.sources:

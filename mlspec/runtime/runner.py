@@ -269,9 +269,13 @@ def _tail(path: Path, lines: int) -> list[str]:
         return []
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def table(outcomes: list[StepOutcome]) -> str:
     rows = [("step", "status", "seconds", "detail")]
-    rows += [(o.step, o.status, f"{o.seconds:.1f}", o.detail) for o in outcomes]
+    rows += [(o.step, o.status, f"{o.seconds:.1f}", _clip(o.detail, 100)) for o in outcomes]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
     for i, r in enumerate(rows):
@@ -314,9 +318,14 @@ def run_spec(
     failed = any(o.status == "failed" for o in outcomes)
     echo("")
     if failed:
+        was_registered = any(o.step == "register" and o.status == "succeeded" for o in outcomes)
         echo(
-            f"run {run_id} FAILED in {time.monotonic() - started:.1f}s; nothing was registered by the failed run "
-            "after its failing step"
+            f"run {run_id} FAILED in {time.monotonic() - started:.1f}s; "
+            + (
+                "the model was registered as challenger, not promoted"
+                if was_registered
+                else "nothing was registered"
+            )
         )
         return 1
     promoted = next((o.result for o in outcomes if o.step == "promote" and o.status == "succeeded"), None)

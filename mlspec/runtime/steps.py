@@ -217,7 +217,7 @@ def _launch_ddp(ctx: StepContext, workers: int) -> dict[str, Any]:
         f"--nproc_per_node={workers}",
         "-m",
         "mlspec.runtime",
-        *sys.argv[1:],
+        *ctx.argv,
     ]
     env = {**os.environ, "MLSPEC_DDP": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, env=env)
