@@ -105,3 +105,35 @@ def compile(
     if has_errors(diagnostics):
         raise MlspecError(diagnostics)
     return CompileResult(ir, artifacts, diagnostics)
+
+
+def load_ir(path: str | os.PathLike[str], env: str | None = None) -> IR:
+    """The IR from a spec file (linted and lowered) or from an IR JSON file (as mounted into pods).
+
+    Commands that run inside generated deployments (`mlspec serve`, `mlspec monitor`) are given the IR JSON
+    that the Kubernetes backend ships in a ConfigMap; on a laptop they are given the spec.
+    """
+    import json
+
+    from pydantic import ValidationError
+
+    from mlspec.diagnostics import Location
+
+    text_path = Path(path)
+    if text_path.suffix == ".json":
+        try:
+            ir = IR.model_validate(json.loads(text_path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise MlspecError([Diagnostic("MS001", "file not found", Location(str(path)))]) from None
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise MlspecError([Diagnostic("MS001", f"not a valid mlspec IR file: {first}", Location(str(path)))]) from None
+        if env is not None and env != ir.system.environment:
+            raise MlspecError([Diagnostic("MS110", f"IR was compiled for environment {ir.system.environment!r}, not {env!r}",
+                                          Location(str(path)))])
+        return ir
+    loaded = load(path)
+    diagnostics = lint(loaded)
+    if has_errors(diagnostics):
+        raise MlspecError(diagnostics)
+    return lower(loaded, env)
