@@ -118,6 +118,7 @@ def load_ir(path: str | os.PathLike[str], env: str | None = None) -> IR:
     from pydantic import ValidationError
 
     from mlspec.diagnostics import Location
+    from mlspec.ir.model import IR
 
     text_path = Path(path)
     if text_path.suffix == ".json":
