@@ -92,3 +92,8 @@ def test_environment_overlay_hint() -> None:
     (d,) = mlspec.lint(mlspec.loads(text, "spec.yaml"))
     assert d.code == "MS215" and (d.location.line, d.location.col) == (14, 15)
     assert d.hint == "did you mean 'replicas'?"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "specs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_example_specs_lint_clean(path: Path) -> None:
+    assert mlspec.lint(mlspec.load(path)) == []
