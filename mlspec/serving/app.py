@@ -217,7 +217,14 @@ class ServingApp:
         if model is None:
             raise BadRequest("model is not loaded yet", 503)
         headers = dict(scope["headers"])
-        body = await self._read_body(headers, receive)
+        deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                body = await self._read_body(headers, receive)
+        except TimeoutError:
+            raise BadRequest(
+                f"request body not received within {self.config.request_timeout_s}s", 408
+            ) from None
         if route == "infer":
             name = scope["path"][len("/v2/models/") :].split("/", 1)[0]
             if name != model.name:
@@ -231,7 +238,7 @@ class ServingApp:
             x = decode_predict(body, model, self.config.max_rows)
         rid = headers.get(b"x-request-id")
         request_id = rid.decode(errors="replace") if rid else uuid.uuid4().hex
-        outputs = await self._predict(model, x)
+        outputs = await self._predict(model, x, deadline)
         if route == "infer":
             payload, json_length = request.encode(model, request_id, outputs)
             extra = [] if json_length is None else [(BINARY_HEADER.encode(), str(json_length).encode())]
@@ -270,7 +277,7 @@ class ServingApp:
             self.batcher.arriving -= 1
         return b"".join(chunks)
 
-    async def _predict(self, model: LoadedModel, x: np.ndarray) -> list[np.ndarray]:
+    async def _predict(self, model: LoadedModel, x: np.ndarray, deadline: float) -> list[np.ndarray]:
         key = None
         if self.cache is not None:
             from mlspec.serving.cache import cache_key
@@ -284,7 +291,8 @@ class ServingApp:
                     self.metrics.cache_errors.inc()
         assert self.batcher is not None
         future = self.batcher.submit(model, x)
-        outputs = await asyncio.wait_for(future, self.config.request_timeout_s)
+        async with asyncio.timeout_at(deadline):  # the whole request shares one budget
+            outputs = await future
         if key is not None and self.cache is not None:
             self.cache.put(key, jsonio.dumps([o for o in outputs]))
         return outputs

@@ -15,6 +15,26 @@ import pytest
 pytestmark = pytest.mark.engine
 
 
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response with a Content-Length: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
+
+
 def test_server_keeps_serving_uncached_when_redis_goes_down(h, mlp, start_server):
     port = h.free_port()
     redis = subprocess.Popen(
@@ -84,15 +104,9 @@ def test_sigterm_drains_in_flight_requests(h, mlp, start_server, tmp_path):
     for sock, body in socks:
         sock.sendall(body[10:])
     for (sock, _), x in zip(socks, inputs, strict=True):
-        response = b""
-        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            response += chunk
+        head, payload = read_response(sock)
         sock.close()
-        head, _, payload = response.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), response
+        assert head.startswith(b"HTTP/1.1 200"), head
         np.testing.assert_allclose(json.loads(payload)["predictions"], mlp.expected(x), rtol=1e-5, atol=1e-6)
     assert server.proc.wait(timeout=20) == 0
     logged = {
@@ -109,3 +123,46 @@ def test_a_model_that_cannot_load_exits_non_zero_and_is_never_ready(h, start_ser
     server = start_server("--model", str(broken), ready=False)
     assert server.proc.wait(timeout=30) == 1
     assert "cannot load ONNX model" in server.output()
+
+
+def test_a_stalled_request_body_times_out_with_408(h, mlp, start_server):
+    server = start_server("--model", str(mlp.path), "--name", "mlp", "--request-timeout", "0.5")
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b'POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n{"inputs": ')
+        response = sock.recv(65536)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), response
+    assert b"not received within 0.5s" in body
+    assert h.http("GET", f"{server.url}/v2/health/ready")[0] == 200
+
+
+def test_prediction_log_to_s3(h, mlp, start_server, aws_env):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=aws_env)
+    s3.create_bucket(Bucket="predictions")
+    server = start_server(
+        "--model",
+        str(mlp.path),
+        "--name",
+        "mlp",
+        "--prediction-log",
+        "s3://predictions/churn",
+        "--log-flush-interval",
+        "0.2",
+    )
+    x = np.round(np.random.default_rng(1).uniform(-1, 1, (3, 20)), 3).tolist()
+    assert h.http("POST", f"{server.url}/predict", {"inputs": x}, headers={"X-Request-Id": "s3-1"})[0] == 200
+    deadline = time.monotonic() + 15
+    keys: list[str] = []
+    while time.monotonic() < deadline and not keys:
+        time.sleep(0.3)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="predictions").get("Contents", [])]
+    assert keys and keys[0].startswith("churn/date=") and keys[0].endswith(".jsonl")
+    lines = s3.get_object(Bucket="predictions", Key=keys[0])["Body"].read().decode().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["request_id"] for r in records] == ["s3-1"] * 3
+    np.testing.assert_allclose(
+        [r["outputs"][0] for r in records], mlp.expected(x).ravel(), rtol=1e-5, atol=1e-6
+    )
