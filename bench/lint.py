@@ -49,8 +49,8 @@ def main() -> None:
         if line.startswith("import time:") and "|" in line:
             _, cum, name = line.split(":", 1)[1].split("|")
             cum = cum.strip()
-            if cum.isdigit() and name.strip() and not name.startswith(" "):
-                cumulative.append((int(cum), name))
+            if cum.isdigit() and name.strip() and not name[1:].startswith(" "):  # top level: one space
+                cumulative.append((int(cum), name.strip()))
     print("\nlargest top-level imports of `mlspec lint` (cumulative us)")
     for cum, name in sorted(cumulative, reverse=True)[:8]:
         print(f"  {name:<40} {cum:>8}")
