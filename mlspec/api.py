@@ -128,10 +128,19 @@ def load_ir(path: str | os.PathLike[str], env: str | None = None) -> IR:
             raise MlspecError([Diagnostic("MS001", "file not found", Location(str(path)))]) from None
         except (ValueError, ValidationError) as exc:
             first = str(exc).splitlines()[0]
-            raise MlspecError([Diagnostic("MS001", f"not a valid mlspec IR file: {first}", Location(str(path)))]) from None
+            raise MlspecError(
+                [Diagnostic("MS001", f"not a valid mlspec IR file: {first}", Location(str(path)))]
+            ) from None
         if env is not None and env != ir.system.environment:
-            raise MlspecError([Diagnostic("MS110", f"IR was compiled for environment {ir.system.environment!r}, not {env!r}",
-                                          Location(str(path)))])
+            raise MlspecError(
+                [
+                    Diagnostic(
+                        "MS110",
+                        f"IR was compiled for environment {ir.system.environment!r}, not {env!r}",
+                        Location(str(path)),
+                    )
+                ]
+            )
         return ir
     loaded = load(path)
     diagnostics = lint(loaded)
