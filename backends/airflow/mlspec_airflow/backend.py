@@ -14,7 +14,6 @@ from typing import ClassVar
 
 from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
 from mlspec.ir.model import IR
-
 from mlspec_airflow.dag import MODES, build_dag
 from mlspec_airflow.render import render
 
@@ -73,5 +72,9 @@ class AirflowBackend(BaseBackend):
         for pipeline in ir.pipelines:
             for step in pipeline.steps:
                 if step.cache:
-                    self.unsupported(ctx, "step.cache", "Airflow re-runs every task on every DAG run",
-                                     f"pipelines.{pipeline.id}.steps.{step.id}")
+                    self.unsupported(
+                        ctx,
+                        "step.cache",
+                        "Airflow re-runs every task on every DAG run",
+                        f"pipelines.{pipeline.id}.steps.{step.id}",
+                    )

@@ -20,13 +20,48 @@ PLACEHOLDER = re.compile(r"\{(run_dir|outputs\.[^{}]+)\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DNS = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 # Module-level names of the template; a task variable must not shadow them (or a builtin, or a keyword).
-_TEMPLATE_NAMES = frozenset({
-    "DAG", "Asset", "AssetOrTimeSchedule", "CronTriggerTimetable", "Param", "Variable", "literal", "task",
-    "KubernetesPodOperator", "k8s", "datetime", "json", "os", "re", "subprocess", "sys", "tempfile", "Path",
-    "dag", "run_step", "run_dir", "condition_holds", "ir_argument", "user_arg", "expand_placeholders",
-    "DAG_ID", "STEPS", "RESULT_STEPS", "RETRAIN", "IR_VARIABLE", "RUNS_ROOT_VARIABLE", "WORKDIR_VARIABLE",
-    "DEFAULT_IR", "DEFAULT_RUNS_ROOT", "IR_ARG", "RUN_DIR_ARG", "USER_COMMANDS", "RUN_ID_UNSAFE",
-})
+_TEMPLATE_NAMES = frozenset(
+    {
+        "DAG",
+        "Asset",
+        "AssetOrTimeSchedule",
+        "CronTriggerTimetable",
+        "Param",
+        "Variable",
+        "literal",
+        "task",
+        "KubernetesPodOperator",
+        "k8s",
+        "datetime",
+        "json",
+        "os",
+        "re",
+        "subprocess",
+        "sys",
+        "tempfile",
+        "Path",
+        "dag",
+        "run_step",
+        "run_dir",
+        "condition_holds",
+        "ir_argument",
+        "user_arg",
+        "expand_placeholders",
+        "DAG_ID",
+        "STEPS",
+        "RESULT_STEPS",
+        "RETRAIN",
+        "IR_VARIABLE",
+        "RUNS_ROOT_VARIABLE",
+        "WORKDIR_VARIABLE",
+        "DEFAULT_IR",
+        "DEFAULT_RUNS_ROOT",
+        "IR_ARG",
+        "RUN_DIR_ARG",
+        "USER_COMMANDS",
+        "RUN_ID_UNSAFE",
+    }
+)
 
 Report = Callable[..., None]  # (feature, message, where)
 
@@ -85,7 +120,9 @@ class DagView:
 
     @property
     def user_commands(self) -> dict[str, list[str]]:
-        return {t.step.id: t.step.command for t in self.tasks if any(kind == "user_arg" for kind, _ in t.cmds)}
+        return {
+            t.step.id: t.step.command for t in self.tasks if any(kind == "user_arg" for kind, _ in t.cmds)
+        }
 
     @property
     def doc_md(self) -> str | None:
@@ -97,7 +134,11 @@ class DagView:
     def steps_table(self) -> dict[str, dict]:
         table = {}
         for t in self.tasks:
-            entry = {"command": list(t.step.command), "env": dict(t.step.env), "runtime": t.step.kind == "builtin"}
+            entry = {
+                "command": list(t.step.command),
+                "env": dict(t.step.env),
+                "runtime": t.step.kind == "builtin",
+            }
             if t.step.fan_out:
                 entry["index_arg"] = t.step.fan_out.index_arg
             table[t.step.id] = entry
@@ -121,7 +162,12 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str, report: Report) -> DagView:
         if not _IDENT.match(task_id):
             raise ValueError(f"IR task id {task_id!r} is not an identifier")
         name = task_id
-        if name in _TEMPLATE_NAMES or keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name):
+        if (
+            name in _TEMPLATE_NAMES
+            or keyword.iskeyword(name)
+            or keyword.issoftkeyword(name)
+            or hasattr(builtins, name)
+        ):
             name = f"{name}_task"
         while name in used:
             name += "_"
@@ -138,18 +184,26 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str, report: Report) -> DagView:
             task_id += "_"
         task_ids.add(task_id)
         condition_vars[cond.id] = variable(task_id)
-        conditions.append(ConditionView(condition_vars[cond.id], task_id, variables[cond.step], cond.output,
-                                        cond.description))
+        conditions.append(
+            ConditionView(
+                condition_vars[cond.id], task_id, variables[cond.step], cond.output, cond.description
+            )
+        )
     result_steps = {cond.step for cond in pipeline.conditions}
 
     retraining = ir.retraining
     asset_triggers = [t for t in (retraining.triggers if retraining else []) if t.kind in RETRAIN_TRIGGERS]
     monitoring = ir.pipeline("monitoring")
-    emits_retrain_step = "trigger-retrain" if monitoring and any(s.id == "trigger-retrain" for s in monitoring.steps) else None
+    emits_retrain_step = (
+        "trigger-retrain" if monitoring and any(s.id == "trigger-retrain" for s in monitoring.steps) else None
+    )
     if pipeline.id == "training" and asset_triggers and emits_retrain_step is None:
         for trig in asset_triggers:
-            report(f"trigger.{trig.kind}", "no monitoring pipeline emits the retrain asset event",
-                   f"retraining.triggers.{trig.id}")
+            report(
+                f"trigger.{trig.kind}",
+                "no monitoring pipeline emits the retrain asset event",
+                f"retraining.triggers.{trig.id}",
+            )
 
     tasks = []
     for step in pipeline.steps:
@@ -157,9 +211,14 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str, report: Report) -> DagView:
         if not _DNS.match(step.id):
             raise ValueError(f"IR step id {step.id!r} is not a DNS-1123 label")
         upstream = [variables[d] for d in step.depends_on] + [condition_vars[c] for c in step.conditions]
-        view = TaskView(step=step, var=variables[step.id], task_id=step.task_id, upstream=upstream,
-                        publishes_result=step.id in result_steps,
-                        outlets_retrain=pipeline.id == "monitoring" and step.id == emits_retrain_step)
+        view = TaskView(
+            step=step,
+            var=variables[step.id],
+            task_id=step.task_id,
+            upstream=upstream,
+            publishes_result=step.id in result_steps,
+            outlets_retrain=pipeline.id == "monitoring" and step.id == emits_retrain_step,
+        )
         if mode == "kubernetes":
             _kubernetes_placement(ir, step, view, report, where)
         tasks.append(view)
@@ -167,13 +226,24 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str, report: Report) -> DagView:
     cron = pipeline.schedule
     asset_scheduled = pipeline.id == "training" and bool(asset_triggers) and emits_retrain_step is not None
     root = ir.artifacts_root.rstrip("/")
-    default_runs_root = f"{root}/airflow-runs" if mode == "kubernetes" or "://" not in root else ".mlspec/airflow-runs"
+    default_runs_root = (
+        f"{root}/airflow-runs" if mode == "kubernetes" or "://" not in root else ".mlspec/airflow-runs"
+    )
     return DagView(
-        mode=mode, ir=ir, pipeline=pipeline, dag_id=f"{system}_{pipeline.task_id}",
-        file_stem=f"{system}_{pipeline.task_id}", tasks=tasks, conditions=conditions, cron=cron,
-        asset_scheduled=asset_scheduled, emits_retrain=any(t.outlets_retrain for t in tasks),
-        retrain_asset_name=f"{system}_retrain", retrain_asset_uri=f"mlspec://{ir.system.name}/retrain",
-        variable_prefix=f"mlspec_{system}", default_runs_root=default_runs_root,
+        mode=mode,
+        ir=ir,
+        pipeline=pipeline,
+        dag_id=f"{system}_{pipeline.task_id}",
+        file_stem=f"{system}_{pipeline.task_id}",
+        tasks=tasks,
+        conditions=conditions,
+        cron=cron,
+        asset_scheduled=asset_scheduled,
+        emits_retrain=any(t.outlets_retrain for t in tasks),
+        retrain_asset_name=f"{system}_retrain",
+        retrain_asset_uri=f"mlspec://{ir.system.name}/retrain",
+        variable_prefix=f"mlspec_{system}",
+        default_runs_root=default_runs_root,
         tags=["mlspec", ir.system.name, pipeline.id],
     )
 
@@ -191,12 +261,18 @@ def _kubernetes_placement(ir: IR, step: Step, view: TaskView, report: Report, wh
         view.node_selector = dict(pool.node_selector)
         view.tolerations = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
     elif res.gpu_type:
-        report("step.gpu", f"GPU type {res.gpu_type!r} has no node pool to select it; the pod requests "
-               "nvidia.com/gpu on any GPU node", where)
+        report(
+            "step.gpu",
+            f"GPU type {res.gpu_type!r} has no node pool to select it; the pod requests "
+            "nvidia.com/gpu on any GPU node",
+            where,
+        )
     view.service_account = ir.service_account(step.service_account).name
     view.labels = {**ir.system.labels, "mlspec.io/system": ir.system.name, "mlspec.io/step": step.id}
     if step.kind == "user" and any(PLACEHOLDER.search(arg) for arg in step.command):
-        view.cmds = [("user_arg", i) if PLACEHOLDER.search(arg) else ("literal", arg)
-                     for i, arg in enumerate(step.command)]
+        view.cmds = [
+            ("user_arg", i) if PLACEHOLDER.search(arg) else ("literal", arg)
+            for i, arg in enumerate(step.command)
+        ]
     else:
         view.cmds = [("literal", list(step.command))]

@@ -6,9 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+from mlspec_airflow import AirflowBackend
+
 import mlspec
 from mlspec.backends import EmitContext
-from mlspec_airflow import AirflowBackend
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -47,8 +48,13 @@ def evil_data() -> dict:
         "import json, os, sys; "
         "json.dump({'argv': sys.argv[1:-1], 'env': os.environ['EVIL']}, open(sys.argv[-1], 'w'))"
     )
-    data["steps"] = [{
-        "name": "evil-step", "command": ["python", "-c", script, EVIL, "{{ ds }}", "{outputs.proof}"],
-        "env": {"EVIL": EVIL}, "before": "validate-data", "cache": False,
-    }]
+    data["steps"] = [
+        {
+            "name": "evil-step",
+            "command": ["python", "-c", script, EVIL, "{{ ds }}", "{outputs.proof}"],
+            "env": {"EVIL": EVIL},
+            "before": "validate-data",
+            "cache": False,
+        }
+    ]
     return data

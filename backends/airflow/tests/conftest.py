@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from airflow_support import VENV_BIN, evil_data, ir_from  # noqa: E402
+from airflow_support import VENV_BIN, evil_data, ir_from
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,8 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    proc = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return env

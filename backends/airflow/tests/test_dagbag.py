@@ -24,7 +24,8 @@ def expected_upstream(pipeline) -> dict[str, set[str]]:
     out = {}
     for step in pipeline.steps:
         out[step.task_id] = {by_id[d].task_id for d in step.depends_on} | {
-            f"check_{c.replace('-', '_')}" for c in step.conditions}
+            f"check_{c.replace('-', '_')}" for c in step.conditions
+        }
     for cond in pipeline.conditions:
         out[f"check_{cond.id.replace('-', '_')}"] = {by_id[cond.step].task_id}
     return out

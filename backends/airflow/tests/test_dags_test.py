@@ -14,8 +14,9 @@ pytestmark = pytest.mark.engine
 
 
 def airflow(args: list[str], env: dict[str, str], timeout: int = 420) -> None:
-    proc = subprocess.run([str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
@@ -53,9 +54,22 @@ def test_training_dag_runs_end_to_end_and_registers(airflow_home, tmp_path):
     airflow(["dags", "test", "churn_training"], env)
     states = task_states(env, "churn_training")
     assert states == {
-        **{(t, -1): "success" for t in ("validate_data", "tune_select", "train", "evaluate", "check_gates_passed",
-                                        "check_beats_champion", "export", "register", "promote")},
-        ("tune_trial", 0): "success", ("tune_trial", 1): "success",
+        **{
+            (t, -1): "success"
+            for t in (
+                "validate_data",
+                "tune_select",
+                "train",
+                "evaluate",
+                "check_gates_passed",
+                "check_beats_champion",
+                "export",
+                "register",
+                "promote",
+            )
+        },
+        ("tune_trial", 0): "success",
+        ("tune_trial", 1): "success",
     }
     assert model_versions(tmp_path, "churn") == [1]
     run = next((tmp_path / "runs" / "churn_training").iterdir())
@@ -73,9 +87,15 @@ def test_failing_gate_skips_registration_and_user_steps_get_hostile_strings_verb
     airflow(["dags", "test", "evil_training"], env)
     states = task_states(env, "evil_training")
     assert {t: s for (t, _), s in states.items()} == {
-        "evil_step": "success", "validate_data": "success", "train": "success", "evaluate": "success",
-        "check_gates_passed": "success", "check_beats_champion": "success",
-        "export": "skipped", "register": "skipped", "promote": "skipped",
+        "evil_step": "success",
+        "validate_data": "success",
+        "train": "success",
+        "evaluate": "success",
+        "check_gates_passed": "success",
+        "check_beats_champion": "success",
+        "export": "skipped",
+        "register": "skipped",
+        "promote": "skipped",
     }
     assert model_versions(tmp_path, "churn") == []
     [proof] = (tmp_path / "runs" / "evil_training").glob("*/steps/evil-step/outputs/proof")

@@ -10,9 +10,9 @@ from pathlib import Path
 from airflow_support import EVIL, churn_data, emit, evil_data, ir_from, write
 from hypothesis import given
 from hypothesis import strategies as st
+from mlspec_airflow import AirflowBackend, pyliteral
 
 from mlspec.backends import load_backend
-from mlspec_airflow import AirflowBackend, pyliteral
 
 RUFF = [str(Path(sys.executable).parent / "ruff")]
 RUFF_OPTS = ["--isolated", "--line-length", "110", "--target-version", "py311"]
@@ -35,8 +35,12 @@ def test_entry_point_loads_the_backend():
     backend = load_backend("airflow")
     assert isinstance(backend, AirflowBackend)
     # importing the backend must not import Airflow:
-    out = subprocess.run([sys.executable, "-c", "import sys, mlspec_airflow; print('airflow' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, mlspec_airflow; print('airflow' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -51,8 +55,13 @@ def test_byte_identical_across_compiles_and_hash_seeds(churn_ir, tmp_path):
         "    sys.stdout.buffer.write(a.data())\n"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", script, "specs/churn.yaml"], cwd=Path(__file__).parents[3],
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}, capture_output=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", script, "specs/churn.yaml"],
+            cwd=Path(__file__).parents[3],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            check=True,
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
@@ -84,11 +93,15 @@ def test_generated_code_is_ruff_clean_and_has_no_absolute_paths(churn_ir, evil_i
             for py in folder.glob("*.py"):
                 text = py.read_text()
                 assert "/work/" not in text and "/tmp" not in text and "/home/" not in text
-    fmt = subprocess.run([*RUFF, "format", "--check", "--diff", *RUFF_OPTS, str(tmp_path)], capture_output=True,
-                         text=True)
+    fmt = subprocess.run(
+        [*RUFF, "format", "--check", "--diff", *RUFF_OPTS, str(tmp_path)], capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-    check = subprocess.run([*RUFF, "check", *RUFF_OPTS, "--select", "E,F,W,I,B,UP,SIM,RUF", "--ignore", "E501",
-                            str(tmp_path)], capture_output=True, text=True)
+    check = subprocess.run(
+        [*RUFF, "check", *RUFF_OPTS, "--select", "E,F,W,I,B,UP,SIM,RUF", "--ignore", "E501", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -97,10 +110,15 @@ def test_spec_strings_are_literals_not_code(evil_ir):
         files, _ = emit(evil_ir, mode)
         for name in ("evil_training.py", "evil_monitoring.py"):
             tree = ast.parse(files[name].decode())
-            calls = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-                     for node in ast.walk(tree) if isinstance(node, ast.Call)}
+            calls = {
+                node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+            }
             assert "__import__" not in calls and "system" not in calls
-            strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            strings = [
+                n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            ]
             assert any(EVIL in s for s in strings), (mode, name)
 
 
@@ -113,7 +131,9 @@ def test_unsupported_features_go_through_the_seam(churn_ir):
     assert {d.severity.name for d in strict.diagnostics} == {"ERROR"}
 
     data = churn_data()
-    data["steps"] = [{"name": "report", "command": ["python", "report.py"], "after": "evaluate"}]  # cache: true
+    data["steps"] = [
+        {"name": "report", "command": ["python", "report.py"], "after": "evaluate"}
+    ]  # cache: true
     data["training"]["distributed"] = {"workers": 2}
     _, ctx = emit(ir_from(data))
     messages = [d.message for d in ctx.diagnostics]
@@ -126,7 +146,9 @@ def test_asset_triggers_without_a_monitoring_pipeline_are_reported():
     del data["monitoring"]
     _, ctx = emit(ir_from(data))
     assert {m for d in ctx.diagnostics for m in ("trigger.drift", "trigger.volume") if m in d.message} == {
-        "trigger.drift", "trigger.volume"}
+        "trigger.drift",
+        "trigger.volume",
+    }
 
 
 def test_user_step_with_a_reserved_name_gets_a_safe_variable():
