@@ -13,7 +13,8 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +22,12 @@ from mlspec.serving import jsonio
 from mlspec.serving.batcher import MicroBatcher
 from mlspec.serving.config import ServerConfig
 from mlspec.serving.metrics import CONTENT_TYPE, Metrics
-from mlspec.serving.model import LoadedModel, download_version, load_onnx, resolve_version
+from mlspec.serving.model import LoadedModel, download_version, load_onnx, parse_models_uri, resolve_version
 from mlspec.serving.protocol import BINARY_HEADER, BadRequest, V2Request, decode_predict
+
+if TYPE_CHECKING:
+    from mlspec.serving.cache import RedisCache
+    from mlspec.serving.predlog import PredictionLogger
 
 log = logging.getLogger("mlspec.serving")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -36,10 +41,11 @@ class ServingApp:
         self.model: LoadedModel | None = None  # swapped atomically by a hot reload
         self.load_error: str | None = None
         self.batcher: MicroBatcher | None = None
-        self.cache = None
-        self.predlog = None
+        self.cache: RedisCache | None = None
+        self.predlog: PredictionLogger | None = None
         self._background: list[asyncio.Task] = []
         self._latency = {r: self.metrics.latency.labels(route=r) for r in ("predict", "infer")}
+        self._counters: dict[tuple[str, int], Any] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -74,11 +80,9 @@ class ServingApp:
         c = self.config
         if c.model_uri.startswith("models:/"):
             version = version or resolve_version(c.model_uri, c.tracking_uri)
-            path = download_version(
-                c.model_uri[len("models:/") :].split("@")[0].rsplit("/", 1)[0], version, c.tracking_uri
-            )
+            path = download_version(parse_models_uri(c.model_uri)[0], version, c.tracking_uri)
         else:
-            path, version = c.model_uri, version or _file_version(c.model_uri)
+            path, version = Path(c.model_uri), version or _file_version(c.model_uri)
         return load_onnx(
             path,
             name=c.model_name,
@@ -210,7 +214,12 @@ class ServingApp:
             status = 500
             await _respond(send, status, {"error": f"inference failed: {exc}"})
         self._latency[route].observe(time.perf_counter() - start)
-        self.metrics.requests.labels(route=route, code=str(status)).inc()
+        counter = self._counters.get((route, status))
+        if counter is None:
+            counter = self._counters[(route, status)] = self.metrics.requests.labels(
+                route=route, code=str(status)
+            )
+        counter.inc()
 
     async def _infer_inner(self, scope: dict[str, Any], receive: Any, send: Send, route: str) -> int:
         model = self.model

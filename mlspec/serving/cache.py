@@ -67,9 +67,9 @@ class RedisCache:
             return None
         if value is None:
             self.metrics.cache_misses.inc()
-        else:
-            self.metrics.cache_hits.inc()
-        return value
+            return None
+        self.metrics.cache_hits.inc()
+        return value.encode() if isinstance(value, str) else value
 
     def put(self, key: str, value: bytes) -> None:
         """Store in the background: the response never waits for Redis."""

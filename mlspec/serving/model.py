@@ -194,8 +194,8 @@ def resolve_version(uri: str, tracking_uri: str | None) -> str:
     from mlflow import MlflowClient
 
     name, alias, version = parse_models_uri(uri)
-    if version is not None:
-        return version
+    if version is not None or alias is None:
+        return str(version)
     try:
         return str(
             MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
