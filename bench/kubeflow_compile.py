@@ -8,8 +8,6 @@ pipelines with 10/100/1,000 chained user steps.
     .venv/bin/python bench/kubeflow_compile.py [--repeat N]
 """
 
-from __future__ import annotations
-
 import argparse
 import statistics
 import tempfile
@@ -19,6 +17,7 @@ from pathlib import Path
 from kfp import compiler, dsl, kubernetes
 from mlspec_kubeflow import KubeflowBackend
 from mlspec_kubeflow import components as comps
+from mlspec_kubeflow.pipeline import pipeline_params
 
 import mlspec
 from mlspec.backends import EmitContext
@@ -59,7 +58,7 @@ def compile_to_text(func) -> str:
 # ---- the floor: the same pipelines written by hand in the kfp DSL -------------------------------------------
 
 
-def hand_user_pipeline(n: int):
+def hand_user_pipeline(n: int, defaults: dict):
     def make(i: int):
         def user_step(run_root: str, run_id: str):
             return dsl.ContainerSpec(
@@ -77,8 +76,15 @@ def hand_user_pipeline(n: int):
 
     components = [make(i) for i in range(n)]
 
-    @dsl.pipeline(name="churn-training")
-    def training(run_root: str = "s3://acme-ml-artifacts/churn/runs"):
+    @dsl.pipeline(
+        name="churn-training", description="Train, gate and register churn", display_name="churn training"
+    )
+    def training(
+        ir_json: str = defaults["ir_json"],
+        run_root: str = defaults["run_root"],
+        data_reference: str = defaults["data_reference"],
+        data_train: str = defaults["data_train"],
+    ):
         prev = None
         for i, comp in enumerate(components):
             task = comp(run_root=run_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
@@ -96,13 +102,14 @@ def hand_user_pipeline(n: int):
 
 def hand_churn_pipelines(ir: IR):
     image = ir.images["runtime"]
-    from mlspec_kubeflow.pipeline import pipeline_params
-
     defaults = {k: d for k, (_, d) in pipeline_params(ir, ir.pipeline("training")).defaults.items()}
     step = comps.step_component
     cond = comps.condition_component
 
+    names = {s.id: s.display_name for p in ir.pipelines for s in p.steps}
+
     def gpu(task, cpu, mem, retries, timeout):
+        task.set_display_name(names[task.name])
         task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(mem).set_memory_limit(mem)
         task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0)
         kubernetes.set_timeout(task, timeout)
@@ -121,7 +128,9 @@ def hand_churn_pipelines(ir: IR):
             hparams=hp or {},
         )
 
-    @dsl.pipeline(name="churn-training", description="Train, gate and register churn")
+    @dsl.pipeline(
+        name="churn-training", description="Train, gate and register churn", display_name="churn training"
+    )
     def training(
         ir_json: str = defaults["ir_json"],
         run_root: str = defaults["run_root"],
@@ -134,7 +143,7 @@ def hand_churn_pipelines(ir: IR):
         data = {"reference": data_reference, "train": data_train}
         hp = {"batch_size": hparam_batch_size, "epochs": hparam_epochs, "lr": hparam_lr}
         validate = gpu(call("validate-data", ir_json, run_root, data), "1", "4Gi", 1, 3600)
-        with dsl.ParallelFor(items=[0, 1, 2, 3], parallelism=2) as i:
+        with dsl.ParallelFor(items=[0, 1, 2, 3], parallelism=2, name="tune-trial") as i:
             trial = gpu(call("tune-trial", ir_json, run_root, data, hp, trial=i), "8", "32Gi", 2, 7200).after(
                 validate
             )
@@ -158,14 +167,21 @@ def hand_churn_pipelines(ir: IR):
             3600,
         ).after(train)
         gates = cond(image, "check-gates-passed")(value=evaluate.outputs["gates_passed"])
+        gates.set_display_name("Check: every evaluation gate holds").set_caching_options(False)
         beats = cond(image, "check-beats-champion")(value=evaluate.outputs["beats_champion"])
-        with dsl.If(gates.output == True):  # noqa: E712
-            export = gpu(call("export", ir_json, run_root, data), "1", "2Gi", 1, 3600)
+        beats.set_display_name("Check: the challenger beats the current champion (or there is none)")
+        beats.set_caching_options(False)
+        with dsl.If(gates.output == True, name="gates-passed"):  # noqa: E712
+            export = gpu(call("export", ir_json, run_root, data), "1", "2Gi", 1, 3600).after(evaluate)
             register = gpu(call("register", ir_json, run_root, data), "1", "2Gi", 1, 3600).after(export)
-            with dsl.If(beats.output == True):  # noqa: E712
+            with dsl.If(beats.output == True, name="beats-champion"):  # noqa: E712
                 gpu(call("promote", ir_json, run_root, data), "1", "2Gi", 1, 3600).after(register)
 
-    @dsl.pipeline(name="churn-monitoring", description="Monitor churn and decide retraining")
+    @dsl.pipeline(
+        name="churn-monitoring",
+        description="Monitor churn and decide retraining",
+        display_name="churn monitoring",
+    )
     def monitoring(
         ir_json: str = defaults["ir_json"],
         run_root: str = defaults["run_root"],
@@ -175,8 +191,11 @@ def hand_churn_pipelines(ir: IR):
         data = {"reference": data_reference, "train": data_train}
         monitor = gpu(call("monitor", ir_json, run_root, data, outputs=("retrain",)), "1", "2Gi", 1, 1800)
         retrain = cond(image, "check-retrain-needed")(value=monitor.outputs["retrain"])
-        with dsl.If(retrain.output == True):  # noqa: E712
-            gpu(call("trigger-retrain", ir_json, run_root, data), "1", "2Gi", 1, 600)
+        retrain.set_display_name(
+            "Check: a retraining trigger fired outside its cooldown"
+        ).set_caching_options(False)
+        with dsl.If(retrain.output == True, name="retrain-needed"):  # noqa: E712
+            gpu(call("trigger-retrain", ir_json, run_root, data), "1", "2Gi", 1, 600).after(monitor)
 
     return training, monitoring
 
@@ -208,11 +227,15 @@ def main() -> None:
         for func in hand_churn_pipelines(ir):
             compile_to_text(func)
 
-    ours(ir)()  # warm imports and the component cache for both sides
-    floor_churn()
+    mine = {a.path: a.content for a in ours(ir)()}  # also warms imports and the component cache
+    training, monitoring = hand_churn_pipelines(ir)
+    same = (compile_to_text(training), compile_to_text(monitoring)) == (
+        mine["pipeline.yaml"],
+        mine["monitor.yaml"],
+    )
     rows.append(
         (
-            "churn (2 pipelines)",
+            f"churn (2 pipelines){'' if same else ' (differs)'}",
             len(ir.pipeline("training").steps),
             best_of(args.repeat, ours(ir)),
             best_of(args.repeat, floor_churn),
@@ -221,12 +244,16 @@ def main() -> None:
     for n in (10, 100, 1000):
         target = synthetic(ir, n)
         repeat = max(1, args.repeat if n < 1000 else args.repeat // 2)
+        defaults = {
+            k: d for k, (_, d) in pipeline_params(target, target.pipeline("training")).defaults.items()
+        }
+        same = compile_to_text(hand_user_pipeline(n, defaults)) == ours(target)()[0].content
         rows.append(
             (
-                f"{n} user steps",
+                f"{n} user steps{'' if same else ' (differs)'}",
                 n,
                 best_of(repeat, ours(target)),
-                best_of(repeat, lambda n=n: compile_to_text(hand_user_pipeline(n))),
+                best_of(repeat, lambda n=n, d=defaults: compile_to_text(hand_user_pipeline(n, d))),
             )
         )
 

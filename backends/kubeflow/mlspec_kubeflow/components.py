@@ -124,13 +124,16 @@ def _named(component: python_component.PythonComponent, name: str) -> python_com
 def user_component(step_id: str, task_id: str, image: str, command: list[str], trial_arg: str | None):
     """A container component running a user step's own argv, with {run_dir} and {outputs.NAME} expanded."""
 
-    def user_step(run_root: str, run_id: str, trial: int):
+    def user_step(run_root: str, run_id: str):
+        run_dir = f"{run_root}/{run_id}"
+        return dsl.ContainerSpec(image=image, command=[_expand(arg, run_dir, step_id) for arg in command])
+
+    def user_trial_step(run_root: str, run_id: str, trial: int):
         run_dir = f"{run_root}/{run_id}"
         argv = [_expand(arg, run_dir, step_id) for arg in command]
-        if trial_arg:
-            argv += [trial_arg, f"{trial}"]
-        return dsl.ContainerSpec(image=image, command=argv)
+        return dsl.ContainerSpec(image=image, command=[*argv, trial_arg, f"{trial}"])
 
+    user_step = user_trial_step if trial_arg else user_step
     user_step.__name__ = task_id
     return dsl.container_component(user_step)
 

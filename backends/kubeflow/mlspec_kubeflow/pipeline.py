@@ -7,6 +7,7 @@ import inspect
 import json
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +144,9 @@ class PipelineBuilder:
                 list(step.command),
                 step.fan_out.index_arg if step.fan_out else None,
             )
-            return comp(run_root=run_root, run_id=run_id, trial=trial)
+            if step.fan_out:
+                return comp(run_root=run_root, run_id=run_id, trial=trial)
+            return comp(run_root=run_root, run_id=run_id)
         comp = components.step_component(self.outputs.get(step.id, ()), step.image, step.id)
         return comp(
             command=list(step.command),
@@ -201,6 +204,13 @@ def configure(task: dsl.PipelineTask, step: Step, ir: IR) -> None:
 
 def compile_pipeline(ir: IR, pipeline: Pipeline) -> str:
     """The KFP v2 YAML for one IR pipeline, from kfp's compiler (it writes files only, so via a temp dir)."""
+    # kfp calls inspect.stack() in every resource setter, so its cost grows with the caller's stack depth
+    # (CLI, pytest): build and compile on a fresh thread, whose stack is shallow.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlspec-kfp") as pool:
+        return pool.submit(_compile, ir, pipeline).result()
+
+
+def _compile(ir: IR, pipeline: Pipeline) -> str:
     func = PipelineBuilder(ir, pipeline).pipeline_func()
     with tempfile.TemporaryDirectory(prefix="mlspec-kfp-") as tmp:
         path = Path(tmp) / "pipeline.yaml"
