@@ -93,8 +93,11 @@ def _numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
 
 def _categorical_profile(series: pd.Series) -> dict[str, Any]:
     n_total = len(series)
-    counts = series.dropna().astype(str).value_counts(sort=False)
-    counts = counts.sort_index()  # deterministic order
+    counts = series.value_counts(
+        dropna=True, sort=False
+    )  # hash counts first, strings only for the categories
+    counts.index = counts.index.astype(str)
+    counts = counts.groupby(level=0).sum().sort_index()  # 1 and "1" are one category; deterministic order
     if counts.empty:
         raise ValueError("has no non-missing values in the reference")
     return {
