@@ -57,30 +57,33 @@ def run(
 @SPEC_ARG
 @ENV
 @click.option("--run-dir", default=".mlspec/monitor", show_default=True, help="Where the report is written.")
+@click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
+@click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
 @click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
-def monitor(spec: str, env: str | None, run_dir: str, dry_run: bool) -> None:
+def monitor(
+    spec: str, env: str | None, run_dir: str, log: str | None, labels: str | None, dry_run: bool
+) -> None:
     """Compute drift and performance; fire retraining triggers.
 
     \b
     Example:
       mlspec monitor specs/churn.yaml --dry-run
     """
-    from mlspec.runtime.monitor import run_monitor
+    from mlspec.runtime import monitor as mon
+    from mlspec.runtime import triggers
 
     ir = _ir(spec, env)
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     try:
-        result = run_monitor(ir, run_dir)
+        result = mon.run_monitor(ir, run_dir, log=log, labels=labels)
         click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
         if result.get("retrain") and ir.retraining is not None and not dry_run:
-            from mlspec.runtime import triggers
-
             sent = triggers.send(ir, result)
             click.echo(
                 f"retraining triggered via the {ir.retraining.sink} sink: {json.dumps(sent, default=str)}"
             )
-    except StepError as exc:
+    except (StepError, mon.MonitorError, triggers.SinkError) as exc:
         raise click.ClickException(f"monitor failed: {exc}") from exc
 
 

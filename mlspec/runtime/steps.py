@@ -354,11 +354,20 @@ def promote(ctx: StepContext) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- monitoring
 def monitor(ctx: StepContext) -> dict[str, Any]:
-    from mlspec.runtime.monitor import run_monitor
+    from mlspec.runtime import monitor as mon
 
     if ctx.ir.monitoring is None:
         raise StepError("the IR has no monitoring section")
-    return run_monitor(ctx.ir, ctx.run.root)
+    try:
+        return mon.run_monitor(
+            ctx.ir,
+            ctx.run.root,
+            log=ctx.data_overrides.get("predictions"),
+            labels=ctx.data_overrides.get("labels"),
+            reference=ctx.data_overrides.get("reference_profile"),
+        )
+    except mon.MonitorError as exc:
+        raise StepError(str(exc)) from exc
 
 
 def trigger_retrain(ctx: StepContext) -> dict[str, Any]:
@@ -369,8 +378,11 @@ def trigger_retrain(ctx: StepContext) -> dict[str, Any]:
     result = ctx.run.require("monitor", "trigger-retrain")
     if not result.get("retrain"):
         return {"triggered": False, "reason": "monitor did not ask for retraining"}
-    sent = triggers.send(ctx.ir, result)
-    return {"triggered": True, **(sent or {})}
+    try:
+        sent = triggers.send(ctx.ir, result)
+    except triggers.SinkError as exc:
+        raise StepError(str(exc)) from exc
+    return {"triggered": bool(sent.get("sent", True)), **sent}
 
 
 ACTIONS = {

@@ -163,3 +163,24 @@ def test_s3_run_dir_and_data_on_moto(
         s3.get_object(Bucket="runs", Key="pipeline/run-1/steps/validate-data/result.json")["Body"].read()
     )
     assert validated["data"]["train"]["uri"] == "s3://runs/data/train.csv"
+
+
+def test_monitor_and_trigger_retrain_dispatch(tmp_path: Path, capsys) -> None:
+    ir = api.lower(api.load(ROOT / "specs" / "churn.yaml")).to_json()
+    run = tmp_path / "run"
+    (tmp_path / "empty-log").mkdir()
+    assert (
+        main(
+            ["monitor", "--ir", ir, "--run-dir", str(run), "--data", f"predictions={tmp_path / 'empty-log'}"]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "step 'monitor' failed" in err and "Traceback" not in err
+    (run / "steps" / "monitor").mkdir(parents=True, exist_ok=True)
+    (run / "steps" / "monitor" / "result.json").write_text(
+        json.dumps({"step": "monitor", "status": "succeeded", "retrain": False, "fired_triggers": []})
+    )
+    out = tmp_path / "triggered"
+    assert main(["trigger-retrain", "--ir", ir, "--run-dir", str(run), "--output", f"triggered={out}"]) == 0
+    assert out.read_text() == "false"
