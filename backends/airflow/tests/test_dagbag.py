@@ -123,3 +123,34 @@ def test_hostile_spec_strings_stay_data(evil_ir, tmp_path, mode):
     assert task.cmds == [*step.command[:-1], "/runs/r1/steps/evil-step/outputs/proof"]
     assert task.env_vars == {"EVIL": EVIL}
     assert task.labels["evil"] == EVIL
+
+
+def test_cli_compile_output_parses_and_is_ruff_clean(tmp_path):
+    """What `mlspec compile` writes (headers included) is what Airflow and ruff accept."""
+    import subprocess
+
+    from airflow_support import ROOT, VENV_BIN
+
+    subprocess.run(
+        [
+            str(VENV_BIN / "mlspec"),
+            "compile",
+            "specs/churn.yaml",
+            "--target",
+            "airflow",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    folder = tmp_path / "churn" / "airflow"
+    assert sorted(p.name for p in folder.iterdir()) == ["churn_monitoring.py", "churn_training.py", "ir.json"]
+    assert sorted(dagbag(folder).dags) == ["churn_monitoring", "churn_training"]
+    fmt = subprocess.run(
+        [str(VENV_BIN / "ruff"), "format", "--check", "--isolated", "--line-length", "110", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
