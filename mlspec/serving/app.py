@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlspec.serving import jsonio
-from mlspec.serving.batcher import MicroBatcher
+from mlspec.serving.batcher import MicroBatcher, Overloaded
 from mlspec.serving.config import ServerConfig
 from mlspec.serving.metrics import CONTENT_TYPE, Metrics
 from mlspec.serving.model import LoadedModel, download_version, load_onnx, parse_models_uri, resolve_version
@@ -51,7 +51,9 @@ class ServingApp:
 
     async def startup(self) -> None:
         c = self.config
-        self.batcher = MicroBatcher(c.max_batch_size, c.max_batch_delay_ms / 1000.0, self.metrics)
+        self.batcher = MicroBatcher(
+            c.max_batch_size, c.max_batch_delay_ms / 1000.0, self.metrics, max_pending_rows=c.max_pending_rows
+        )
         self.batcher.start()
         if c.cache_url:
             from mlspec.serving.cache import RedisCache
@@ -299,7 +301,10 @@ class ServingApp:
                 except (ValueError, TypeError):
                     self.metrics.cache_errors.inc()
         assert self.batcher is not None
-        future = self.batcher.submit(model, x)
+        try:
+            future = self.batcher.submit(model, x)
+        except Overloaded as exc:
+            raise BadRequest(f"server overloaded, retry later: {exc}", 503) from None
         async with asyncio.timeout_at(deadline):  # the whole request shares one budget
             outputs = await future
         if key is not None and self.cache is not None:

@@ -22,6 +22,10 @@ from mlspec.serving.model import LoadedModel
 INLINE_BELOW_S = 0.0002
 
 
+class Overloaded(Exception):
+    """Too many rows are waiting: the request is refused at once rather than queued past its deadline."""
+
+
 @dataclass(slots=True)
 class _Item:
     model: LoadedModel
@@ -30,10 +34,14 @@ class _Item:
 
 
 class MicroBatcher:
-    def __init__(self, max_batch_size: int, max_batch_delay_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self, max_batch_size: int, max_batch_delay_s: float, metrics: Metrics, max_pending_rows: int = 8192
+    ) -> None:
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_delay_s = max(0.0, max_batch_delay_s)
         self.metrics = metrics
+        self.max_pending_rows = max_pending_rows
+        self.pending_rows = 0
         self.arriving = 0  # requests whose body is being received: worth a short wait
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -54,9 +62,18 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     def submit(self, model: LoadedModel, x: np.ndarray) -> asyncio.Future:
+        """Queue X; raises Overloaded when the rows waiting would exceed the bound (shed load, keep p99)."""
+        rows = len(x)
+        if self.pending_rows + rows > self.max_pending_rows:
+            raise Overloaded(f"{self.pending_rows} rows are already waiting for inference")
         future = asyncio.get_running_loop().create_future()
+        self.pending_rows += rows
+        future.add_done_callback(lambda _: self._release(rows))
         self._queue.put_nowait(_Item(model, x, future))
         return future
+
+    def _release(self, rows: int) -> None:
+        self.pending_rows -= rows
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()

@@ -44,6 +44,7 @@ def _ir(spec: str, env: str | None):
 @click.option("--max-batch-delay-ms", type=float)
 @click.option("--max-rows", type=int, help="Rows accepted in one request.")
 @click.option("--max-body-bytes", type=int)
+@click.option("--max-pending-rows", type=int, help="Rows waiting for inference before new requests get 503.")
 @click.option("--request-timeout", "request_timeout_s", type=float, help="Seconds before a request gets 504.")
 @click.option("--reload-interval", "reload_interval_s", type=float, help="Seconds between registry polls.")
 @click.option("--threads", type=int, help="ONNX Runtime intra-op threads (default: the container CPU limit).")

@@ -29,6 +29,7 @@ class ServerConfig:
     features: list[str] | None = None  # fallback when the model carries no mlspec.features metadata
     max_body_bytes: int = 4 * 1024 * 1024
     max_rows: int = 1024
+    max_pending_rows: int = 8192  # rows queued for inference before requests get 503
     request_timeout_s: float = 10.0
     reload_interval_s: float = 30.0
     graceful_timeout_s: float = 30.0

@@ -189,6 +189,50 @@ def test_loopback_only_and_slo_judgement():
     assert len(slo_violations(result, 200, 99.9)) == 2
 
 
+def test_batcher_sheds_load_beyond_its_bound(model):
+    from mlspec.serving.batcher import Overloaded
+
+    async def scenario():
+        batcher = MicroBatcher(64, 0.0, Metrics([0.1], 64), max_pending_rows=10)
+        batcher.start()
+        first = batcher.submit(model, np.zeros((8, 20), np.float32))
+        with pytest.raises(Overloaded):
+            batcher.submit(model, np.zeros((3, 20), np.float32))
+        await first
+        await asyncio.sleep(0)
+        assert batcher.pending_rows == 0
+        await batcher.submit(model, np.zeros((10, 20), np.float32))
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_app_is_not_ready_before_the_model_is_loaded(mlp):
+    from mlspec.serving.app import ServingApp
+    from mlspec.serving.config import ServerConfig
+
+    app = ServingApp(ServerConfig(model_uri=str(mlp.path), model_name="mlp"))
+    sent: list[dict] = []
+
+    async def call(method: str, path: str) -> int:
+        async def receive():
+            return {"type": "http.request", "body": b'{"inputs": [[0]]}', "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app({"type": "http", "method": method, "path": path, "headers": []}, receive, send)
+        return next(m["status"] for m in reversed(sent) if m["type"] == "http.response.start")
+
+    async def scenario():
+        assert await call("GET", "/v2/health/live") == 200
+        assert await call("GET", "/v2/health/ready") == 503
+        assert await call("GET", "/v2/models/mlp/ready") == 503
+        assert await call("POST", "/predict") == 503
+
+    asyncio.run(scenario())
+
+
 def test_batcher_coalesces_concurrent_requests_and_keeps_rows_apart(model, mlp):
     async def scenario():
         batcher = MicroBatcher(64, 0.002, Metrics([0.1], 64))
