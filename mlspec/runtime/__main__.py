@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mlspec.runtime import StepError, UsageError
 
@@ -22,7 +22,7 @@ PROG = "python -m mlspec.runtime"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 itself; keep the message short and ours
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 itself; keep the message short and ours
         raise UsageError(message)
 
 

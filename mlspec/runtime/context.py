@@ -126,10 +126,10 @@ class RunDir:
         if self.fs is None:
             base = Path(self.root, *parts)
             return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
-        base = "/".join([self._base, *parts])
-        if not self.fs.exists(base):
+        remote = "/".join([self._base, *parts])
+        if not self.fs.exists(remote):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False))
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(remote, detail=False))
 
     # ----------------------------------------------------------------------------------- step results
     def result_parts(self, step_id: str, trial: int | None = None) -> tuple[str, ...]:

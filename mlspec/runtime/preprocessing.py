@@ -28,7 +28,7 @@ def fit(ir: IR, train: pd.DataFrame) -> dict[str, Any]:
     missing = [f for f in [*ir.data.features, ir.data.target] if f not in train.columns]
     if missing:
         raise StepError(f"training data lacks column(s) {', '.join(missing)}")
-    features = []
+    features: list[dict[str, Any]] = []
     for name in ir.data.features:
         col = _column(ir, name)
         series = train[name]

@@ -27,6 +27,10 @@ DEFAULTS = {"epochs": 10, "lr": 1e-3, "batch_size": 256, "weight_decay": 0.0}
 class Preprocess(nn.Module):
     """Impute (training mean), standardize numerics and one-hot categoricals inside the graph."""
 
+    num_idx: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
         feats = spec["features"]
@@ -280,7 +284,7 @@ def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).float().cpu().numpy()
 
 
-def save(model: Predictor, spec: dict[str, Any], directory: Path) -> None:
+def save(model: nn.Module, spec: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model, directory / "model.pt")
     (directory / "preprocessing.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")

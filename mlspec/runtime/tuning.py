@@ -27,12 +27,14 @@ from mlspec.runtime import StepError
 def _distribution(dim: SearchDim):
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+    low, high = float(dim.low or 0.0), float(dim.high or 0.0)
+
     if dim.kind == "uniform":
-        return FloatDistribution(float(dim.low), float(dim.high))
+        return FloatDistribution(low, high)
     if dim.kind == "log_uniform":
-        return FloatDistribution(float(dim.low), float(dim.high), log=True)
+        return FloatDistribution(low, high, log=True)
     if dim.kind == "int":
-        return IntDistribution(int(dim.low), int(dim.high))
+        return IntDistribution(int(low), int(high))
     # Optuna choices must be scalars; lists such as [64, 32] travel as their JSON text.
     return CategoricalDistribution([json.dumps(c, sort_keys=True) for c in dim.choices or []])
 
@@ -45,19 +47,21 @@ def decode(tuning: Tuning, raw: dict[str, Any]) -> dict[str, Any]:
 def grid_points(tuning: Tuning) -> list[dict[str, Any]]:
     axes = []
     for dim in tuning.space:
+        values: list[Any]
+        low, high = float(dim.low or 0.0), float(dim.high or 0.0)
         if dim.kind == "choice":
             values = [json.dumps(c, sort_keys=True) for c in dim.choices or []]
         elif dim.kind == "int":
-            lo, hi = int(dim.low), int(dim.high)
+            lo, hi = int(low), int(high)
             values = (
                 list(range(lo, hi + 1))
                 if hi - lo <= 8
                 else sorted({round(v) for v in np.linspace(lo, hi, 5)})
             )
         elif dim.kind == "log_uniform":
-            values = [float(dim.low), float(math.sqrt(dim.low * dim.high)), float(dim.high)]
+            values = [low, math.sqrt(low * high), high]
         else:
-            values = [float(dim.low), float((dim.low + dim.high) / 2), float(dim.high)]
+            values = [low, (low + high) / 2, high]
         axes.append([(dim.name, v) for v in values])
     return [dict(combo) for combo in itertools.product(*axes)]
 
@@ -71,6 +75,7 @@ def ask(tuning: Tuning, seed: int, index: int, history: list[dict[str, Any]]) ->
     if tuning.method == "grid":
         points = grid_points(tuning)
         return points[index % len(points)]
+    sampler: optuna.samplers.BaseSampler
     if tuning.method == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed + index)
     else:
