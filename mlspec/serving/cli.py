@@ -15,7 +15,7 @@ def _ir(spec: str, env: str | None):
     from mlspec.diagnostics import MlspecError
 
     try:
-        return mlspec.lower(mlspec.load(spec), env=env)
+        return mlspec.load_ir(spec, env)
     except MlspecError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -61,10 +61,13 @@ def serve(
     """Serve a model over the Open Inference Protocol (KServe V2) with /predict and /metrics."""
     from mlspec.serving.config import ServerConfig, from_ir
 
-    if (spec is None) == (model_uri is None):
-        raise click.UsageError("give either SPEC or --model")
+    if spec is None and model_uri is None:
+        raise click.UsageError("give SPEC (a spec or a compiled IR JSON), --model, or both")
     if spec is not None:
+        # SPEC gives every setting; --model then picks another version (e.g. the challenger in a shadow pod).
         config = from_ir(_ir(spec, env))
+        if model_uri:
+            config = config.with_overrides(model_uri=model_uri)
         if name:
             config = config.with_overrides(model_name=name)
     else:
