@@ -71,10 +71,7 @@ class AirflowBackend(BaseBackend):
         # features_used() does not list step.cache; a cached step would silently re-run, so report it here.
         for pipeline in ir.pipelines:
             for step in pipeline.steps:
-                if step.cache:
-                    self.unsupported(
-                        ctx,
-                        "step.cache",
-                        "Airflow re-runs every task on every DAG run",
-                        f"pipelines.{pipeline.id}.steps.{step.id}",
-                    )
+                where = f"pipelines.{pipeline.id}.steps.{step.id}"
+                already = any("step.cache" in d.message and where in d.message for d in ctx.diagnostics)
+                if step.cache and not already:
+                    self.unsupported(ctx, "step.cache", "Airflow re-runs every task on every DAG run", where)
