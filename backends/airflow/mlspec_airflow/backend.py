@@ -72,6 +72,7 @@ class AirflowBackend(BaseBackend):
         for pipeline in ir.pipelines:
             for step in pipeline.steps:
                 where = f"pipelines.{pipeline.id}.steps.{step.id}"
-                already = any("step.cache" in d.message and where in d.message for d in ctx.diagnostics)
+                mine = f"{self.name} cannot express step.cache"
+                already = any(d.message.startswith(mine) and where in d.message for d in ctx.diagnostics)
                 if step.cache and not already:
                     self.unsupported(ctx, "step.cache", "Airflow re-runs every task on every DAG run", where)
