@@ -171,10 +171,27 @@ def mark_fired(state_path: str, now: pd.Timestamp, triggers: list[str]) -> None:
 # ----------------------------------------------------------------------------------------------- sinks
 
 
+def _find_spec(ir) -> str | None:
+    """The spec file under the CWD: its project path, else a file of the same name with the IR's spec sha256."""
+    import hashlib
+
+    if Path(ir.system.spec_path).is_file():
+        return ir.system.spec_path
+    name = Path(ir.system.spec_path).name
+    for candidate in sorted(Path(".").glob(f"**/{name}")):
+        if ".mlspec" in candidate.parts or "generated" in candidate.parts:
+            continue
+        if hashlib.sha256(candidate.read_bytes()).hexdigest() == ir.system.spec_sha256:
+            return str(candidate)
+    return None
+
+
 def _local(ir, result: dict[str, Any], wait: bool) -> dict[str, Any]:
-    spec = os.environ.get("MLSPEC_RETRAIN_SPEC") or ir.system.spec_path
-    if not Path(spec).exists():
-        raise SinkError(f"local sink: spec {spec} not found from {Path.cwd()} (set MLSPEC_RETRAIN_SPEC)")
+    spec = os.environ.get("MLSPEC_RETRAIN_SPEC") or _find_spec(ir)
+    if spec is None or not Path(spec).exists():
+        raise SinkError(
+            f"local sink: spec {ir.system.spec_path} not found from {Path.cwd()} (set MLSPEC_RETRAIN_SPEC)"
+        )
     cmd = [sys.executable, "-m", "mlspec", "run", spec]
     if ir.system.environment:
         cmd += ["--env", ir.system.environment]
