@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mlspec import api
-from mlspec.runtime import StepError, export, preprocessing, training
+from mlspec.runtime import StepError, evaluation, export, preprocessing, training
 from mlspec.runtime.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,3 +174,55 @@ def test_ddp_with_two_gloo_processes(tmp_path: Path, local_registry: str) -> Non
     assert main(step_args("evaluate", ir_path, run)) == 0
     evaluated = json.loads((run / "steps" / "evaluate" / "result.json").read_text())
     assert evaluated["metrics"]["auc"] > 0.7  # both ranks' gradients were averaged into one sensible model
+
+
+def test_regression_trains_in_target_units_and_exports(tmp_path: Path) -> None:
+    ir = fast_ir()
+    data = ir.data.model_copy(
+        update={
+            "task": "regression",
+            "target": "monthly_charges",
+            "features": ["tenure_months", "support_calls", "contract"],
+        }
+    )
+    ir = ir.model_copy(update={"data": data})
+    frame = pd.read_csv(CHURN / "train.csv")
+    train, test = frame.iloc[:4000], frame.iloc[4000:]
+    model, spec, _ = training.train_model(
+        ir, train, {**training.hyperparameters(ir), "epochs": 20}, 0, tmp_path
+    )
+    X = preprocessing.encode(test, spec)
+    pred = training.predict(model, X)
+    metrics = evaluation.compute("regression", preprocessing.encode_target(test, spec), pred)
+    assert pred.shape == (1000,) and abs(float(pred.mean()) - float(test["monthly_charges"].mean())) < 10
+    assert metrics["r2"] > 0 and metrics["rmse"] < float(test["monthly_charges"].std())
+    export.to_onnx(model, X, tmp_path / "r.onnx", 17)
+    assert export.parity(model, tmp_path / "r.onnx", X, 1e-3) <= 1e-3
+
+
+def test_grid_trials_with_cross_validation_then_select(tmp_path: Path, local_registry: str) -> None:
+    ir = fast_ir(hyperparameters={"epochs": 1, "lr": 0.01, "batch_size": 512}, cv_folds=2)
+    tuning = api.lower(api.load(ROOT / "specs" / "churn.yaml")).training.tuning
+    assert tuning is not None
+    ir = ir.model_copy(
+        update={
+            "training": ir.training.model_copy(
+                update={"tuning": tuning.model_copy(update={"method": "grid", "trials": 3})}
+            )
+        }
+    )
+    ir_path = tmp_path / "ir.json"
+    ir_path.write_text(ir.to_json())
+    run = tmp_path / "run"
+    assert main(step_args("validate-data", ir_path, run)) == 0
+    for i in range(3):
+        assert main(step_args("tune-trial", ir_path, run, "--trial", str(i))) == 0
+    assert main(step_args("tune-select", ir_path, run)) == 0
+    trials = [
+        json.loads((run / "steps" / "tune-trial" / str(i) / "result.json").read_text()) for i in range(3)
+    ]
+    assert [t["params"]["lr"] for t in trials] == pytest.approx([0.001, 0.0054772, 0.03], rel=1e-4)
+    assert all(t["params"]["hidden"] == [32, 16] and len(t["fold_values"]) == 2 for t in trials)
+    best = json.loads((run / "steps" / "tune-select" / "result.json").read_text())
+    assert best["best_value"] == max(t["value"] for t in trials) and best["trials_completed"] == 3
+    assert main(step_args("tune-trial", ir_path, run, "--trial", "3")) == 1  # outside the fan-out
