@@ -16,6 +16,10 @@ Sinks (`retraining.sink`, override with MLSPEC_RETRAIN_SINK):
             (AIRFLOW_API_URL; AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME/AIRFLOW_PASSWORD for /auth/token);
   kubeflow  kfp.Client(host=KFP_HOST).create_run_from_pipeline_package(MLSPEC_KFP_PIPELINE or
             generated/<system>/kubeflow/pipeline.yaml).
+  orchestrator
+            only records the retraining (so the cooldown holds): the orchestrator running this step emits
+            the event itself, e.g. the generated Airflow monitoring DAG's asset outlet. Sending it here too
+            would start two retraining runs.
 """
 
 from __future__ import annotations
@@ -306,8 +310,10 @@ def send(
         sent = _airflow(ir, result)
     elif sink == "kubeflow":
         sent = _kubeflow(ir, result)
+    elif sink == "orchestrator":
+        sent = {"sink": "orchestrator", "note": "the orchestrator emits the retraining event"}
     else:
-        raise SinkError(f"unknown retraining sink {sink!r}; use local, airflow or kubeflow")
+        raise SinkError(f"unknown retraining sink {sink!r}; use local, airflow, kubeflow or orchestrator")
     if result.get("state_path"):
         mark_fired(
             result["state_path"], now or pd.Timestamp.now(tz="UTC"), list(result.get("fired_triggers", []))

@@ -199,3 +199,19 @@ def test_airflow_sink_errors_are_clear(churn_ir, recorder: str, monkeypatch: pyt
 
 def test_nothing_is_sent_without_a_decision(churn_ir) -> None:
     assert triggers.send(churn_ir, {"retrain": False}) == {"sent": False, "reason": "no trigger fired"}
+
+
+def test_orchestrator_sink_records_the_cooldown_and_sends_nothing(churn_ir, tmp_path: Path) -> None:
+    state = str(tmp_path / "state.json")
+    decision = triggers.decide(churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW, state_path=state)
+    assert decision["retrain"]
+    sent = triggers.send(churn_ir, decision, sink="orchestrator", now=NOW)
+    assert sent == {
+        "sent": True,
+        "sink": "orchestrator",
+        "note": "the orchestrator emits the retraining event",
+    }
+    later = triggers.decide(
+        churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW + pd.Timedelta(hours=1), state_path=state
+    )
+    assert not later["retrain"] and later["suppressed_triggers"] == ["drift-1"]

@@ -211,13 +211,17 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str, report: Report) -> DagView:
         if not _DNS.match(step.id):
             raise ValueError(f"IR step id {step.id!r} is not a DNS-1123 label")
         upstream = [variables[d] for d in step.depends_on] + [condition_vars[c] for c in step.conditions]
+        outlets_retrain = pipeline.id == "monitoring" and step.id == emits_retrain_step
+        if outlets_retrain:
+            # The task's asset outlet is the retraining event; the runtime only records it for the cooldown.
+            step = step.model_copy(update={"env": {**step.env, "MLSPEC_RETRAIN_SINK": "orchestrator"}})
         view = TaskView(
             step=step,
             var=variables[step.id],
             task_id=step.task_id,
             upstream=upstream,
             publishes_result=step.id in result_steps,
-            outlets_retrain=pipeline.id == "monitoring" and step.id == emits_retrain_step,
+            outlets_retrain=outlets_retrain,
         )
         if mode == "kubernetes":
             _kubernetes_placement(ir, step, view, report, where)

@@ -101,6 +101,12 @@ def test_kubernetes_pods_carry_the_ir_resources(churn_ir, tmp_path):
                 if step.id in {c.step for c in pipeline.conditions}:
                     assert task.arguments[4:] == ["--result-file", "/airflow/xcom/return.json"]
                     assert task.do_xcom_push is True
+            if step.id == "trigger-retrain":
+                # the asset outlet is the one retraining event; the runtime only records the cooldown
+                assert [a.uri for a in task.outlets] == ["mlspec://churn/retrain"]
+                env = task.env_vars
+                env = env if isinstance(env, dict) else {e.name: e.value for e in env}
+                assert env["MLSPEC_RETRAIN_SINK"] == "orchestrator"
 
 
 @pytest.mark.parametrize("mode", ["kubernetes", "local"])
