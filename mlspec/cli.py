@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,9 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a bug or an environment problem: one clear line, the traceback on request
+        if os.environ.get("MLSPEC_DEBUG"):
+            raise
+        click.echo(f"mlspec: error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  = hint: set MLSPEC_DEBUG=1 to see the traceback", err=True)
+        sys.exit(1)

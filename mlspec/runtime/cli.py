@@ -14,9 +14,10 @@ SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str)
 
 
 def _ir(spec: str, env: str | None):
+    """A spec, or the compiled IR JSON that generated deployments mount (e.g. the monitoring CronJob)."""
     from mlspec import api
 
-    return api.lower(api.load(spec), env)
+    return api.load_ir(spec, env)
 
 
 @click.command()

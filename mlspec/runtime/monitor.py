@@ -41,13 +41,17 @@ class MonitorError(StepError):
 
 
 def _list_files(base: str, suffixes: tuple[str, ...], exclude: str | None = None) -> list[str]:
-    fs, path = data.filesystem(base)
-    if not fs.exists(path):
-        return []
-    if not fs.isdir(path):
-        return [base]
+    try:
+        fs, path = data.filesystem(base)
+        if not fs.exists(path):
+            return []
+        if not fs.isdir(path):
+            return [base]
+        listed = fs.find(path)
+    except Exception as exc:  # credentials, network, permissions: name the location, not a traceback
+        raise MonitorError(f"cannot list {base}: {type(exc).__name__}: {exc}") from exc
     proto = base.split("://", 1)[0] + "://" if "://" in base else ""
-    found = sorted(p for p in fs.find(path) if p.lower().endswith(suffixes))
+    found = sorted(p for p in listed if p.lower().endswith(suffixes))
     if exclude:
         found = [p for p in found if f"/{exclude}/" not in p]
     return [proto + p if proto and not p.startswith(proto) else p for p in found]

@@ -10,6 +10,12 @@ from mlspec_kubernetes.meta import IR_FILE, labels, metadata
 from mlspec_kubernetes.workloads import config_volume
 
 
+def monitor_run_dir(ir: IR) -> str:
+    """Reports and the trigger cooldown state must outlive the Job's pod: keep them with the artifacts."""
+    root = ir.artifacts_root.rstrip("/")
+    return f"{root}/monitoring" if "://" in root else "/tmp/mlspec-monitor"
+
+
 def name(ir: IR) -> str:
     return f"{ir.system.name}-monitor"
 
@@ -34,7 +40,7 @@ def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
         image=image,
         image_pull_policy="Always",
         command=["mlspec"],
-        args=["monitor", IR_FILE],
+        args=["monitor", IR_FILE, "--run-dir", monitor_run_dir(ir)],
         env=[k.V1EnvVar(name="HOME", value="/tmp")],
         resources=pod.resources(res),
         security_context=pod.container_security_context(),

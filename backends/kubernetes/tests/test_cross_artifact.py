@@ -83,7 +83,12 @@ def test_monitor_cronjob_runs_on_the_ir_schedule(built):
     (cron,) = by_kind(objects, "CronJob")
     assert cron["spec"]["schedule"] == ir.monitoring.schedule
     (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert c["command"] == ["mlspec"] and c["args"] == ["monitor", "/etc/mlspec/ir.json"]
+    assert c["command"] == ["mlspec"] and c["args"] == [
+        "monitor",
+        "/etc/mlspec/ir.json",
+        "--run-dir",
+        f"{ir.artifacts_root}/monitoring",
+    ]
 
 
 def _alert_le(objects) -> set[str]:
