@@ -372,7 +372,7 @@ def check_leakage(ir, spec: dict, df: pd.DataFrame) -> dict[str, Any]:
         )
     if overlap > allowed:
         problems.append(f"{overlap} test rows also in train (allowed {allowed})")
-    extra = {"association": assoc, "train_test_overlap": overlap}
+    extra: dict[str, Any] = {"association": assoc, "train_test_overlap": overlap}
     if problems:
         count = len(leaky) + (overlap if overlap > allowed else 0)
         return _result("leakage", False, "; ".join(problems), leaky, count, **extra)

@@ -287,7 +287,7 @@ def compute_drift(
         raise ValueError(f"unknown drift method {method!r}; use one of {', '.join(METHODS)}")
     if len(current_df) == 0:
         raise ValueError("cannot compute drift on an empty window (0 rows)")
-    names = list(profile["features"]) if features in (None, "all") else list(features)  # type: ignore[arg-type]
+    names = list(profile["features"]) if features in (None, "all") else list(features)
     unknown = [f for f in names if f not in profile["features"]]
     if unknown:
         raise ValueError(f"features {unknown} are not in the reference profile")

@@ -68,8 +68,14 @@ class KubernetesBackend(BaseBackend):
             monitor_name = monitoring.name(ir)
             objects.append(monitoring.cron_job(ir, config_name))
             used_accounts.add("monitoring")
+        # Airflow in kubernetes mode starts the training pipeline's pods in this namespace as the training account.
+        pipeline_pods = "airflow" in ir.targets and ir.airflow_mode == "kubernetes"
+        if pipeline_pods:
+            used_accounts.add("training")
         objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
-        objects += network.policies(ir, servers, cache_name, monitor_name, mesh=self._mesh(ir))
+        objects += network.policies(
+            ir, servers, cache_name, monitor_name, mesh=self._mesh(ir), pipeline_pods=pipeline_pods
+        )
         return render.artifacts(objects)
 
     @staticmethod

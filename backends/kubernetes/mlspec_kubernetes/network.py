@@ -10,6 +10,9 @@ from mlspec.ir.model import IR
 from mlspec_kubernetes.meta import metadata, selector
 
 REDIS_PORT = 6379
+# Labels the Airflow backend puts on every KubernetesPodOperator pod.
+PIPELINE_SYSTEM_LABEL = "mlspec.io/system"
+PIPELINE_STEP_LABEL = "mlspec.io/step"
 ISTIOD_PORT = 15012
 
 
@@ -62,7 +65,14 @@ def _external_egress(ir: IR, mesh: bool) -> list[k.V1NetworkPolicyEgressRule]:
     return rules
 
 
-def policies(ir: IR, servers: list[str], cache: str | None, monitor: str | None, mesh: bool) -> list:
+def policies(
+    ir: IR,
+    servers: list[str],
+    cache: str | None,
+    monitor: str | None,
+    mesh: bool,
+    pipeline_pods: bool = False,
+) -> list:
     s = ir.serving
     out = [
         _policy(ir, "default-deny", None),
@@ -125,5 +135,21 @@ def policies(ir: IR, servers: list[str], cache: str | None, monitor: str | None,
             _policy(
                 ir, monitor, selector(ir, monitor), types=("Egress",), egress=_external_egress(ir, mesh=False)
             )
+        )
+    if pipeline_pods:
+        # Pipeline step pods that orchestrators start in this namespace (Airflow's KubernetesPodOperator
+        # labels them mlspec.io/system and mlspec.io/step) reach S3, STS and the registry, nothing else.
+        out.append(
+            _policy(
+                ir,
+                f"{ir.system.name}-pipeline-steps",
+                None,
+                types=("Egress",),
+                egress=_external_egress(ir, mesh=False),
+            )
+        )
+        out[-1].spec.pod_selector = k.V1LabelSelector(
+            match_labels={PIPELINE_SYSTEM_LABEL: ir.system.name},
+            match_expressions=[k.V1LabelSelectorRequirement(key=PIPELINE_STEP_LABEL, operator="Exists")],
         )
     return out
