@@ -31,3 +31,18 @@ def test_committed_output_is_current(spec: Path, env: str | None) -> None:
 def test_every_generated_system_has_a_spec() -> None:
     systems = {mlspec.load(spec).spec.metadata.name for spec in SPECS}
     assert {p.name for p in (ROOT / "generated").iterdir() if p.is_dir()} == systems
+
+
+def test_capability_matrix_doc_is_current() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlspec", "targets", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (ROOT / "docs" / "capabilities.md").read_text(), (
+        "run: mlspec targets --markdown > docs/capabilities.md"
+    )
