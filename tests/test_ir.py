@@ -120,8 +120,13 @@ def test_environment_overlay_deep_merges(churn) -> None:
     assert staging.serving.target_cpu_percent == base.serving.target_cpu_percent
     assert staging.infrastructure.cluster_version == base.infrastructure.cluster_version
     assert staging.infrastructure.state.key.endswith("/staging/terraform.tfstate")
+    assert staging.infrastructure.artifacts_bucket == "acme-ml-artifacts-staging"
+    assert staging.artifacts_root == "s3://acme-ml-artifacts-staging/churn"
     prod = mlspec.lower(churn, "prod")
-    assert prod.model_copy(update={"system": base.system, "infrastructure": base.infrastructure}) == base
+    # prod only points the registry at the in-cluster MLflow server
+    assert prod.registry.tracking_uri == "http://mlflow.mlflow.svc.cluster.local:5000"
+    unchanged = {"system": base.system, "infrastructure": base.infrastructure, "registry": base.registry}
+    assert prod.model_copy(update=unchanged) == base
 
 
 def test_unknown_environment(churn) -> None:

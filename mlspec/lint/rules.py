@@ -524,6 +524,9 @@ def known_targets(ctx: LintContext) -> Iterator[Diagnostic]:
             )
 
 
+PAGE_BURN_RATE = 14.4
+
+
 @rule("MS220", "SLO and rollback thresholds disagree")
 def slo_consistency(ctx: LintContext) -> Iterator[Diagnostic]:
     sv = ctx.spec.serving
@@ -537,11 +540,17 @@ def slo_consistency(ctx: LintContext) -> Iterator[Diagnostic]:
             ("serving", "rollout", "rollback_on", "latency_p99_ms"),
             severity=Severity.WARNING,
         )
-    if sv.slo.latency_p99_ms < 1:
+    # A canary that errs at this rate burns the availability budget faster than the 1h page alert's 14.4x:
+    # the page fires before the rollback does.
+    error_rate = sv.rollout.rollback_on.error_rate
+    page_rate = PAGE_BURN_RATE * (1 - sv.slo.availability_percent / 100)
+    if error_rate is not None and error_rate > page_rate:
         yield ctx.diag(
             "MS220",
-            "latency SLO under 1 ms is not measurable over HTTP",
-            ("serving", "slo", "latency_p99_ms"),
+            f"rollback error rate {error_rate} is looser than the SLO's page threshold "
+            f"({PAGE_BURN_RATE}x the {100 - sv.slo.availability_percent:.3g}% error budget = {page_rate:.4g})",
+            ("serving", "rollout", "rollback_on", "error_rate"),
+            severity=Severity.WARNING,
         )
 
 

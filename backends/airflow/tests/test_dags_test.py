@@ -42,7 +42,8 @@ def task_states(env: dict[str, str], dag_id: str) -> dict[tuple[str, int], str]:
 def model_versions(tmp_path: Path, name: str) -> list[int]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process-wide registry URI
     return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
 
 

@@ -69,7 +69,7 @@ def test_kfp_local_runs_the_compiled_pipeline_and_gates_registration(tmp_path, m
     assert evaluation["gates_passed"] is True
     for step in ("train", "export", "register", "promote"):
         assert result(run_dir, step)["status"] == "succeeded", step
-    client = mlflow.MlflowClient(tracking_uri=tracking)
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)  # not the process-wide one
     versions = client.search_model_versions("name='churn'")
     assert [str(v.version) for v in versions] == ["1"]
     assert str(result(run_dir, "register")["model_version"]) == "1"
