@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q -e '.[runtime]'
+.venv/bin/pip install -q -e '.[serving]'
 SPEC=${1:-specs/churn.yaml}
 .venv/bin/mlspec lint "$SPEC"
-exec .venv/bin/mlspec run "$SPEC"
+.venv/bin/mlspec run "$SPEC"
+echo "next: serve the champion with  .venv/bin/mlspec serve $SPEC  (Open Inference Protocol on 127.0.0.1:8080)"

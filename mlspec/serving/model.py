@@ -18,6 +18,7 @@ from mlspec.serving.resources import cpu_limit
 log = logging.getLogger("mlspec.serving")
 
 FEATURES_METADATA_KEY = "mlspec.features"
+PREPROCESSING_METADATA_KEY = "mlspec.preprocessing"
 _ORT_TO_V2 = {
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
@@ -60,6 +61,8 @@ class LoadedModel:
     input_dtype: Any
     features: list[str] | None
     providers: list[str] = field(default_factory=list)
+    # categorical feature -> its values; the model takes a value's index (-1 for one it never saw)
+    categories: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -75,7 +78,7 @@ class LoadedModel:
             "platform": "onnxruntime_onnx",
             "inputs": [_tensor_meta(self.input)],
             "outputs": [_tensor_meta(o) for o in self.outputs],
-            "parameters": {"features": self.features or []},
+            "parameters": {"features": self.features or [], "categories": self.categories},
         }
 
 
@@ -144,6 +147,7 @@ def load_onnx(
         input_dtype=_ORT_TO_NUMPY[inp.type],
         features=features,
         providers=session.get_providers(),
+        categories=_categories(session),
     )
     warm_up(model)
     return model
@@ -164,6 +168,18 @@ def _features(session: ort.InferenceSession, n_features: int, fallback: list[str
     if fallback and len(fallback) == n_features:
         return list(fallback)
     return None
+
+
+def _categories(session: ort.InferenceSession) -> dict[str, list[Any]]:
+    """Category values per feature from the training bundle's preprocessing metadata (absent: none)."""
+    raw = session.get_modelmeta().custom_metadata_map.get(PREPROCESSING_METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        spec = json.loads(raw)
+        return {f["name"]: list(f["values"]) for f in spec.get("features", []) if f.get("kind") == "category"}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"metadata {PREPROCESSING_METADATA_KEY} is malformed: {exc}") from exc
 
 
 def warm_up(model: LoadedModel) -> None:

@@ -92,12 +92,20 @@ def records_to_rows(records: Any, model: LoadedModel) -> list[list[Any]]:
     if not model.features:
         raise BadRequest('this model declares no feature names; send "inputs" as rows of numbers')
     features = model.features
+    # Records name categories by value; the model takes the value's index, -1 for an unseen value.
+    index = {f: {v: i for i, v in enumerate(vals)} for f, vals in model.categories.items()}
     rows = []
     for i, record in enumerate(records):
         try:
-            rows.append([record[f] for f in features])
+            row = [record[f] for f in features]
         except KeyError as exc:
             raise BadRequest(f"record {i} is missing feature {exc.args[0]!r}") from None
+        for j, f in enumerate(features):
+            if f in index and not (isinstance(row[j], int | float) and not isinstance(row[j], bool)):
+                if not isinstance(row[j], str):
+                    raise BadRequest(f"record {i}: feature {f!r} takes one of {list(index[f])}")
+                row[j] = index[f].get(row[j], -1)
+        rows.append(row)
     return rows
 
 

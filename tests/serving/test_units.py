@@ -249,3 +249,24 @@ def test_batcher_coalesces_concurrent_requests_and_keeps_rows_apart(model, mlp):
     total = next(s.value for s in samples if s.name.endswith("_sum"))
     assert total == sum(len(x) for x in xs)
     assert count < len(xs)  # coalesced
+
+
+def test_records_name_categories_by_value(model):
+    import dataclasses
+
+    # the training bundle lists x0's values; records may name them, the model gets the index (-1: unseen)
+    categorical = dataclasses.replace(model, categories={"x0": ["month-to-month", "one-year", "two-year"]})
+    base = {f"x{i}": 1.0 for i in range(1, 20)}
+    records = [
+        base | {"x0": "one-year"},
+        base | {"x0": "two-year"},
+        base | {"x0": "weekly"},
+        base | {"x0": 0},
+    ]
+    matrix = decode_predict(json.dumps({"records": records}).encode(), categorical, 100)
+    assert matrix[:, 0].tolist() == [1.0, 2.0, -1.0, 0.0]
+    assert categorical.metadata()["parameters"]["categories"] == {
+        "x0": ["month-to-month", "one-year", "two-year"]
+    }
+    with pytest.raises(BadRequest, match="takes one of"):
+        decode_predict(json.dumps({"records": [base | {"x0": [1]}]}).encode(), categorical, 100)
