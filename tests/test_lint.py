@@ -69,7 +69,9 @@ def lint_text(text: str) -> set[str]:
         ("serving: {rollout: {strategy: a-b}}\n", "MS207"),
         ("serving: {rollout: {strategy: a-b, traffic_split: 20, experiment_duration: 7d}}\n", None),
         ("registry: {mlflow: {tracking_uri: 'postgresql://ml:hunter2@db:5432/mlflow'}}\n", "MS210"),
-        ("registry: {mlflow: {tracking_uri: 'postgresql://ml:${DB_PASSWORD}@db:5432/mlflow'}}\n", None),
+        # interpolated secrets are refused too: they would land in generated/ through the IR
+        ("registry: {mlflow: {tracking_uri: 'postgresql://ml:${DB_PASSWORD}@db:5432/mlflow'}}\n", "MS210"),
+        ("registry: {mlflow: {tracking_uri: 'http://mlflow.mlflow.svc:5000'}}\n", None),
     ],
 )
 def test_rule_edges(extra: str, code: str | None) -> None:
