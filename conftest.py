@@ -15,6 +15,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 SPECS = ROOT / "specs"
+# Every test, and every process a test starts, sees this instant as "now" (mlspec.clock): a Tuesday, two
+# days after the example data's newest event. No verdict may depend on the day the suite runs.
+PINNED_NOW = "2025-07-01T12:00:00Z"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["MLSPEC_NOW"] = PINNED_NOW
 
 
 def free_port() -> int:
@@ -64,8 +71,12 @@ def moto_server() -> Iterator[str]:
     exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     # AWS managed policies (e.g. AmazonEKSClusterPolicy) exist, so that Terraform can attach them.
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         wait_for_port(port, proc=proc)
         yield f"http://127.0.0.1:{port}"
@@ -77,8 +88,12 @@ def moto_server() -> Iterator[str]:
 def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Fake credentials and endpoints pointing boto3/s3fs at the moto server."""
     for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_server, "AWS_ENDPOINT_URL_S3": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ENDPOINT_URL_S3": moto_server,
     }.items():
         monkeypatch.setenv(key, value)
     return moto_server
@@ -91,8 +106,11 @@ def redis_server() -> Iterator[str]:
     if exe is None:
         pytest.fail("redis-server is not installed (.ci/run installs it from Debian's packages)")
     port = free_port()
-    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, proc=proc)
         yield f"redis://127.0.0.1:{port}/0"

@@ -20,3 +20,15 @@ class StepError(Exception):
 
 class UsageError(Exception):
     """Bad arguments to the step entry point (exit code 2)."""
+
+
+def now():
+    """The runtime's current instant as a UTC pandas Timestamp, from the one clock (MLSPEC_NOW pins it)."""
+    import pandas as pd
+
+    from mlspec import clock
+
+    try:
+        return pd.Timestamp(clock.now())
+    except clock.ClockError as exc:
+        raise UsageError(str(exc)) from None

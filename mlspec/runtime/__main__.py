@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mlspec.runtime import StepError, UsageError
+from mlspec.runtime import now as runtime_now
 
 PROG = "python -m mlspec.runtime"
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     try:
         args = parser().parse_args(args_list)
+        runtime_now()  # a malformed MLSPEC_NOW is a usage error before any work
         data = _pairs(args.data, "--data")
         hparams = _hparams(args.hparam)
         outputs = _pairs(args.output, "--output")

@@ -221,7 +221,10 @@ def check_freshness(spec: dict, df: pd.DataFrame, now: pd.Timestamp | None = Non
     ts = parse_timestamps(df[col])
     if ts.notna().sum() == 0:
         return _result("freshness", False, f"{col} has no parseable timestamps", [col], len(df))
-    now = now or pd.Timestamp.now(tz="UTC")
+    if now is None:
+        from mlspec.runtime import now as runtime_now
+
+        now = runtime_now()
     newest = ts.max()
     age = (now - newest).total_seconds()
     message = f"newest {col} is {newest.isoformat()}, {age / 86400:.1f} days old (max {spec['max_age']})"

@@ -13,6 +13,28 @@ ENV = click.option("--env", "env", default=None, metavar="NAME", help="Environme
 SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 
 
+def _pin_clock(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from mlspec import clock
+
+    if value is None:
+        return None
+    try:
+        return clock.pin(value)
+    except clock.ClockError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+NOW = click.option(
+    "--now",
+    default=None,
+    metavar="ISO8601",
+    expose_value=False,
+    is_eager=True,
+    callback=_pin_clock,
+    help="Evaluate as of this instant (sets MLSPEC_NOW for every step); default: the wall clock.",
+)
+
+
 def _ir(spec: str, env: str | None):
     """A spec, or the compiled IR JSON that generated deployments mount (e.g. the monitoring CronJob)."""
     from mlspec import api
@@ -28,6 +50,7 @@ def _ir(spec: str, env: str | None):
 )
 @click.option("--until", "until_step", default=None, metavar="STEP", help="Stop after STEP.")
 @click.option("--run-id", default=None, metavar="ID", help="Run id (directory under .mlspec/runs).")
+@NOW
 def run(
     spec: str, env: str | None, from_step: str | None, until_step: str | None, run_id: str | None
 ) -> None:
@@ -61,6 +84,7 @@ def run(
 @click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
 @click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
 @click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
+@NOW
 def monitor(
     spec: str, env: str | None, run_dir: str, log: str | None, labels: str | None, dry_run: bool
 ) -> None:
@@ -84,6 +108,8 @@ def monitor(
             click.echo(
                 f"retraining triggered via the {ir.retraining.sink} sink: {json.dumps(sent, default=str)}"
             )
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from exc
     except (StepError, mon.MonitorError, triggers.SinkError) as exc:
         raise click.ClickException(f"monitor failed: {exc}") from exc
 

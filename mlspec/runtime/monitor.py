@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlspec.runtime import StepError, data, drift, triggers
+from mlspec.runtime import now as runtime_now
 
 PROFILE = "reference_profile.json"
 PREPROCESSING = "preprocessing.json"
@@ -400,7 +401,7 @@ def run_monitor(
     if ir.monitoring is None:
         raise MonitorError("the IR has no monitoring section")
     mon = ir.monitoring
-    now = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(now) if now is not None else runtime_now()
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     start = now - pd.Timedelta(seconds=mon.window_seconds)
     log = (

@@ -49,7 +49,7 @@ def ordered(pipeline: Pipeline) -> list[Step]:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def latest_run(root: Path) -> str | None:

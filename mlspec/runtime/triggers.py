@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from mlspec.runtime import StepError, data
+from mlspec.runtime import now as runtime_now
 
 
 class SinkError(StepError):
@@ -316,6 +317,8 @@ def send(
         raise SinkError(f"unknown retraining sink {sink!r}; use local, airflow, kubeflow or orchestrator")
     if result.get("state_path"):
         mark_fired(
-            result["state_path"], now or pd.Timestamp.now(tz="UTC"), list(result.get("fired_triggers", []))
+            result["state_path"],
+            now if now is not None else runtime_now(),
+            list(result.get("fired_triggers", [])),
         )
     return {"sent": True, **sent}

@@ -106,6 +106,7 @@ def test_unique_and_row_count(churn_ir, train) -> None:
     assert _by_name(checks.run_checks(ir, train.head(50), {}))["row_count"]["passed"]
 
 
+@pytest.mark.clock
 def test_freshness(churn_ir, train) -> None:
     spec = {"check": "freshness", "column": "event_time", "max_age": "30d"}
     now = pd.Timestamp("2025-07-10T00:00:00Z")

@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlspec.runtime import drift, monitor
 
+pytestmark = pytest.mark.clock
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "churn"
 NOW = pd.Timestamp("2025-07-01T12:00:00Z")
 CONTRACTS = ["month-to-month", "one-year", "two-year"]

@@ -12,6 +12,8 @@ import pytest
 
 from mlspec.runtime import triggers
 
+pytestmark = pytest.mark.clock
+
 NOW = pd.Timestamp("2025-07-01T12:00:00Z")  # a Tuesday
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from mlspec.runtime import monitor, triggers
 
+pytestmark = pytest.mark.clock
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ["month-to-month", "one-year", "two-year"]
 
@@ -61,7 +63,7 @@ def test_drift_fires_local_sink_which_trains_a_new_version(
     # a day of logged traffic whose monthly charges drifted (the server logs categories as value indexes)
     cur = pd.read_csv("data/churn/reference.csv").head(1500)
     cur["monthly_charges"] = cur["monthly_charges"] * 1.6
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(os.environ["MLSPEC_NOW"])  # pinned by the root conftest: a Tuesday, off the cron
     ts = now - pd.to_timedelta(np.arange(len(cur)) * 30, unit="s")
     log = tmp_path / "predictions" / f"date={now:%Y-%m-%d}"
     log.mkdir(parents=True)
