@@ -136,7 +136,8 @@ class ServingApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            with self.metrics.in_flight.track_inprogress():
+                await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 

@@ -41,6 +41,9 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.in_flight = Gauge(
+            "mlspec_requests_in_flight", "Requests received and not yet answered.", registry=r
+        )
         self.cache_hits = Counter("mlspec_cache_hits", "Cache hits.", registry=r)
         self.cache_misses = Counter("mlspec_cache_misses", "Cache misses.", registry=r)
         self.cache_errors = Counter(

@@ -154,6 +154,28 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         stop(server.proc)
 
 
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15.0, every: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy (returned); fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def redis_keys(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.dbsize())
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def h():
     """Helpers for test modules (importlib import mode does not let tests import conftest)."""
@@ -167,4 +189,6 @@ def h():
         stop=stop,
         wait_ready=wait_ready,
         launch=launch,
+        wait_until=wait_until,
+        redis_keys=redis_keys,
     )

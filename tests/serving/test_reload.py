@@ -60,12 +60,11 @@ def test_champion_alias_move_hot_swaps_without_failed_requests(
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    h.wait_until(lambda: len(results) >= 20, "requests answered by version 1")
     MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias("churn", "champion", "2")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(b.get("model_version") == "2" for _, b in results[-20:]):
-        time.sleep(0.1)
-    time.sleep(0.3)
+    h.wait_until(lambda: any(b.get("model_version") == "2" for _, b in results[-20:]), "the hot swap", 20)
+    swapped_at = len(results)
+    h.wait_until(lambda: len(results) >= swapped_at + 20, "requests answered after the swap")
     stop_at[0] = 0
     for t in threads:
         t.join()
