@@ -140,10 +140,15 @@ class BaseBackend:
     # Features outside this backend's concern: silently not its job (e.g. infrastructure for Airflow).
     not_applicable: ClassVar[frozenset[str]] = frozenset()
 
+    def capabilities_for(self, ir: IR, ctx: EmitContext) -> Mapping[str, bool]:
+        """The capability table for this compile (a backend with modes picks the mode's table)."""
+        return self.capabilities
+
     def emit(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         reported = set()
+        capabilities = self.capabilities_for(ir, ctx)
         for feature, where in features_used(ir):
-            if feature in self.not_applicable or self.capabilities.get(feature, False):
+            if feature in self.not_applicable or capabilities.get(feature, False):
                 continue
             if (feature, where) not in reported:
                 reported.add((feature, where))

@@ -54,9 +54,8 @@ class AirflowBackend(BaseBackend):
             raise ValueError(f"airflow_mode must be one of {', '.join(MODES)}, not {mode!r}")
         return mode
 
-    def emit(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        self.capabilities = self.mode_capabilities[self.mode(ir, ctx)]
-        return super().emit(ir, ctx)
+    def capabilities_for(self, ir: IR, ctx: EmitContext) -> dict[str, bool]:
+        return self.mode_capabilities[self.mode(ir, ctx)]
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         mode = self.mode(ir, ctx)

@@ -11,6 +11,7 @@ this module must not use `from __future__ import annotations` (kfp reads the ann
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 from kfp import dsl
 from kfp.dsl import python_component
@@ -43,8 +44,8 @@ def run_gated_step(
     trial: int,
     data: dict,
     hparams: dict,
-    gates_passed: dsl.OutputPath(bool),
-    beats_champion: dsl.OutputPath(bool),
+    gates_passed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
+    beats_champion: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
 ) -> None:
     import subprocess
     import sys
@@ -71,7 +72,7 @@ def run_retrain_step(
     trial: int,
     data: dict,
     hparams: dict,
-    retrain: dsl.OutputPath(bool),
+    retrain: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
 ) -> None:
     import subprocess
     import sys
@@ -133,9 +134,9 @@ def user_component(step_id: str, task_id: str, image: str, command: list[str], t
         argv = [_expand(arg, run_dir, step_id) for arg in command]
         return dsl.ContainerSpec(image=image, command=[*argv, trial_arg, f"{trial}"])
 
-    user_step = user_trial_step if trial_arg else user_step
-    user_step.__name__ = task_id
-    return dsl.container_component(user_step)
+    func: Callable[..., dsl.ContainerSpec] = user_trial_step if trial_arg else user_step
+    func.__name__ = task_id
+    return dsl.container_component(func)
 
 
 def _expand(arg: str, run_dir: str, step_id: str) -> str:

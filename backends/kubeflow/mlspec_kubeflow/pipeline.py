@@ -76,7 +76,7 @@ class PipelineBuilder:
             self.build(dict(zip(names, args, strict=True)))
 
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        body.__signature__ = inspect.Signature(
+        body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # kfp reads it
             [
                 inspect.Parameter(n, kind, default=d, annotation=t)
                 for n, (t, d) in self.params.defaults.items()

@@ -80,7 +80,7 @@ class KubernetesBackend(BaseBackend):
 
     @staticmethod
     def _mesh(ir: IR) -> bool:
-        return bool(ir.serving) and ir.serving.rollout.strategy in ("shadow", "a-b")
+        return ir.serving is not None and ir.serving.rollout.strategy in ("shadow", "a-b")
 
     @staticmethod
     def _check(ir: IR, report, pod) -> None:

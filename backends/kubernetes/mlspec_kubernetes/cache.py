@@ -6,7 +6,7 @@ from kubernetes import client as k
 
 from mlspec.ir.model import IR
 from mlspec_kubernetes import pod
-from mlspec_kubernetes.meta import labels
+from mlspec_kubernetes.meta import labels, serving_of
 from mlspec_kubernetes.network import REDIS_PORT
 from mlspec_kubernetes.workloads import deployment, service
 
@@ -16,7 +16,9 @@ MAXMEMORY_MB = int(MEMORY_MI * 0.8)  # headroom under the container limit for Re
 
 
 def objects(ir: IR, image: str) -> list:
-    cache = ir.serving.cache
+    cache = serving_of(ir).cache
+    if cache is None:
+        return []
     name = cache.service
     data = k.V1Volume(name="data", empty_dir=k.V1EmptyDirVolumeSource(size_limit="1Gi"))
     tmp, tmp_mount = pod.tmp_volume()
@@ -61,7 +63,7 @@ def objects(ir: IR, image: str) -> list:
             failure_threshold=3,
         ),
     )
-    pool = pod.node_pool_for(ir, ir.serving.resources) if ir.serving.accelerator == "cpu" else None
+    pool = pod.node_pool_for(ir, serving_of(ir).resources) if serving_of(ir).accelerator == "cpu" else None
     spec = k.V1PodSpec(
         automount_service_account_token=False,
         enable_service_links=False,

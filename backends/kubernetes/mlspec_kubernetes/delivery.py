@@ -16,7 +16,7 @@ from typing import Any
 from mlspec.backends import EmitContext
 from mlspec.ir.model import IR
 from mlspec_kubernetes import workloads as w
-from mlspec_kubernetes.meta import VARIANT, dict_metadata, selector
+from mlspec_kubernetes.meta import VARIANT, dict_metadata, selector, serving_of
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 ISTIO_API = "networking.istio.io/v1"
@@ -32,12 +32,12 @@ class Delivery:
 
 
 def build(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    strategy = ir.serving.rollout.strategy
+    strategy = serving_of(ir).rollout.strategy
     return _STRATEGIES[strategy](ir, ctx, config_name, ir_json, report)
 
 
 def _replicas(ir: IR) -> int | None:
-    return None if w.autoscaled(ir.serving) else ir.serving.replicas_min  # the HPA owns replicas
+    return None if w.autoscaled(serving_of(ir)) else serving_of(ir).replicas_min  # the HPA owns replicas
 
 
 def _plain(
@@ -53,29 +53,29 @@ def _plain(
     template = w.server_pod_template(ir, name, variant, config_name, ir_json, model_uri)
     objs = [
         w.deployment(ir, name, template, _replicas(ir)),
-        w.service(ir, name, name, ir.serving.port),
+        w.service(ir, name, name, serving_of(ir).port),
         w.pdb(ir, name),
     ]
-    if w.autoscaled(ir.serving):
+    if w.autoscaled(serving_of(ir)):
         objs.append(w.hpa(ir, name, "apps/v1", "Deployment", min_replicas))
     return objs
 
 
 def rolling(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    name = ir.serving.id
+    name = serving_of(ir).id
     return Delivery(_plain(ir, name, "champion", config_name, ir_json), [name])
 
 
 def _rollout(ir: IR, config_name: str, ir_json: str, strategy: dict[str, Any]) -> list[Any]:
     from kubernetes.client import ApiClient
 
-    name = ir.serving.id
+    name = serving_of(ir).id
     template = ApiClient().sanitize_for_serialization(
         w.server_pod_template(ir, name, None, config_name, ir_json)
     )
     spec: dict[str, Any] = {}
-    if not w.autoscaled(ir.serving):
-        spec["replicas"] = ir.serving.replicas_min
+    if not w.autoscaled(serving_of(ir)):
+        spec["replicas"] = serving_of(ir).replicas_min
     spec.update(
         {
             "revisionHistoryLimit": 5,
@@ -90,8 +90,8 @@ def _rollout(ir: IR, config_name: str, ir_json: str, strategy: dict[str, Any]) -
         "metadata": dict_metadata(ir, name, "server"),
         "spec": spec,
     }
-    objs: list[Any] = [rollout, w.service(ir, name, name, ir.serving.port), w.pdb(ir, name)]
-    if w.autoscaled(ir.serving):
+    objs: list[Any] = [rollout, w.service(ir, name, name, serving_of(ir).port), w.pdb(ir, name)]
+    if w.autoscaled(serving_of(ir)):
         objs.append(w.hpa(ir, name, ROLLOUTS_API, "Rollout"))
     return objs
 
@@ -102,14 +102,14 @@ def _variant_metadata(canary: str, stable: str) -> dict[str, Any]:
 
 def _analysis_ref(ir: IR) -> dict[str, Any]:
     return {
-        "templates": [{"templateName": f"{ir.serving.id}-analysis"}],
+        "templates": [{"templateName": f"{serving_of(ir).id}-analysis"}],
         "args": [{"name": "revision-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}],
     }
 
 
 def analysis_template(ir: IR, ctx: EmitContext, count: int | None) -> dict[str, Any] | None:
     """Error rate and p99 latency of the new revision's pods against the IR's rollback thresholds."""
-    r = ir.serving.rollout
+    r = serving_of(ir).rollout
     if r.max_error_rate is None and r.max_latency_p99_ms is None:
         return None
     sel = f'namespace="{ir.system.namespace}",rollouts_pod_template_hash="{{{{args.revision-hash}}}}"'
@@ -153,7 +153,7 @@ def analysis_template(ir: IR, ctx: EmitContext, count: int | None) -> dict[str, 
     return {
         "apiVersion": ROLLOUTS_API,
         "kind": "AnalysisTemplate",
-        "metadata": dict_metadata(ir, f"{ir.serving.id}-analysis", "analysis"),
+        "metadata": dict_metadata(ir, f"{serving_of(ir).id}-analysis", "analysis"),
         "spec": {
             "args": [{"name": "revision-hash"}, {"name": "prometheus-address", "value": address}],
             "metrics": metrics,
@@ -162,7 +162,7 @@ def analysis_template(ir: IR, ctx: EmitContext, count: int | None) -> dict[str, 
 
 
 def canary(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    r = ir.serving.rollout
+    r = serving_of(ir).rollout
     steps: list[dict[str, Any]] = []
     for weight in r.steps:
         steps.append({"setWeight": weight})
@@ -178,12 +178,12 @@ def canary(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> 
     if template:
         strategy["canary"]["analysis"] = {**_analysis_ref(ir), "startingStep": 1}
         objs.append(template)
-    return Delivery(objs, [ir.serving.id])
+    return Delivery(objs, [serving_of(ir).id])
 
 
 def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    r = ir.serving.rollout
-    name = ir.serving.id
+    r = serving_of(ir).rollout
+    name = serving_of(ir).id
     window = r.step_duration_seconds or 600
     count = max(1, math.ceil(window / ANALYSIS_INTERVAL_S))
     bg: dict[str, Any] = {
@@ -197,7 +197,7 @@ def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report)
     }
     template = analysis_template(ir, ctx, count=count)
     objs = _rollout(ir, config_name, ir_json, {"blueGreen": bg})
-    objs.append(w.service(ir, f"{name}-preview", name, ir.serving.port))
+    objs.append(w.service(ir, f"{name}-preview", name, serving_of(ir).port))
     if template:
         bg["postPromotionAnalysis"] = _analysis_ref(ir)
         objs.append(template)
@@ -207,14 +207,14 @@ def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report)
 def _virtual_service(
     ir: IR, http: dict[str, Any], annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    meta = dict_metadata(ir, ir.serving.id, "traffic")
+    meta = dict_metadata(ir, serving_of(ir).id, "traffic")
     if annotations:
         meta["annotations"] = annotations
     return {
         "apiVersion": ISTIO_API,
         "kind": "VirtualService",
         "metadata": meta,
-        "spec": {"hosts": [_host(ir, ir.serving.id)], "http": [http]},
+        "spec": {"hosts": [_host(ir, serving_of(ir).id)], "http": [http]},
     }
 
 
@@ -223,7 +223,7 @@ def _host(ir: IR, service: str) -> str:
 
 
 def _destination(ir: IR, service: str) -> dict[str, Any]:
-    return {"host": _host(ir, service), "port": {"number": ir.serving.port}}
+    return {"host": _host(ir, service), "port": {"number": serving_of(ir).port}}
 
 
 def _alias_uri(ir: IR, alias: str) -> str:
@@ -231,7 +231,7 @@ def _alias_uri(ir: IR, alias: str) -> str:
 
 
 def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    name, shadow_name = ir.serving.id, f"{ir.serving.id}-shadow"
+    name, shadow_name = serving_of(ir).id, f"{serving_of(ir).id}-shadow"
     objs = _plain(ir, name, "champion", config_name, ir_json)
     objs += _plain(
         ir,
@@ -250,7 +250,7 @@ def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> 
                 "name": "primary",
                 "route": [{"destination": _destination(ir, name), "weight": 100}],
                 "mirror": _destination(ir, shadow_name),
-                "mirrorPercentage": {"value": float(ir.serving.rollout.shadow_percent)},
+                "mirrorPercentage": {"value": float(serving_of(ir).rollout.shadow_percent)},
             },
         )
     )
@@ -258,8 +258,8 @@ def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> 
 
 
 def a_b(ir: IR, ctx: EmitContext, config_name: str, ir_json: str, report) -> Delivery:
-    r = ir.serving.rollout
-    name, challenger = ir.serving.id, f"{ir.serving.id}-challenger"
+    r = serving_of(ir).rollout
+    name, challenger = serving_of(ir).id, f"{serving_of(ir).id}-challenger"
     split = r.traffic_split if r.traffic_split is not None else 50
     objs = _plain(ir, name, "champion", config_name, ir_json)
     objs += _plain(

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlspec.ir.model import IR
+from mlspec.ir.model import IR, Serving
 
 UID = 10001  # high, non-root UID/GID used by every container (PSS restricted, checkov CKV_K8S_40)
 CONFIG_DIR = "/etc/mlspec"
 IR_FILE = f"{CONFIG_DIR}/ir.json"
 VARIANT = "mlspec.io/variant"
+
+
+def serving_of(ir: IR) -> Serving:
+    """The serving unit of an IR that has one (callers generate serving objects only then)."""
+    if ir.serving is None:
+        raise ValueError(f"system '{ir.system.name}' has no serving section")
+    return ir.serving
 
 
 def selector(ir: IR, name: str) -> dict[str, str]:

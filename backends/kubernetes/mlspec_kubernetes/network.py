@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from kubernetes import client as k
 
 from mlspec.ir.model import IR
-from mlspec_kubernetes.meta import metadata, selector
+from mlspec_kubernetes.meta import metadata, selector, serving_of
 
 REDIS_PORT = 6379
 # Labels the Airflow backend puts on every KubernetesPodOperator pod.
@@ -73,7 +73,7 @@ def policies(
     mesh: bool,
     pipeline_pods: bool = False,
 ) -> list:
-    s = ir.serving
+    s = serving_of(ir)
     out = [
         _policy(ir, "default-deny", None),
         _policy(

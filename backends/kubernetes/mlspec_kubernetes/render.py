@@ -18,8 +18,8 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-def _dumper(base: type) -> type:
-    cls = type(f"Mlspec{base.__name__}", (base,), {})
+def _dumper(base: type[yaml.SafeDumper]) -> type[yaml.SafeDumper]:
+    cls: type[yaml.SafeDumper] = type(f"Mlspec{base.__name__}", (base,), {})
     cls.add_representer(str, _str)
     return cls
 

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from mlspec.ir.model import IR
-from mlspec_kubernetes.meta import dict_metadata
+from mlspec_kubernetes.meta import dict_metadata, serving_of
 
 MONITORING_API = "monitoring.coreos.com/v1"
 REQUESTS = "mlspec_requests_total"
@@ -48,12 +48,12 @@ def _num(value: float) -> str:
 
 def user_facing_jobs(ir: IR) -> list[str]:
     """Prometheus `job` labels (= Service names) of the Services that answer users."""
-    s = ir.serving
+    s = serving_of(ir)
     return [s.id, f"{s.id}-challenger"] if s.rollout.strategy == "a-b" else [s.id]
 
 
 def prometheus_rule(ir: IR) -> dict[str, Any]:
-    s = ir.serving
+    s = serving_of(ir)
     assert s is not None and s.slo is not None
     jobs = user_facing_jobs(ir)
     job = f'job="{jobs[0]}"' if len(jobs) == 1 else f'job=~"{"|".join(jobs)}"'
@@ -133,7 +133,7 @@ def _camel(name: str) -> str:
 
 
 def service_monitor(ir: IR) -> dict[str, Any]:
-    s = ir.serving
+    s = serving_of(ir)
     assert s is not None
     relabel = [
         # Argo Rollouts' per-revision hash: the AnalysisTemplate selects the new revision's pods with it.
