@@ -70,8 +70,7 @@ def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str], *, e
     elif fmt == "github":
         click.echo(render_github(diagnostics, sources), nl=False)
     elif diagnostics:
-        stream = click.get_text_stream("stderr" if err else "stdout")
-        color = use_color(stream)
+        color = use_color(sys.stderr if err else sys.stdout)
         click.echo(render_text(diagnostics, sources, color=color), nl=False, err=err, color=color)
 
 

@@ -221,8 +221,12 @@ def _references(path: tuple, data: dict[str, Any]) -> list[str]:
     if len(path) >= 3 and path[0] == "steps" and path[2] in ("before", "after"):
         from mlspec.lint.rules import BUILTIN_STEPS
 
-        steps = data.get("steps") if isinstance(data.get("steps"), list) else []
-        names = [s.get("name") for s in steps if isinstance(s, dict) and isinstance(s.get("name"), str)]
+        steps = data.get("steps")
+        names = (
+            [s["name"] for s in steps or [] if isinstance(s, dict) and isinstance(s.get("name"), str)]
+            if isinstance(steps, list)
+            else []
+        )
         own = value_at(data, ("steps", path[1], "name"))
         return [n for n in [*names, *BUILTIN_STEPS] if n != own]
     if path[-2:] == ("gpu", "type"):
