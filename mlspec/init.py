@@ -125,6 +125,10 @@ serving:
   replicas: {{min: 1, max: 3}}
   slo: {{latency_p99_ms: 100}}
 
+monitoring:
+  schedule: "*/30 * * * *"
+  drift: {{method: psi, threshold: 0.2}}
+
 targets: [kubeflow, airflow, kubernetes]
 """
 
