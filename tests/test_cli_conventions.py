@@ -203,3 +203,10 @@ def test_init_example_lints_clean_and_its_data_are_deterministic(tmp_path: Path,
     assert run_cli("init", "--example", example, cwd=tmp_path / "a").returncode == 2  # refuses to overwrite
     unknown = run_cli("init", "--example", "chrun", cwd=tmp_path)
     assert unknown.returncode == 2 and "did you mean 'churn'" in unknown.stderr
+
+
+def test_shell_completion_through_click() -> None:
+    exe = Path(sys.executable).parent / "mlspec"
+    env = {**os.environ, "_MLSPEC_COMPLETE": "bash_complete", "COMP_WORDS": "mlspec expl", "COMP_CWORD": "1"}
+    result = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "plain,explain" in result.stdout.splitlines()
