@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,10 +49,16 @@ def loads(text: str, path: str = "<string>", *, env: dict[str, str] | None = Non
     return LoadedSpec(document, spec, path)
 
 
-def lint(loaded: LoadedSpec) -> list[Diagnostic]:
+def lint(loaded: LoadedSpec, *, ignore: Iterable[str] = ()) -> list[Diagnostic]:
+    """The lint rules' diagnostics, less those silenced by `# mlspec: ignore[...]` comments, the project's
+    configured `ignore` list and `ignore`."""
     from mlspec.lint import lint as run_rules
+    from mlspec.lint.ignores import config_ignores, drop_ignored
 
-    return run_rules(loaded.spec, loaded.document.data, loaded.document.source_map)
+    doc = loaded.document
+    found = run_rules(loaded.spec, doc.data, doc.source_map)
+    configured = config_ignores(doc.path) if not doc.path.startswith("<") else frozenset()
+    return drop_ignored(found, doc.text, {*configured, *ignore})
 
 
 def lower(loaded: LoadedSpec | Spec, env: str | None = None) -> IR:

@@ -173,6 +173,10 @@ class IRBackend(BaseBackend):
         return [Artifact("ir.json", ir.to_json())]
 
 
+# The backends this project ships, each a distribution `mlspec-<name>` and an extra `mlspec[<name>]`.
+KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes")
+
+
 def available_backends() -> dict[str, type | EntryPoint]:
     """Backend name -> its class (in-core) or its entry point, loaded only when used (heavy imports)."""
     found: dict[str, type | EntryPoint] = {"ir": IRBackend}
@@ -186,7 +190,15 @@ def available_backends() -> dict[str, type | EntryPoint]:
 def load_backend(name: str) -> Backend:
     backends = available_backends()
     if name not in backends:
-        hint = did_you_mean(name, backends) or f"installed: {', '.join(sorted(backends))}"
+        if name in KNOWN_BACKENDS:
+            hint = (
+                f"install it with: pip install 'mlspec[{name}]' (from a checkout: pip install -e "
+                f"backends/{name}); installed: {', '.join(sorted(backends))}"
+            )
+        else:
+            hint = did_you_mean(name, {*backends, *KNOWN_BACKENDS}) or (
+                f"installed: {', '.join(sorted(backends))}; known: {', '.join(KNOWN_BACKENDS)}"
+            )
         raise MlspecError(
             [Diagnostic("MS302", f"no backend named '{name}' is installed", Location("<cli>"), hint=hint)]
         )

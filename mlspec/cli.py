@@ -11,7 +11,17 @@ from typing import Any
 
 import click
 
-from mlspec.diagnostics import Diagnostic, MlspecError, has_errors, render_json, render_sarif, render_text
+from mlspec.diagnostics import (
+    Diagnostic,
+    MlspecError,
+    has_errors,
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+)
+from mlspec.init import EXAMPLES
+from mlspec.term import use_color
 
 # Commands whose implementation pulls in heavy libraries are imported only when invoked.
 LAZY_COMMANDS = {
@@ -48,15 +58,20 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str]) -> None:
+def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str], *, err: bool = False) -> None:
+    """Diagnostics go to stdout (`mlspec lint x | grep MS104` works), or, in text, to stderr for commands
+    whose stdout is their product (`mlspec ir`, `mlspec graph`)."""
     from mlspec import __version__
 
     if fmt == "json":
-        click.echo(render_json(diagnostics), nl=False)
+        click.echo(render_json(diagnostics, sources), nl=False)
     elif fmt == "sarif":
-        click.echo(render_sarif(diagnostics, __version__), nl=False)
+        click.echo(render_sarif(diagnostics, __version__, sources), nl=False)
+    elif fmt == "github":
+        click.echo(render_github(diagnostics, sources), nl=False)
     elif diagnostics:
-        click.echo(render_text(diagnostics, sources), nl=False, err=True)
+        color = use_color(sys.stderr if err else sys.stdout)
+        click.echo(render_text(diagnostics, sources, color=color), nl=False, err=err, color=color)
 
 
 def _sources(*paths: str) -> dict[str, str]:
@@ -70,17 +85,17 @@ def _sources(*paths: str) -> dict[str, str]:
 
 
 def _fail(exc: MlspecError, fmt: str, *paths: str) -> None:
-    _emit(exc.diagnostics, fmt, _sources(*paths))
+    _emit(exc.diagnostics, fmt, _sources(*paths), err=True)
     sys.exit(1 if has_errors(exc.diagnostics) else 0)
 
 
 FORMAT = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "sarif"]),
+    type=click.Choice(["text", "json", "sarif", "github"]),
     default="text",
     show_default=True,
-    help="Diagnostics format.",
+    help="Diagnostics format: text (colour on a terminal), json, sarif, github (Actions annotations).",
 )
 ENV = click.option("--env", "env", default=None, metavar="NAME", help="Environment overlay to apply.")
 SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
@@ -100,58 +115,141 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option(
+    "--example",
+    "example",
+    default=None,
+    metavar="EXAMPLE",
+    help="Write a runnable example (spec plus small generated data): " + ", ".join(sorted(EXAMPLES)),
+)
 @click.option("--out", "out", default="mlops.yaml", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(name: str, out: str, force: bool) -> None:
-    """Write a starter mlops.yaml for system NAME.
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(name: str | None, example: str | None, out: str, force: bool) -> None:
+    """Write a starter mlops.yaml for system NAME, or a runnable example.
 
     \b
     Example:
       mlspec init churn --out mlops.yaml
+      mlspec init --example churn && mlspec run mlops.yaml
     """
     import re
 
-    from mlspec.init import starter_spec
+    from mlspec.diagnostics import did_you_mean
+    from mlspec.init import starter_spec, write_example
     from mlspec.spec.models import NAME_PATTERN
 
-    if not re.match(NAME_PATTERN, name):
+    if example is None and name is None:
+        raise click.UsageError("give a system NAME, or --example with one of: " + ", ".join(sorted(EXAMPLES)))
+    if example is not None and example not in EXAMPLES:
+        hint = did_you_mean(example, EXAMPLES) or "examples: " + ", ".join(sorted(EXAMPLES))
+        raise click.UsageError(f"no example named {example!r}; {hint}")
+    name = name or example
+    if not re.match(NAME_PATTERN, name or ""):
         raise click.UsageError(
             f"NAME {name!r} must be lowercase letters, digits and '-', starting with a letter"
         )
     path = Path(out)
+    if example is not None:
+        try:
+            written = write_example(example, name or example, path, force=force)
+        except FileExistsError as exc:
+            raise click.UsageError(f"{exc} exists; pass --force to overwrite") from None
+        for file in written:
+            click.echo(f"wrote {file.as_posix()}")
+        click.echo(f"next: mlspec lint {out} && mlspec run {out}")
+        return
     if path.exists() and not force:
         raise click.UsageError(f"{out} exists; pass --force to overwrite")
-    path.write_text(starter_spec(name, path), encoding="utf-8")
+    path.write_text(starter_spec(name or "", path), encoding="utf-8")
     click.echo(f"wrote {out}; next: mlspec lint {out}")
 
 
 @cli.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @FORMAT
 @click.option("--env", "env", default=None, metavar="NAME", help="Also check this environment overlay.")
-def lint(specs: tuple[str, ...], fmt: str, env: str | None) -> None:
+@click.option(
+    "--ignore", "ignore", multiple=True, metavar="CODE", help="Silence a code (repeatable), as in the config."
+)
+def lint(paths: tuple[str, ...], fmt: str, env: str | None, ignore: tuple[str, ...]) -> None:
     """Validate and lint specs; print located diagnostics.
+
+    PATHS are spec files or folders; a folder (default: the current one) means every mlops.yaml and
+    specs/*.yaml under it. Silence a finding with `# mlspec: ignore[MS211]` on its line,
+    `# mlspec: ignore-file[MS211]` in the file, or `ignore = ["MS211"]` under [tool.mlspec] in
+    pyproject.toml. `mlspec explain CODE` tells what a code means.
 
     \b
     Example:
+      mlspec lint .
       mlspec lint specs/churn.yaml --format sarif > lint.sarif
     """
     from mlspec import api
+    from mlspec.discover import expand
 
+    specs = expand(list(paths) or ["."])
+    if not specs:
+        raise click.UsageError(f"no mlops.yaml or specs/*.yaml under {', '.join(paths) or '.'}")
     diagnostics: list[Diagnostic] = []
     for spec in specs:
         try:
             loaded = api.load(spec)
-            diagnostics += api.lint(loaded)
-            if env is not None and not has_errors(diagnostics):
+            found = api.lint(loaded, ignore=ignore)
+            diagnostics += found
+            if env is not None and not has_errors(found):
                 api.lower(loaded, env)
         except MlspecError as exc:
             diagnostics += exc.diagnostics
     _emit(diagnostics, fmt, _sources(*specs))
     if fmt == "text" and not diagnostics:
-        click.echo(f"{len(specs)} spec(s) clean", err=True)
+        click.echo(f"{len(specs)} spec(s) clean")
     sys.exit(1 if has_errors(diagnostics) else 0)
+
+
+@cli.command()
+@click.argument("code", required=False)
+def explain(code: str | None) -> None:
+    """Explain a diagnostic code: what it means, a bad and a good example. Without CODE, list them all.
+
+    \b
+    Example:
+      mlspec explain MS211
+    """
+    from mlspec.explain import all_codes, explain_code
+
+    if code is None:
+        for known, summary in all_codes().items():
+            click.echo(f"{known}  {summary}")
+        return
+    text = explain_code(code.upper())
+    if text is None:
+        from mlspec.diagnostics import did_you_mean
+
+        hint = did_you_mean(code.upper(), all_codes()) or "`mlspec explain` lists every code"
+        raise click.UsageError(f"no diagnostic code {code!r}; {hint}")
+    click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option(
+    "--stdio", is_flag=True, default=True, hidden=True, help="Talk over stdin/stdout (the default)."
+)
+def lsp(stdio: bool) -> None:
+    """Run the language server over stdio: diagnostics as you type, hover, completion, quick fixes and
+    go-to-definition for mlops.yaml in any LSP editor (docs/editors.md).
+
+    \b
+    Example:
+      mlspec lsp
+    """
+    try:
+        from mlspec.lsp.server import serve
+    except ImportError as exc:
+        raise click.UsageError(
+            f"'mlspec lsp' needs pygls ({exc.name}); install it with: pip install 'mlspec[lsp]'"
+        ) from None
+    serve()
 
 
 @cli.command()
@@ -199,7 +297,7 @@ def ir(spec: str, env: str | None, fmt: str) -> None:
 
 
 @cli.command(name="compile")
-@click.argument("specs", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("specs", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--target",
     "targets",
@@ -227,7 +325,7 @@ def compile_(
 ) -> None:
     """Compile specs to their targets under OUT/<system>/<target>/.
 
-    With no SPECS, compiles every specs/*.yaml.
+    With no SPECS, compiles every mlops.yaml and specs/*.yaml under the current folder.
 
     \b
     Example:
@@ -235,10 +333,11 @@ def compile_(
       mlspec compile --check
     """
     from mlspec import api, writer
+    from mlspec.discover import expand
 
-    paths = list(specs) or sorted(str(p) for p in Path("specs").glob("*.yaml"))
+    paths = expand(list(specs) or ["."])
     if not paths:
-        raise click.UsageError("no SPECS given and no specs/*.yaml found")
+        raise click.UsageError("no SPECS given and no mlops.yaml or specs/*.yaml found")
     all_diagnostics: list[Diagnostic] = []
     problems = 0
     for spec in paths:
@@ -374,7 +473,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except MlspecError as exc:
-        click.echo(render_text(exc.diagnostics), err=True, nl=False)
+        _emit(exc.diagnostics, "text", _sources(*{d.location.path for d in exc.diagnostics}), err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

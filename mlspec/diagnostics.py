@@ -1,12 +1,20 @@
-"""Diagnostics: a code, a location, a message, a hint; rendered as text (rustc/ruff style), JSON or SARIF."""
+"""Diagnostics: a code, a location, a message, a hint; rendered as text (rustc/ruff style), JSON, SARIF or
+GitHub Actions annotations."""
 
 from __future__ import annotations
 
 import difflib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+
+# Every code has a section in docs/rules.md; this is its stable public address (SARIF helpUri, LSP links).
+RULES_URL = "https://github.com/mlspec/mlspec/blob/main/docs/rules.md"
+
+
+def rule_url(code: str) -> str:
+    return f"{RULES_URL}#{code.lower()}"
 
 
 class Severity(StrEnum):
@@ -20,6 +28,10 @@ class Location:
     path: str
     line: int = 0  # 1-based; 0 means "the whole file"
     col: int = 0  # 1-based
+    # The end of the span, exclusive (SARIF and LSP agree); 0 when unknown. with_spans() fills it from the
+    # source text, so the loader and the rules only ever need to give the start.
+    end_line: int = 0
+    end_col: int = 0
 
     def __str__(self) -> str:
         if self.line:
@@ -63,27 +75,148 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity is Severity.ERROR for d in diagnostics)
 
 
-def _source_excerpt(d: Diagnostic, sources: dict[str, str]) -> list[str]:
-    text = sources.get(d.location.path)
-    if not text or not d.location.line:
+# ------------------------------------------------------------------------------------------------- spans
+
+
+def token_end(line: str, col: int) -> int:
+    """The exclusive 1-based end column of the YAML token that starts at `col` (a key, a scalar, a quoted
+    string or a whole flow collection) on this line."""
+    start = col - 1
+    if start < 0 or start >= len(line):
+        return col + 1
+    first = line[start]
+    if first in "\"'":
+        i = start + 1
+        while i < len(line):
+            if first == '"' and line[i] == "\\":
+                i += 2
+                continue
+            if line[i] == first:
+                if first == "'" and line[i + 1 : i + 2] == "'":  # '' is an escaped quote
+                    i += 2
+                    continue
+                return i + 2
+            i += 1
+        return len(line.rstrip()) + 1
+    if first in "[{":
+        depth, quote = 0, ""
+        for i in range(start, len(line)):
+            ch = line[i]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            elif ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth -= 1
+                if depth == 0:
+                    return i + 2
+        return len(line.rstrip()) + 1
+    in_flow = _flow_depth(line[:start]) > 0
+    end = start
+    while end < len(line):
+        ch = line[end]
+        rest = line[end + 1 : end + 2]
+        if ch == ":" and (rest in ("", " ", "\t") or (in_flow and rest in ",}]")):
+            break
+        if ch == "#" and end > start and line[end - 1] in " \t":
+            break
+        if in_flow and ch in ",]}":
+            break
+        end += 1
+    end = len(line[:end].rstrip())
+    return max(end, start + 1) + 1
+
+
+def _flow_depth(prefix: str) -> int:
+    depth, quote = 0, ""
+    for ch in prefix:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}" and depth:
+            depth -= 1
+    return depth
+
+
+class SourceLines:
+    """Each source split into lines once, however many diagnostics point into it."""
+
+    def __init__(self, sources: dict[str, str] | None = None):
+        self._text = sources or {}
+        self._lines: dict[str, list[str]] = {}
+
+    def line(self, path: str, number: int) -> str | None:
+        if path not in self._lines:
+            text = self._text.get(path)
+            if text is None:
+                return None
+            self._lines[path] = text.splitlines()
+        lines = self._lines[path]
+        return lines[number - 1] if 0 < number <= len(lines) else None
+
+
+def with_span(d: Diagnostic, lines: SourceLines) -> Diagnostic:
+    loc = d.location
+    if loc.end_line or not loc.line:
+        return d
+    text = lines.line(loc.path, loc.line)
+    if text is None:
+        return d
+    col = loc.col or 1
+    return replace(d, location=replace(loc, col=col, end_line=loc.line, end_col=token_end(text, col)))
+
+
+def with_spans(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | SourceLines) -> list[Diagnostic]:
+    """The diagnostics with end positions filled in from the source text, where the text is known."""
+    lines = sources if isinstance(sources, SourceLines) else SourceLines(sources)
+    return [with_span(d, lines) for d in diagnostics]
+
+
+# ------------------------------------------------------------------------------------------------- text
+
+_SEVERITY_STYLE = {Severity.ERROR: "1;31", Severity.WARNING: "1;33", Severity.INFO: "1;36"}
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color and text else text
+
+
+def _excerpt(d: Diagnostic, lines: SourceLines, color: bool) -> list[str]:
+    loc = d.location
+    src = lines.line(loc.path, loc.line) if loc.line else None
+    if src is None:
         return []
-    lines = text.splitlines()
-    if d.location.line > len(lines):
-        return []
-    src = lines[d.location.line - 1]
-    gutter = str(d.location.line)
+    gutter = str(loc.line)
     pad = " " * len(gutter)
-    caret = " " * max(d.location.col - 1, 0) + "^"
-    return [f"{pad} |", f"{gutter} | {src}", f"{pad} | {caret}"]
+    start = max(loc.col - 1, 0)
+    width = max((loc.end_col - loc.col) if loc.end_line == loc.line else len(src) - start, 1)
+    bar = _paint("|", "1;34", color)
+    carets = _paint("^" * width, _SEVERITY_STYLE[d.severity], color)
+    return [
+        f"{pad} {bar}",
+        f"{_paint(gutter, '1;34', color)} {bar} {src}",
+        f"{pad} {bar} {' ' * start}{carets}",
+    ]
 
 
-def render_text(diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
+def render_text(
+    diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None, *, color: bool = False
+) -> str:
+    """rustc/ruff style: `path:line:col: severity CODE message`, the source line, carets under the token
+    and a hint. ANSI colours only when `color` is true."""
+    lines = SourceLines(sources)
     out: list[str] = []
-    for d in sorted(diagnostics, key=Diagnostic.sort_key):
-        out.append(f"{d.location}: {d.severity} {d.code} {d.message}")
-        out.extend(_source_excerpt(d, sources or {}))
+    for d in sorted(with_spans(diagnostics, lines), key=Diagnostic.sort_key):
+        head = f"{_paint(str(d.location), '1', color)}: {_paint(str(d.severity), _SEVERITY_STYLE[d.severity], color)}"
+        out.append(f"{head} {_paint(d.code, '1', color)} {d.message}")
+        out.extend(_excerpt(d, lines, color))
         if d.hint:
-            out.append(f"  = hint: {d.hint}")
+            out.append(f"  {_paint('= hint:', '1;36', color)} {d.hint}")
     if diagnostics:
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
         warnings = sum(d.severity is Severity.WARNING for d in diagnostics)
@@ -91,14 +224,44 @@ def render_text(diagnostics: Sequence[Diagnostic], sources: dict[str, str] | Non
     return "\n".join(out) + ("\n" if out else "")
 
 
-def render_json(diagnostics: Sequence[Diagnostic]) -> str:
-    return json.dumps([d.to_dict() for d in sorted(diagnostics, key=Diagnostic.sort_key)], indent=2) + "\n"
+# ------------------------------------------------------------------------------------- machine formats
+
+
+def render_json(diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
+    spanned = with_spans(diagnostics, sources or {})
+    return json.dumps([d.to_dict() for d in sorted(spanned, key=Diagnostic.sort_key)], indent=2) + "\n"
+
+
+_GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def render_github(diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
+    """GitHub Actions workflow commands: each diagnostic becomes an annotation on the pull request."""
+    out = []
+    for d in sorted(with_spans(diagnostics, sources or {}), key=Diagnostic.sort_key):
+        loc = d.location
+        props = [f"file={_github_escape(loc.path, prop=True)}"]
+        if loc.line:
+            props += [f"line={loc.line}", f"col={loc.col or 1}"]
+        if loc.end_line:
+            props += [f"endLine={loc.end_line}", f"endColumn={loc.end_col}"]
+        props.append(f"title={_github_escape(f'mlspec {d.code}', prop=True)}")
+        message = d.message + (f" ({d.hint})" if d.hint else "")
+        out.append(f"::{_GITHUB_LEVEL[d.severity]} {','.join(props)}::{_github_escape(message)}")
+    return "".join(line + "\n" for line in out)
 
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def render_sarif(diagnostics: Sequence[Diagnostic], tool_version: str) -> str:
+def render_sarif(
+    diagnostics: Sequence[Diagnostic], tool_version: str, sources: dict[str, str] | None = None
+) -> str:
     from mlspec.lint.rules import RULE_DOCS
 
     codes = sorted({d.code for d in diagnostics})
@@ -106,20 +269,24 @@ def render_sarif(diagnostics: Sequence[Diagnostic], tool_version: str) -> str:
         {
             "id": code,
             "shortDescription": {"text": RULE_DOCS.get(code, code)},
-            "helpUri": f"docs/rules.md#{code.lower()}",
+            "helpUri": rule_url(code),
         }
         for code in codes
     ]
     results = []
-    for d in sorted(diagnostics, key=Diagnostic.sort_key):
-        region = {"startLine": d.location.line or 1, "startColumn": d.location.col or 1}
+    for d in sorted(with_spans(diagnostics, sources or {}), key=Diagnostic.sort_key):
+        loc = d.location
+        region = {"startLine": loc.line or 1, "startColumn": loc.col or 1}
+        if loc.end_line:
+            region |= {"endLine": loc.end_line, "endColumn": loc.end_col}
         results.append(
             {
                 "ruleId": d.code,
+                "ruleIndex": codes.index(d.code),
                 "level": _SARIF_LEVEL[d.severity],
                 "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
                 "locations": [
-                    {"physicalLocation": {"artifactLocation": {"uri": d.location.path}, "region": region}}
+                    {"physicalLocation": {"artifactLocation": {"uri": loc.path}, "region": region}}
                 ],
             }
         )

@@ -39,17 +39,17 @@ def test_top_level_help_lists_commands() -> None:
 
 def test_lint_clean_exit_0() -> None:
     result = run_cli("lint", str(CHURN))
-    assert result.returncode == 0 and "clean" in result.stderr
+    assert result.returncode == 0 and "clean" in result.stdout
 
 
 def test_lint_text_format(bad_spec: Path) -> None:
     result = run_cli("lint", str(bad_spec))
     assert result.returncode == 1
-    lines = result.stderr.splitlines()
+    lines = result.stdout.splitlines()  # on stdout, so `mlspec lint x | grep MS` works
     assert lines[0] == f"{bad_spec.as_posix()}:13:3: error MS104 unknown key 'replcas' in serving"
     assert lines[1].strip() == "|"
     assert lines[2] == "13 |   replcas: {min: 1}"
-    assert lines[3] == "   |   ^"
+    assert lines[3] == "   |   ^^^^^^^"  # the carets span the token
     assert lines[4] == "  = hint: did you mean 'replicas'?"
 
 
@@ -101,7 +101,7 @@ def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
 
 def test_missing_file_exit_1(tmp_path: Path) -> None:
     result = run_cli("lint", str(tmp_path / "nope.yaml"))
-    assert result.returncode == 1 and "MS001" in result.stderr
+    assert result.returncode == 1 and "MS001" in result.stdout
 
 
 def test_init_lints_clean(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_ir_command_errors(bad_spec: Path) -> None:
 def test_lint_env_overlay() -> None:
     assert run_cli("lint", str(CHURN), "--env", "staging").returncode == 0
     result = run_cli("lint", str(CHURN), "--env", "qa")
-    assert result.returncode == 1 and "MS110" in result.stderr
+    assert result.returncode == 1 and "MS110" in result.stdout
 
 
 def test_graph_mermaid() -> None:
@@ -156,13 +156,13 @@ def test_compile_target_env_out(tmp_path: Path) -> None:
 def test_compile_lint_errors_block_output(tmp_path: Path) -> None:
     spec = LINT / "ms207-canary-steps-not-increasing.yaml"
     result = run_cli("compile", str(spec), "--target", "ir", "--out", str(tmp_path))
-    assert result.returncode == 1 and "MS207" in result.stderr
+    assert result.returncode == 1 and "MS207" in result.stdout
     assert not any(tmp_path.iterdir())
 
 
 def test_compile_unknown_target(tmp_path: Path) -> None:
     result = run_cli("compile", str(CHURN), "--target", "kubeflo", "--out", str(tmp_path))
-    assert result.returncode == 1 and "MS302" in result.stderr and "kubeflow" in result.stderr
+    assert result.returncode == 1 and "MS302" in result.stdout and "kubeflow" in result.stdout
 
 
 def test_pre_commit_hooks_run_the_cli() -> None:

@@ -91,7 +91,7 @@ def _cli_peak_kib(*args: str) -> tuple[int, str]:
         [sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, text=True, timeout=60
     )
     peak = int(result.stderr.rsplit("maxrss ", 1)[1].split()[0])
-    return peak, result.stderr
+    return peak, result.stdout + result.stderr
 
 
 def test_billion_laughs_cli_bounded_memory(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_deep_nesting_cli_no_traceback(tmp_path: Path) -> None:
     result = run_cli("lint", str(deep))
     assert result.returncode == 1
     assert (
-        "MS006" in result.stderr
+        "MS006" in result.stdout
         and "Traceback" not in result.stderr
         and "RecursionError" not in result.stderr
     )
@@ -227,12 +227,12 @@ def test_cli_exit_code_and_no_traceback(tmp_path: Path, content: str, code: str)
     spec.write_text(content)
     result = run_cli("lint", str(spec))
     assert result.returncode == 1, result.stderr
-    assert code in result.stderr and "Traceback" not in result.stderr
-    assert f"{spec.as_posix()}:" in result.stderr or "spec.yaml:" in result.stderr
+    assert code in result.stdout and "Traceback" not in result.stderr
+    assert f"{spec.as_posix()}:" in result.stdout or "spec.yaml:" in result.stdout
 
 
 def test_cli_non_utf8(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_bytes(MINIMAL.encode() + b"# \xff\xfe\n")
     result = run_cli("lint", str(spec))
-    assert result.returncode == 1 and "MS002" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "MS002" in result.stdout and "Traceback" not in result.stderr

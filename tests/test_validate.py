@@ -72,4 +72,4 @@ def test_several_errors_reported_together() -> None:
 def test_corpus_cli_exit_1_without_traceback(path: Path) -> None:
     result = run_cli("lint", str(path))
     assert result.returncode == 1
-    assert expected_code(path) in result.stderr and "Traceback" not in result.stderr
+    assert expected_code(path) in result.stdout and "Traceback" not in result.stderr

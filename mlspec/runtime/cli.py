@@ -85,14 +85,23 @@ def run(
 @click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
 @click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
 @NOW
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a summary for people; json: one JSON object (the result and the trigger sent) for tools.",
+)
 def monitor(
-    spec: str, env: str | None, run_dir: str, log: str | None, labels: str | None, dry_run: bool
+    spec: str, env: str | None, run_dir: str, log: str | None, labels: str | None, dry_run: bool, fmt: str
 ) -> None:
     """Compute drift and performance; fire retraining triggers.
 
     \b
     Example:
       mlspec monitor specs/churn.yaml --dry-run
+      mlspec monitor specs/churn.yaml --format json | jq .drifted_features
     """
     from mlspec.runtime import monitor as mon
     from mlspec.runtime import triggers
@@ -102,16 +111,22 @@ def monitor(
         raise click.UsageError(f"{spec} has no monitoring section")
     try:
         result = mon.run_monitor(ir, run_dir, log=log, labels=labels)
-        click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+        sent = None
         if result.get("retrain") and ir.retraining is not None and not dry_run:
             sent = triggers.send(ir, result)
-            click.echo(
-                f"retraining triggered via the {ir.retraining.sink} sink: {json.dumps(sent, default=str)}"
-            )
     except UsageError as exc:
         raise click.UsageError(str(exc)) from exc
     except (StepError, mon.MonitorError, triggers.SinkError) as exc:
         raise click.ClickException(f"monitor failed: {exc}") from exc
+    if fmt == "json":
+        click.echo(json.dumps({**result, "trigger": sent}, indent=2, sort_keys=True, default=str))
+        return
+    click.echo(result["summary"])
+    click.echo(f"report: {result['report_path']}")
+    if sent is not None:
+        click.echo(f"retraining triggered via the {ir.retraining.sink} sink")
+    elif result.get("retrain"):
+        click.echo("retraining not triggered: " + ("--dry-run" if dry_run else "no retraining section"))
 
 
 @click.command()

@@ -20,6 +20,7 @@ from typing import Any
 from mlspec.ir.model import IR, Pipeline, Step
 from mlspec.runtime import UsageError
 from mlspec.runtime.context import RunDir
+from mlspec.runtime.progress import StepProgress
 
 RUNS = Path(".mlspec") / "runs"
 
@@ -85,11 +86,13 @@ class Runner:
         root: Path = RUNS,
         echo: Callable[[str], None] = print,
         pipeline_id: str = "training",
+        progress: StepProgress | None = None,
     ):
         pipeline = ir.pipeline(pipeline_id)
         if pipeline is None:
             raise UsageError(f"the IR has no '{pipeline_id}' pipeline")
         self.ir, self.pipeline, self.echo = ir, pipeline, echo
+        self.progress = progress
         self.run_id = run_id
         self.dir = root / run_id
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -159,13 +162,20 @@ class Runner:
             )
         return proc, log_path
 
-    def _wait(self, proc: subprocess.Popen, timeout: float | None) -> int:
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return 124
+    def _wait(self, proc: subprocess.Popen, timeout: float | None, step: Step) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            poll = left if self.progress is None else min(0.25, left if left is not None else 0.25)
+            try:
+                return proc.wait(timeout=poll)
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.wait()
+                    return 124
+                if self.progress is not None:
+                    self.progress.update(step, self.run, self.dir / "steps" / step.id)
 
     def execute(self, step: Step) -> StepOutcome:
         started = time.monotonic()
@@ -182,7 +192,7 @@ class Runner:
                 running.append((trial, proc, log))
             trial, proc, log = running.pop(0)
             left = None if deadline is None else max(1.0, deadline - (time.monotonic() - started))
-            code = self._wait(proc, left)
+            code = self._wait(proc, left, step)
             if code != 0:
                 failures.append((trial, code, log))
         seconds = time.monotonic() - started
@@ -213,7 +223,13 @@ class Runner:
                 outcomes.append(StepOutcome(step.id, "skipped", 0.0, reason))
                 continue
             self.echo(f"[{n}/{total}] {label} ...")
-            outcome = self.execute(step)
+            if self.progress is not None:
+                self.progress.start(f"{step.id}")
+            try:
+                outcome = self.execute(step)
+            finally:
+                if self.progress is not None:
+                    self.progress.stop()
             outcomes.append(outcome)
             if outcome.status == "failed":
                 self.echo(f"[{n}/{total}] {step.id}: FAILED after {outcome.seconds:.1f}s")
@@ -297,7 +313,9 @@ def run_spec(
     """Load, lint and lower SPEC, then run its training pipeline; returns the exit code."""
     from mlspec import api
     from mlspec.diagnostics import MlspecError, has_errors
+    from mlspec.runtime.preflight import check_runtime
 
+    check_runtime()
     loaded = api.load(spec)
     diagnostics = api.lint(loaded)
     if has_errors(diagnostics):
@@ -308,7 +326,7 @@ def run_spec(
         if run_id is None:
             raise UsageError("--from needs an earlier run in .mlspec/runs (or pass --run-id)")
     run_id = run_id or new_run_id()
-    runner = Runner(ir, run_id, echo=echo)
+    runner = Runner(ir, run_id, echo=echo, progress=StepProgress.for_terminal())
     steps = runner.select(from_step, until_step)
     echo(f"mlspec run {spec}: run {run_id} ({len(steps)} steps) in {runner.dir}")
     started = time.monotonic()
@@ -336,4 +354,24 @@ def run_spec(
     elif registered:
         tail = f"; registered {registered.get('model_uri')} as {registered.get('alias')}"
     echo(f"run {run_id} finished in {time.monotonic() - started:.1f}s{tail}")
+    for line in next_steps(ir, spec, env):
+        echo(line)
     return 0
+
+
+def next_steps(ir: IR, spec: str, env: str | None) -> list[str]:
+    """What to try after a successful run: look at it in MLflow, serve it, compile it for the cluster."""
+    from mlspec.runtime.registry import tracking_uri
+
+    uri = tracking_uri(ir)
+    env_flag = f" --env {env}" if env else ""
+    hints: list[tuple[str, str]] = []
+    if not uri.startswith(("http://", "https://", "databricks")):
+        hints.append(
+            (f"mlflow ui --backend-store-uri {uri}", "browse the runs, metrics and registered model")
+        )
+    if ir.serving is not None:
+        hints.append((f"mlspec serve {spec}{env_flag}", f"serve the champion on 127.0.0.1:{ir.serving.port}"))
+    hints.append((f"mlspec compile {spec}{env_flag}", f"write the {', '.join(ir.targets)} artifacts"))
+    width = max(len(command) for command, _ in hints)
+    return ["", "next:", *(f"  {command:<{width}}  # {why}" for command, why in hints)]

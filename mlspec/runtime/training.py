@@ -228,6 +228,8 @@ def fit(
             count += len(idx)
         if log is not None and count:
             log("train_loss", total / count, epoch)
+        if rank == 0 and count:  # `mlspec run` reads this line from the step's log for its progress bar
+            print(f"epoch {epoch + 1}/{hp['epochs']}: train_loss {total / count:.4f}", flush=True)
     model.eval()
     return model
 

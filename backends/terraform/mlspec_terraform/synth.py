@@ -7,6 +7,7 @@ names, version, override lists) is dropped and keys are sorted.
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 
 from mlspec.ir.model import IR
@@ -27,10 +28,12 @@ def synthesize(ir: IR) -> dict[str, Any]:
     from mlspec_terraform.cdk import cdktf
     from mlspec_terraform.stack import MLPlatformStack
 
-    # to_terraform() resolves every token in memory; nothing is written to an outdir.
-    app = cdktf.App(skip_validation=False)
-    stack = MLPlatformStack(app, STACK_ID, ir)
-    return strip_metadata(stack.to_terraform())
+    # to_terraform() resolves every token in memory, but constructing an App creates its outdir (cdktf.out/
+    # in the working directory by default): give it a throwaway one so compile writes nothing outside --out.
+    with tempfile.TemporaryDirectory(prefix="mlspec-cdktf-") as outdir:
+        app = cdktf.App(outdir=outdir, skip_validation=False)
+        stack = MLPlatformStack(app, STACK_ID, ir)
+        return strip_metadata(stack.to_terraform())
 
 
 def render(ir: IR, comment: str) -> str:
