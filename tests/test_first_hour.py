@@ -9,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from helpers_core import CHURN, ROOT, run_cli
+
+from mlspec import clock
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 CONTRACTS = ["month-to-month", "one-year", "two-year"]
@@ -23,7 +25,7 @@ def _log_predictions(project: Path, rows: int) -> Path:
     """A prediction log as the server writes it (categories as value indexes), ending now."""
     with open(project / "data" / "churn" / "train.csv") as fh:
         records = list(csv.DictReader(fh))[:rows]
-    now = datetime.now(UTC)
+    now = clock.now()  # the suite pins it (MLSPEC_NOW); the monitor reads the same clock
     log = project / "predictions" / f"date={now:%Y-%m-%d}"
     log.mkdir(parents=True)
     with open(log / "part.jsonl", "w") as out:

@@ -44,8 +44,8 @@ def run_gated_step(
     trial: int,
     data: dict,
     hparams: dict,
-    gates_passed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
-    beats_champion: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
+    gates_passed: dsl.OutputPath(bool),
+    beats_champion: dsl.OutputPath(bool),
 ) -> None:
     import subprocess
     import sys
@@ -72,7 +72,7 @@ def run_retrain_step(
     trial: int,
     data: dict,
     hparams: dict,
-    retrain: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's annotation
+    retrain: dsl.OutputPath(bool),
 ) -> None:
     import subprocess
     import sys
