@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
@@ -60,12 +59,13 @@ def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str]) -> N
 
 
 def _sources(*paths: str) -> dict[str, str]:
-    from mlspec.loader import display_path
+    from mlspec.loader import display_path, source_text
 
     out = {}
     for p in paths:
-        with contextlib.suppress(OSError):
-            out[display_path(p)] = Path(p).read_text(encoding="utf-8", errors="replace")
+        text = source_text(p)  # bounded like the loader: never reads a huge file or a device
+        if text is not None:
+            out[display_path(p)] = text
     return out
 
 
