@@ -52,22 +52,34 @@ def client(ir: IR, *, create: bool = False):
     uri = tracking_uri(ir)
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
-    elif uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if path and path != ":memory:":
-            if create:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            elif not Path(path).is_file():
-                raise StepError(
-                    f"the MLflow registry {uri} does not exist (no file {path}); "
-                    "run the training pipeline first, or point MLFLOW_TRACKING_URI at the registry"
-                )
+    elif create and (path := sqlite_path(uri)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        require_existing(uri)
     from mlflow import MlflowClient
 
     try:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     except Exception as exc:
         raise StepError(f"cannot open the MLflow registry at {uri}: {exc}") from exc
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// tracking URI (None for other URIs and in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def require_existing(uri: str) -> None:
+    """Refuse a SQLite registry that does not exist: MLflow would create it empty and then blame the model."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise StepError(
+            f"the MLflow registry {uri} does not exist (no file {path}); "
+            "run the training pipeline first, or point MLFLOW_TRACKING_URI at the registry"
+        )
 
 
 def _check_server(uri: str) -> None:
