@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
@@ -75,12 +74,13 @@ def _emit(diagnostics: list[Diagnostic], fmt: str, sources: dict[str, str], *, e
 
 
 def _sources(*paths: str) -> dict[str, str]:
-    from mlspec.loader import display_path
+    from mlspec.loader import display_path, source_text
 
     out = {}
     for p in paths:
-        with contextlib.suppress(OSError):
-            out[display_path(p)] = Path(p).read_text(encoding="utf-8", errors="replace")
+        text = source_text(p)  # bounded like the loader: never reads a huge file or a device
+        if text is not None:
+            out[display_path(p)] = text
     return out
 
 
@@ -349,21 +349,24 @@ def compile_(
             problems += 1
             continue
         all_diagnostics += result.diagnostics
-        root = Path(out) / result.ir.system.name
-        if env:
-            root = root / env
         files = writer.render(result.artifacts, loaded.project_path, loaded.document.sha256)
         names = list(result.artifacts)
-        if check:
-            report = writer.check(root, files, names)
-            for line in report.lines():
-                click.echo(f"{root.as_posix()}: {line}", err=True)
-            problems += 0 if report.clean else 1
-        else:
-            writer.write(root, files, names, loaded.project_path, loaded.document.sha256)
-            click.echo(
-                f"{spec}: wrote {len(files)} file(s) for {', '.join(names)} to {root.as_posix()}/", err=True
-            )
+        try:
+            root = writer.output_root(Path(out), result.ir.system.name, env)
+            if check:
+                report = writer.check(root, files, names, out=Path(out))
+                for line in report.lines():
+                    click.echo(f"{root.as_posix()}: {line}", err=True)
+                problems += 0 if report.clean else 1
+            else:
+                writer.write(root, files, names, loaded.project_path, loaded.document.sha256, out=Path(out))
+                click.echo(
+                    f"{spec}: wrote {len(files)} file(s) for {', '.join(names)} to {root.as_posix()}/",
+                    err=True,
+                )
+        except MlspecError as exc:  # the output folder refused: outside --out, or holding others' files
+            all_diagnostics += exc.diagnostics
+            problems += 1
     _emit(all_diagnostics, fmt, _sources(*paths))
     if check and not problems:
         click.echo(f"{len(paths)} spec(s): generated output is current", err=True)

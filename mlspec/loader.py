@@ -1,8 +1,9 @@
 """Load an mlops.yaml into plain Python data plus a source map of every node's line and column.
 
-Hostile input is refused with diagnostics, never a traceback: oversized files, non-UTF-8 bytes, tabs in
-indentation, duplicate keys, alias expansion bombs, deep nesting, a non-mapping root, and `${VAR}`
-interpolation of a variable that is not set.
+Hostile input is refused with diagnostics, never a traceback: what is not a regular file (a FIFO, a device,
+a directory), oversized files (by their size, before reading), non-UTF-8 bytes, tabs in indentation,
+duplicate keys, alias expansion bombs (bounded from the text before parsing, then counted exactly), deep
+nesting, a non-mapping root, and `${VAR}` interpolation of a variable that is not set.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
+from mlspec.expansion import first_alias_over
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 100_000
@@ -77,17 +80,67 @@ def display_path(path: str | os.PathLike[str]) -> str:
 def load_file(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> LoadedDocument:
     shown = display_path(path)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise _err(shown, "MS001", f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes")
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise _err(shown, "MS001", "file not found") from None
-    except IsADirectoryError:
-        raise _err(shown, "MS001", "is a directory, not a spec file") from None
-    except OSError as exc:
-        raise _err(shown, "MS001", f"cannot read file: {exc.strerror}") from None
+        raw = read_spec_bytes(path)
+    except _Refused as refused:
+        raise _err(shown, "MS001", refused.reason) from None
     return load_bytes(raw, shown, env=env)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "is a directory, not a spec file",
+    stat.S_IFIFO: "is a FIFO (named pipe), not a regular file",
+    stat.S_IFCHR: "is a character device, not a regular file",
+    stat.S_IFBLK: "is a block device, not a regular file",
+    stat.S_IFSOCK: "is a socket, not a regular file",
+}
+
+
+def _check_regular(st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused(_FILE_KINDS.get(stat.S_IFMT(st.st_mode), "is not a regular file"))
+    if st.st_size > MAX_FILE_BYTES:
+        raise _Refused(f"file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES} bytes")
+
+
+def read_spec_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, judged by stat before a byte is read.
+
+    Raises _Refused. The file is opened non-blocking (a FIFO swapped in after the stat cannot hang the
+    open) and checked again on the open descriptor; at most one byte past the limit is ever read.
+    """
+    try:
+        _check_regular(os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _Refused("file not found") from None
+    except OSError as exc:
+        raise _Refused(f"cannot read file: {exc.strerror}") from None
+    try:
+        _check_regular(os.fstat(fd))
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES and (chunk := os.read(fd, MAX_FILE_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _Refused(f"cannot read file: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:  # it grew after the stat
+        raise _Refused(f"file is over the limit of {MAX_FILE_BYTES} bytes")
+    return b"".join(chunks)
+
+
+def source_text(path: str | os.PathLike[str]) -> str | None:
+    """The text of a spec for showing source lines under diagnostics; None where load_file refuses it."""
+    try:
+        return read_spec_bytes(path).decode("utf-8", errors="replace")
+    except _Refused:
+        return None
 
 
 def load_bytes(raw: bytes, path: str = "<string>", *, env: dict[str, str] | None = None) -> LoadedDocument:
@@ -127,6 +180,7 @@ def load_text(text: str, path: str = "<string>", *, env: dict[str, str] | None =
     if text.startswith("\ufeff"):
         text = text[1:]
     _check_flow_depth(text, path)
+    _check_expansion(text, path)
     yaml = YAML(typ="safe", pure=True)
     source_map = SourceMap(path)
     builder = _Builder(path, source_map, os.environ if env is None else env, yaml.resolver)
@@ -151,6 +205,15 @@ def load_text(text: str, path: str = "<string>", *, env: dict[str, str] | None =
     return LoadedDocument(path=path, text=text, data=data, source_map=source_map, sha256=digest)
 
 
+def _check_expansion(text: str, path: str) -> None:
+    """Refuse an alias bomb from a bound on its expansion before the (slow) parser reads it."""
+    where = first_alias_over(text, MAX_NODES)
+    if where is not None:
+        raise _err(path, "MS006", _EXPANSION_MESSAGE, *where, hint=_EXPANSION_HINT)
+
+
+_EXPANSION_MESSAGE = f"document expands to more than {MAX_NODES} nodes (alias/anchor bomb?)"
+_EXPANSION_HINT = "avoid deeply nested aliases"
 _FLOW_TOKENS = re.compile(r"[\[\]{}\"'#\n]")
 
 
@@ -334,12 +397,7 @@ class _Builder:
     def _count(self, mark: Any, size: int = 1) -> None:
         self.total += size
         if self.total > MAX_NODES:
-            raise self._fail(
-                "MS006",
-                f"document expands to more than {MAX_NODES} nodes (alias/anchor bomb?)",
-                mark,
-                hint="avoid deeply nested aliases",
-            )
+            raise self._fail("MS006", _EXPANSION_MESSAGE, mark, hint=_EXPANSION_HINT)
 
     def _child_path(self, stack: list[_Frame], mark: Any) -> KeyPath:
         if not stack:

@@ -1,22 +1,44 @@
 """Write artifacts deterministically and atomically; check committed output for drift.
 
 Layout: <out>/<system>[/<env>]/<target>/<files> plus <out>/<system>[/<env>]/manifest.json holding the
-sha256 of every file. A compile either replaces a target folder whole or leaves it untouched.
+sha256 of every file. The manifest is also the record of what mlspec owns: a compile replaces a target
+folder only when the manifest lists every file in it, and nothing is written outside --out.
+
+A compile is all or nothing, even when it is SIGKILLed. The new target folders and manifest are staged in
+full under <root>/.mlspec-write/new/; renaming a journal into place commits them (one atomic rename); then
+each old folder moves to .mlspec-write/old/, each new one into its place, and the manifest last. Every step
+can be redone, so the next compile first rolls a committed write forward, or throws an uncommitted one away,
+and `--check` reports the unfinished write as a leftover until then. SIGTERM, SIGINT and SIGHUP during a
+write end the staging cleanly or wait for the committed swap, and take effect after it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mlspec.backends import Artifact
+from mlspec.diagnostics import Diagnostic, Location, MlspecError
 
 MANIFEST = "manifest.json"
+STAGING = ".mlspec-write"  # the writer's own folder in a root: the staged output and the journal
+JOURNAL = "journal.json"
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# what writers before the journal left behind when interrupted: .<target>.tmp-XXXXXXXX, .<target>.old-...
+_OLD_STAGING = re.compile(r"^\.(?P<target>[A-Za-z0-9_-]+)\.(?:tmp|old)-[a-z0-9_]{8}$")
+_OLD_MANIFEST_TMP = f".{MANIFEST}.tmp"
+_HELD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HASH_COMMENT = {".py": "#", ".yaml": "#", ".yml": "#", ".sh": "#", ".toml": "#", ".cfg": "#", ".tf": "#"}
 
 
@@ -45,10 +67,11 @@ class CheckReport:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     hand_edited: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.stale or self.missing or self.extra or self.hand_edited)
+        return not (self.stale or self.missing or self.extra or self.hand_edited or self.leftovers)
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -59,6 +82,10 @@ class CheckReport:
             ("hand-edited", self.hand_edited),
         ):
             out.extend(f"{label}: {p}" for p in sorted(paths))
+        out.extend(
+            f"leftover: {p} (from an interrupted compile; the next `mlspec compile` finishes or removes it)"
+            for p in sorted(self.leftovers)
+        )
         return out
 
 
@@ -78,83 +105,275 @@ def render(artifacts: dict[str, list[Artifact]], spec_path: str, spec_sha256: st
     return dict(sorted(files.items()))
 
 
+# ----------------------------------------------------------------------------------------------- where
+
+
+def _refused(path: Path, message: str, hint: str | None = None) -> MlspecError:
+    return MlspecError([Diagnostic("MS303", message, Location(path.as_posix()), hint=hint)])
+
+
+def output_root(out: Path, system: str, environment: str | None = None) -> Path:
+    """<out>/<system>[/<environment>], refused unless each part is a plain name and it stays inside out."""
+    parts = [system] if environment is None else [system, environment]
+    for part in parts:
+        if not _PLAIN_NAME.match(part):
+            raise _refused(out / part, f"{part!r} is not a plain name for an output folder")
+    root = out.joinpath(*parts)
+    _require_inside(out, root)
+    return root
+
+
+def _require_inside(out: Path, path: Path) -> None:
+    """Refuse a path that resolves (symlinks followed) outside the output folder."""
+    base, resolved = out.resolve(), path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise _refused(
+            path,
+            f"resolves to {resolved.as_posix()}, outside the output folder {base.as_posix()}",
+            hint="mlspec writes only under --out; remove the symlink or choose another --out",
+        )
+
+
+def _require_unclaimed(out: Path, root: Path) -> None:
+    """Refuse a root inside a target folder that an enclosing root's manifest owns (an env named 'kubeflow')."""
+    base = out.resolve()
+    for parent in root.parents:
+        if parent.resolve() == base or base not in parent.resolve().parents:
+            return
+        prefix = root.relative_to(parent).as_posix() + "/"
+        if any(rel.startswith(prefix) for rel in _read_manifest(parent).get("files", {})):
+            raise _refused(
+                root,
+                f"is inside output that {(parent / MANIFEST).as_posix()} records as mlspec's",
+                hint="an environment may not share a name with a target",
+            )
+
+
+# ----------------------------------------------------------------------------------------------- ownership
+
+
 def _read_manifest(root: Path) -> dict:
     try:
-        return json.loads((root / MANIFEST).read_text("utf-8"))
+        manifest = json.loads((root / MANIFEST).read_text("utf-8"))
     except (OSError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _owned_manifest(root: Path) -> dict[str, Any]:
+    """The root's manifest; refused when a manifest.json is there that mlspec did not write."""
+    path = root / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return {}
+    manifest = _read_manifest(root) if path.is_file() and not path.is_symlink() else {}
+    if manifest.get("generator") != "mlspec" or not isinstance(manifest.get("files"), dict):
+        raise _refused(
+            path,
+            "is not a manifest that mlspec wrote; refusing to replace it",
+            hint="move it away, or compile to another --out",
+        )
+    return manifest
+
+
+def _require_owned(root: Path, target: str, owned: dict[str, str]) -> None:
+    """Refuse to replace a target folder holding anything the manifest does not list (hand-written files)."""
+    folder = root / target
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        unowned = [target]
+    else:
+        unowned = []
+        for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are listed, not entered
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in [*filenames, *links]:
+                path = Path(dirpath, name)
+                rel = path.relative_to(root).as_posix()
+                if rel not in owned or path.is_symlink():
+                    unowned.append(rel)
+    if unowned:
+        shown = ", ".join(sorted(unowned)[:5]) + (f" and {len(unowned) - 5} more" if len(unowned) > 5 else "")
+        raise _refused(
+            folder,
+            f"holds files that mlspec did not write (not in {MANIFEST}): {shown}; refusing to replace it",
+            hint="move them out of the way (or delete them) and compile again",
+        )
+
+
+# ----------------------------------------------------------------------------------------------- write
+
+
+def write(
+    root: Path, files: dict[str, bytes], targets: list[str], spec_path: str, spec_sha256: str, *, out: Path
+) -> None:
+    """Replace the target folders under root, then the manifest; all or nothing, even under SIGKILL."""
+    _require_inside(out, root)
+    for target in targets:
+        if not _PLAIN_NAME.match(target):
+            raise _refused(root / target, f"{target!r} is not a plain name for an output folder")
+        _require_inside(out, root / target)
+    _require_unclaimed(out, root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root), _signals_held() as received:
+        _recover(root)
+        _remove_old_staging(root, targets)
+        manifest = _owned_manifest(root)
+        recorded = manifest.get("files", {})
+        for target in targets:
+            _require_owned(root, target, recorded)
+        entries = {k: v for k, v in recorded.items() if k.split("/", 1)[0] not in targets}
+        entries.update({rel: sha256(data) for rel, data in files.items()})
+        new_manifest = {
+            "generator": "mlspec",
+            "manifest_version": 1,
+            "spec": spec_path,
+            "spec_sha256": spec_sha256,
+            "files": dict(sorted(entries.items())),
+        }
+        staging = root / STAGING
+        try:
+            _stage(staging / "new", files, targets, _manifest_bytes(new_manifest), received)
+            _write_file(staging / f"{JOURNAL}.tmp", json.dumps({"targets": targets}).encode())
+            _move(staging / f"{JOURNAL}.tmp", staging / JOURNAL)  # the commit point
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _finish(root)
+
+
+def recover(root: Path) -> bool:
+    """Finish a committed write that was interrupted, or discard an uncommitted one; True if one was there."""
+    if not (root / STAGING).exists():
+        return False
+    with _locked(root), _signals_held():
+        return _recover(root)
+
+
+def _recover(root: Path) -> bool:
+    staging = root / STAGING
+    if not staging.exists() and not staging.is_symlink():
+        return False
+    if staging.is_symlink() or not staging.is_dir():
+        raise _refused(staging, "is not the staging folder mlspec writes; refusing to touch it")
+    if (staging / JOURNAL).is_file():
+        _finish(root)
+    else:
+        shutil.rmtree(staging)
+    return True
+
+
+def _stage(
+    new: Path, files: dict[str, bytes], targets: list[str], manifest: bytes, received: list[int]
+) -> None:
+    new.mkdir(parents=True)
+    for target in targets:
+        (new / target).mkdir()  # a target without files still replaces its folder
+    for rel, data in files.items():
+        if rel.split("/", 1)[0] not in targets:
+            continue
+        dest = new / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _write_file(dest, data)
+        if received:
+            raise _Interrupted
+    _write_file(new / MANIFEST, manifest)
+
+
+def _finish(root: Path) -> None:
+    """Roll a committed write forward; each step is skipped when done, so this may run any number of times."""
+    staging = root / STAGING
+    new, old = staging / "new", staging / "old"
+    targets = json.loads((staging / JOURNAL).read_text("utf-8"))["targets"]
+    old.mkdir(exist_ok=True)
+    recorded = _owned_manifest(root).get("files", {}) if (new / MANIFEST).exists() else {}
+    for target in targets:
+        if not (new / target).exists():
+            continue  # already in place
+        final = root / target
+        if final.exists() or final.is_symlink():
+            _require_owned(root, target, recorded)  # nothing may have appeared there since the commit
+            _move(final, old / target)
+        _move(new / target, final)
+    if (new / MANIFEST).exists():
+        _move(new / MANIFEST, root / MANIFEST)
+    (staging / JOURNAL).unlink()  # complete: what is left is the old output
+    shutil.rmtree(staging)
+
+
+def _remove_old_staging(root: Path, targets: list[str]) -> None:
+    """Remove what an interrupted writer of an earlier release left for the targets being replaced now."""
+    for path in root.iterdir():
+        match = _OLD_STAGING.match(path.name)
+        if match and match["target"] in targets and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.name == _OLD_MANIFEST_TMP and path.is_file():
+            path.unlink()
+
+
+def _leftovers(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        path.name + ("/" if path.is_dir() else "")
+        for path in root.iterdir()
+        if path.name in (STAGING, _OLD_MANIFEST_TMP) or _OLD_STAGING.match(path.name)
+    )
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Every rename of a write goes through here (the kill tests stop the writer at each one)."""
+    os.replace(src, dst)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
 
 
 def _manifest_bytes(root_manifest: dict) -> bytes:
     return (json.dumps(root_manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write(root: Path, files: dict[str, bytes], targets: list[str], spec_path: str, spec_sha256: str) -> None:
-    """Replace the target folders under root, then the manifest; all or nothing.
-
-    Every target is first written in full to a staging folder beside it. Only then are the folders
-    swapped in; if a swap fails, the ones already swapped are rolled back, so a failed or interrupted
-    compile leaves the previous output in place.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    mode = 0o777 & ~_umask()
-    staged: dict[str, Path] = {}
-    backups: dict[str, Path] = {}
-    swapped: list[str] = []
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One writer per root at a time (an advisory lock on the folder itself: no lock file to commit)."""
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        for target in targets:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target}.tmp-", dir=root))
-            staged[target] = tmp
-            tmp.chmod(mode)  # mkdtemp makes 0700 folders; generated output follows the umask like any file
-            for rel, data in files.items():
-                if rel.split("/", 1)[0] != target:
-                    continue
-                dest = tmp / rel.split("/", 1)[1]
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-        for target in targets:
-            final = root / target
-            if final.exists():
-                backup = Path(tempfile.mkdtemp(prefix=f".{target}.old-", dir=root))
-                os.replace(final, backup / target)
-                backups[target] = backup
-            os.replace(staged[target], final)
-            swapped.append(target)
-    except BaseException:
-        for target in reversed(targets):
-            final = root / target
-            if target in swapped:
-                shutil.rmtree(final, ignore_errors=True)
-            if target in backups and (backups[target] / target).exists() and not final.exists():
-                os.replace(backups[target] / target, final)
-        raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        for folder in [*staged.values(), *backups.values()]:
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
-    manifest = _read_manifest(root)
-    entries = {k: v for k, v in manifest.get("files", {}).items() if k.split("/", 1)[0] not in targets}
-    entries.update({rel: sha256(data) for rel, data in files.items()})
-    new_manifest = {
-        "generator": "mlspec",
-        "manifest_version": 1,
-        "spec": spec_path,
-        "spec_sha256": spec_sha256,
-        "files": dict(sorted(entries.items())),
+        os.close(fd)
+
+
+class _Interrupted(KeyboardInterrupt):
+    """A held signal arrived while staging: stop and clean up; the signal then acts (see _signals_held)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Record SIGTERM, SIGINT and SIGHUP instead of dying mid-write; raise the first again afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    received: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in _HELD_SIGNALS
     }
-    tmp_manifest = root / f".{MANIFEST}.tmp"
-    tmp_manifest.write_bytes(_manifest_bytes(new_manifest))
-    os.replace(tmp_manifest, root / MANIFEST)
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if received:
+            signal.raise_signal(received[0])
 
 
-def check(root: Path, files: dict[str, bytes], targets: list[str]) -> CheckReport:
-    report = CheckReport()
+# ----------------------------------------------------------------------------------------------- check
+
+
+def check(root: Path, files: dict[str, bytes], targets: list[str], *, out: Path | None = None) -> CheckReport:
+    if out is not None:
+        _require_inside(out, root)
+    report = CheckReport(leftovers=_leftovers(root))
     recorded = _read_manifest(root).get("files", {})
     for rel, data in files.items():
         path = root / rel

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers_core import CHURN, run_cli
+from helpers_core import CHURN, MINIMAL, run_cli
 
 from mlspec import writer
 from mlspec.backends import Artifact
+from mlspec.diagnostics import MlspecError
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -89,61 +89,59 @@ def test_header_names_spec_and_hash() -> None:
         writer.render({"t": [Artifact("../escape.yaml", "")]}, "s", "0" * 64)
 
 
-def _files(version: str) -> dict[str, bytes]:
-    return writer.render(
-        {"t": [Artifact("a.yaml", f"v: {version}\n"), Artifact("sub/b.txt", version)]}, "s.yaml", "0" * 64
-    )
+def _files(version: str, *more_targets: str) -> dict[str, bytes]:
+    artifacts = {"t": [Artifact("a.yaml", f"v: {version}\n"), Artifact("sub/b.txt", version)]}
+    artifacts.update({target: [Artifact("c.txt", version)] for target in more_targets})
+    return writer.render(artifacts, "s.yaml", "0" * 64)
 
 
-def test_failed_swap_leaves_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    writer.write(tmp_path, _files("1"), ["t"], "s.yaml", "0" * 64)
+def test_a_failure_before_the_commit_leaves_the_previous_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.write(tmp_path, _files("1", "u"), ["t", "u"], "s.yaml", "0" * 64, out=tmp_path)
     before = snapshot(tmp_path)
-    real_replace = os.replace
-    calls = []
-
-    def failing_replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:  # the old folder moved aside; now the new one fails to move in
-            raise OSError("disk vanished")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        writer.write(tmp_path, _files("2"), ["t"], "s.yaml", "0" * 64)
-    monkeypatch.undo()
-    assert snapshot(tmp_path) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "t"]  # no staging leftovers
-
-
-def test_failed_write_midway_leaves_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    writer.write(
-        tmp_path,
-        {**_files("1"), **writer.render({"u": [Artifact("c.txt", "1")]}, "s", "0" * 64)},
-        ["t", "u"],
-        "s.yaml",
-        "0" * 64,
-    )
-    before = snapshot(tmp_path)
-    real_write = Path.write_bytes
+    real_write = writer._write_file
     count = []
 
-    def failing_write(self: Path, data: bytes) -> int:
-        count.append(self)
+    def failing_write(path: Path, data: bytes) -> None:
+        count.append(path)
         if len(count) == 3:
             raise KeyboardInterrupt  # an interrupted compile
-        return real_write(self, data)
+        real_write(path, data)
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write)
+    monkeypatch.setattr(writer, "_write_file", failing_write)
     with pytest.raises(KeyboardInterrupt):
-        writer.write(
-            tmp_path,
-            {**_files("2"), **writer.render({"u": [Artifact("c.txt", "2")]}, "s", "0" * 64)},
-            ["t", "u"],
-            "s.yaml",
-            "0" * 64,
-        )
+        writer.write(tmp_path, _files("2", "u"), ["t", "u"], "s.yaml", "0" * 64, out=tmp_path)
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "t", "u"]  # nothing staged is left
+
+
+def test_a_failure_after_the_commit_is_finished_by_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.write(tmp_path, _files("1", "u"), ["t", "u"], "s.yaml", "0" * 64, out=tmp_path)
+    old = _files("1", "u")
+    new = _files("2", "u")
+    real_move = writer._move
+    calls: list[Path] = []
+
+    def failing_move(src: Path, dst: Path) -> None:
+        calls.append(dst)
+        if len(calls) == 3:  # committed; 't' moved aside; now the new 't' fails to move in
+            raise OSError("disk vanished")
+        real_move(src, dst)
+
+    monkeypatch.setattr(writer, "_move", failing_move)
+    with pytest.raises(OSError):
+        writer.write(tmp_path, new, ["t", "u"], "s.yaml", "0" * 64, out=tmp_path)
+    monkeypatch.undo()
+    for files in (old, new):  # neither output is whole: --check says so, and names the unfinished write
+        report = writer.check(tmp_path, files, ["t", "u"])
+        assert not report.clean and report.leftovers == [".mlspec-write/"]
+    assert writer.recover(tmp_path)
+    assert writer.check(tmp_path, new, ["t", "u"]).clean
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "t", "u"]
 
 
 def test_backend_failure_leaves_previous_output(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,3 +215,111 @@ def test_check_hand_edited(project: Path) -> None:
     path.write_text(path.read_text().replace('"churn"', '"churn2"', 1))
     result = check(project)
     assert result.returncode == 1 and "hand-edited: ir/ir.json" in result.stderr
+
+
+def test_check_reports_leftovers_that_the_next_compile_removes(project: Path) -> None:
+    assert compile_ir(project).returncode == 0
+    root = project / "generated" / "churn"
+    (root / ".mlspec-write" / "new" / "ir").mkdir(parents=True)  # an uncommitted write, killed
+    (root / ".ir.tmp-k1llme9z").mkdir()  # what the writer of an earlier release left when killed
+    result = check(project)
+    assert result.returncode == 1
+    assert "leftover: .mlspec-write/" in result.stderr and "leftover: .ir.tmp-k1llme9z/" in result.stderr
+    assert compile_ir(project).returncode == 0
+    assert sorted(p.name for p in root.iterdir()) == ["ir", "manifest.json"]
+    assert check(project).returncode == 0
+
+
+# ------------------------------------------------------------------------------------- where it writes
+
+ESCAPING_ENV = MINIMAL + "environments:\n  staging: {}\n  ../..: {}\n  /tmp/evil: {}\n"
+
+
+def test_environment_names_are_identifiers_located_at_the_key(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(ESCAPING_ENV)
+    result = run_cli("lint", str(spec), "--format", "json", cwd=tmp_path)
+    found = {(d["code"], d["location"]["line"], d["location"]["col"]) for d in json.loads(result.stdout)}
+    lines = ESCAPING_ENV.splitlines()
+    assert found == {
+        ("MS102", lines.index("  ../..: {}") + 1, 3),
+        ("MS102", lines.index("  /tmp/evil: {}") + 1, 3),
+    }, result.stdout
+
+
+@pytest.mark.parametrize("env", ["../..", "/tmp/evil", "staging/../.."])
+def test_an_escaping_environment_writes_nothing_anywhere(tmp_path: Path, env: str) -> None:
+    project = tmp_path / "project"
+    (project / "terraform").mkdir(parents=True)
+    (project / "terraform" / "main.tf").write_text("# hand-written\n")
+    (project / "spec.yaml").write_text(ESCAPING_ENV)
+    before = snapshot(tmp_path)
+    result = run_cli(
+        "compile", "spec.yaml", "--target", "ir", "--env", env, "--out", "generated", cwd=project
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert snapshot(tmp_path) == before and not (project / "generated").exists()
+
+
+@pytest.mark.parametrize(("system", "env"), [("..", None), ("demo", ".."), ("demo", "a/b"), ("/abs", None)])
+def test_output_root_takes_plain_names_only(tmp_path: Path, system: str, env: str | None) -> None:
+    with pytest.raises(MlspecError) as info:
+        writer.output_root(tmp_path / "out", system, env)
+    assert info.value.diagnostics[0].code == "MS303"
+
+
+def test_a_symlink_out_of_the_output_folder_is_refused(project: Path, tmp_path_factory) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "ir").mkdir()
+    (elsewhere / "ir" / "precious.txt").write_text("keep\n")
+    (project / "generated").mkdir()
+    (project / "generated" / "churn").symlink_to(elsewhere, target_is_directory=True)
+    for args in ((), ("--check",)):
+        result = compile_ir(project, *args)
+        assert (
+            result.returncode == 1
+            and "MS303" in result.stderr
+            and "outside the output folder" in result.stderr
+        )
+    assert snapshot(elsewhere) == {"ir/precious.txt": b"keep\n"}
+
+
+def test_a_hand_written_folder_in_the_way_is_named_not_deleted(project: Path) -> None:
+    handwritten = project / "generated" / "churn" / "ir"
+    handwritten.mkdir(parents=True)
+    (handwritten / "main.tf").write_text("# mine\n")
+    result = compile_ir(project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "generated/churn/ir: error MS303" in result.stderr and "ir/main.tf" in result.stderr
+    assert snapshot(project / "generated") == {"churn/ir/main.tf": b"# mine\n"}
+
+
+def test_a_file_added_to_an_owned_folder_is_kept_until_moved(project: Path) -> None:
+    assert compile_ir(project).returncode == 0
+    notes = project / "generated" / "churn" / "ir" / "notes.md"
+    notes.write_text("mine\n")
+    ir_json = (project / "generated" / "churn" / "ir" / "ir.json").read_bytes()
+    result = compile_ir(project)
+    assert result.returncode == 1 and "ir/notes.md" in result.stderr and notes.read_text() == "mine\n"
+    assert (project / "generated" / "churn" / "ir" / "ir.json").read_bytes() == ir_json
+    notes.unlink()
+    assert compile_ir(project).returncode == 0
+
+
+def test_a_manifest_mlspec_did_not_write_is_not_replaced(project: Path) -> None:
+    root = project / "generated" / "churn"
+    root.mkdir(parents=True)
+    (root / "manifest.json").write_text('{"name": "my-web-app"}\n')
+    result = compile_ir(project)
+    assert result.returncode == 1 and "not a manifest that mlspec wrote" in result.stderr
+    assert snapshot(root) == {"manifest.json": b'{"name": "my-web-app"}\n'}
+
+
+def test_an_environment_named_like_a_target_cannot_write_into_it(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(MINIMAL + "environments:\n  ir: {}\n")
+    base = run_cli("compile", "spec.yaml", "--target", "ir", "--out", "out", cwd=tmp_path)
+    assert base.returncode == 0, base.stderr
+    before = snapshot(tmp_path / "out")
+    env = run_cli("compile", "spec.yaml", "--target", "ir", "--env", "ir", "--out", "out", cwd=tmp_path)
+    assert env.returncode == 1 and "MS303" in env.stderr and "share a name with a target" in env.stderr
+    assert snapshot(tmp_path / "out") == before

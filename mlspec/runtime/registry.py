@@ -1,9 +1,12 @@
 """MLflow tracking and model registry: the pipeline's run, lineage tags, versions and the champion alias.
 
 Default tracking URI: IR.registry.tracking_uri (a SQLite file under .mlspec/ for the examples); the
-MLFLOW_TRACKING_URI environment variable overrides it. New versions get the challenger alias; the champion
-alias moves only through `promote` (gates and champion comparison re-checked) or by hand, and every move is
-recorded in the registered model's `mlspec.champion_history` tag with who and why.
+MLFLOW_TRACKING_URI environment variable overrides it. Only a pipeline run creates a SQLite registry; every
+other use of one that does not exist is an error naming its URI. New versions get the challenger alias; the
+champion alias moves only through `promote` (gates and champion comparison re-checked) or by hand. A move is
+checked in full before the alias moves, and is recorded with who and why in its own registered-model tag
+(`mlspec.champion_history.<ms>.<random>`: concurrent moves never overwrite each other's entry); if recording
+fails, the alias is moved back.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -21,15 +25,23 @@ from typing import Any
 from mlspec.ir.model import IR
 from mlspec.runtime import StepError
 
-HISTORY_TAG = "mlspec.champion_history"
+HISTORY_TAG = "mlspec.champion_history"  # releases before per-entry tags kept one JSON list here (read only)
+HISTORY_ENTRY = HISTORY_TAG + "."  # one tag per champion move: <HISTORY_ENTRY><ms since epoch>.<random hex>
+HISTORY_KEEP = 50  # newest entries kept; older ones are deleted after a move
+REASON_MAX_CHARS = 1000
+BY_MAX_CHARS = 200
 
 
 def tracking_uri(ir: IR) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or ir.registry.tracking_uri
 
 
-def client(ir: IR):
-    """An MlflowClient for the IR's registry; fails fast with a clear message when a server is down."""
+def client(ir: IR, *, create: bool = False):
+    """An MlflowClient for the IR's registry; fails fast with a clear message when a server is down.
+
+    A SQLite registry that does not exist is created only when `create` is set (a pipeline run registering
+    its first model); anywhere else it is an error naming the URI, not an empty registry.
+    """
     # A down server must fail a step in seconds, not after MLflow's default minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -40,16 +52,34 @@ def client(ir: IR):
     uri = tracking_uri(ir)
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
-    elif uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    elif create and (path := sqlite_path(uri)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        require_existing(uri)
     from mlflow import MlflowClient
 
     try:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     except Exception as exc:
         raise StepError(f"cannot open the MLflow registry at {uri}: {exc}") from exc
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// tracking URI (None for other URIs and in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def require_existing(uri: str) -> None:
+    """Refuse a SQLite registry that does not exist: MLflow would create it empty and then blame the model."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise StepError(
+            f"the MLflow registry {uri} does not exist (no file {path}); "
+            "run the training pipeline first, or point MLFLOW_TRACKING_URI at the registry"
+        )
 
 
 def _check_server(uri: str) -> None:
@@ -118,7 +148,7 @@ def lineage_tags(ir: IR, data: dict[str, dict[str, str]]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------- the run
 def pipeline_run(ctx) -> tuple[Any, str]:
     """(client, run id) of this pipeline run's MLflow run, created by the first step that needs it."""
-    c = client(ctx.ir)
+    c = client(ctx.ir, create=True)
     uri = tracking_uri(ctx.ir)
     if ctx.run.exists("mlflow.json"):
         info = ctx.run.read_json("mlflow.json")
@@ -205,27 +235,34 @@ def download(ir: IR, version: str, dst: Path) -> Path:
 
 
 def history(ir: IR, c=None) -> list[dict[str, Any]]:
+    """Every recorded champion move, oldest first."""
     c = c or client(ir)
     try:
         model = c.get_registered_model(ir.registry.model_name)
     except Exception:
         return []
-    return json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    entries = json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    for key in sorted(k for k in model.tags if k.startswith(HISTORY_ENTRY)):
+        entries.append(json.loads(model.tags[key]))
+    return entries
 
 
 def move_champion(
     ir: IR, version: str, *, action: str, by: str | None = None, reason: str = ""
 ) -> dict[str, Any]:
-    """Point the champion alias at `version` (one registry call, so it moves atomically) and record it."""
-    c = client(ir)
-    name = ir.registry.model_name
-    try:
-        c.get_model_version(name, version)
-    except Exception as exc:
-        raise StepError(f"model '{name}' has no version {version}") from exc
-    previous = alias_version(ir, ir.registry.champion_alias, c)
+    """Point the champion alias at `version` and record who and why: both happen, or neither.
+
+    Everything is checked before the alias moves; the alias moves in one registry call; if the record cannot
+    be written, the alias is moved back (unless another move has replaced it meanwhile).
+    """
     who = by or os.environ.get("MLSPEC_USER") or _user()
-    c.set_registered_model_alias(name, ir.registry.champion_alias, version)
+    for label, text, limit in (("--reason", reason, REASON_MAX_CHARS), ("--by", who, BY_MAX_CHARS)):
+        if len(text) > limit:
+            raise StepError(f"{label} is {len(text)} characters; the limit is {limit}")
+    c = client(ir)
+    name, alias = ir.registry.model_name, ir.registry.champion_alias
+    _require_version(c, name, version)
+    previous = alias_version(ir, alias, c)
     entry = {
         "version": version,
         "previous": previous,
@@ -234,16 +271,69 @@ def move_champion(
         "reason": reason,
         "at": int(time.time()),
     }
-    hist = [*history(ir, c), entry]
-    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist[-50:]))
-    for key, value in {
+    key = f"{HISTORY_ENTRY}{int(time.time() * 1000):013d}.{secrets.token_hex(4)}"
+    version_tags = {
         "mlspec.champion_by": who,
         "mlspec.champion_reason": reason,
         "mlspec.champion_action": action,
         "mlspec.previous_champion": previous or "",
-    }.items():
-        c.set_model_version_tag(name, version, key, value)
+    }
+    c.set_registered_model_alias(name, alias, version)
+    try:
+        c.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
+        for tag, value in version_tags.items():
+            c.set_model_version_tag(name, version, tag, value)
+    except Exception as exc:
+        raise StepError(
+            f"could not record moving '{alias}' of '{name}' to version {version} ({exc}); "
+            + _undo_move(c, name, alias, version, previous, key)
+        ) from exc
+    _prune_history(c, name)
     return entry
+
+
+def _require_version(c, name: str, version: str) -> None:
+    try:
+        c.get_model_version(name, version)
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
+            raise StepError(f"model '{name}' has no version {version}") from exc
+        raise StepError(f"cannot read version {version} of model '{name}': {exc}") from exc
+
+
+def _undo_move(c, name: str, alias: str, version: str, previous: str | None, key: str) -> str:
+    """Move the alias back after a failed record; says what state the registry is left in."""
+    try:
+        _delete_tag(c, name, key)
+        current = str(c.get_model_version_by_alias(name, alias).version)
+        if current != version:
+            return f"'{alias}' was moved to version {current} by someone else meanwhile; left there"
+        if previous is None:
+            c.delete_registered_model_alias(name, alias)
+        else:
+            c.set_registered_model_alias(name, alias, previous)
+    except Exception as exc:
+        return f"moving it back failed too ({exc}): '{alias}' may point at {version} with no history entry"
+    return f"'{alias}' was moved back to {previous or '(none)'}"
+
+
+def _delete_tag(c, name: str, key: str) -> None:
+    """Delete a registered-model tag that may never have been written."""
+    try:
+        c.delete_registered_model_tag(name, key)
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")):
+            raise
+
+
+def _prune_history(c, name: str) -> None:
+    """Keep the newest HISTORY_KEEP entries (best effort: a failure here loses nothing recorded)."""
+    try:
+        keys = sorted(k for k in c.get_registered_model(name).tags if k.startswith(HISTORY_ENTRY))
+        for key in keys[:-HISTORY_KEEP]:
+            _delete_tag(c, name, key)
+    except Exception as exc:
+        logging.getLogger("mlspec.runtime").warning("could not prune the champion history: %s", exc)
 
 
 def rollback(ir: IR, *, by: str | None = None, reason: str = "") -> dict[str, Any]:

@@ -243,7 +243,7 @@ class ServingApp:
                 raise BadRequest(f"unknown model {name!r}", 404)
             header_length = headers.get(BINARY_HEADER.encode())
             request = V2Request(
-                body, header_length.decode() if header_length else None, model, self.config.max_rows
+                body, header_length.decode("latin-1") if header_length else None, model, self.config.max_rows
             )
             x = request.x
         else:

@@ -46,6 +46,15 @@ def _ir(spec: str, env: str | None):
 @click.option("--max-body-bytes", type=int)
 @click.option("--max-pending-rows", type=int, help="Rows waiting for inference before new requests get 503.")
 @click.option("--request-timeout", "request_timeout_s", type=float, help="Seconds before a request gets 504.")
+@click.option(
+    "--header-timeout", "header_timeout_s", type=float, help="Seconds a connection has to send its headers."
+)
+@click.option(
+    "--keep-alive", "keep_alive_s", type=float, help="Seconds an idle kept-alive connection stays open."
+)
+@click.option(
+    "--max-connections", type=int, help="Open connections; at the cap the longest idle one is closed."
+)
 @click.option("--reload-interval", "reload_interval_s", type=float, help="Seconds between registry polls.")
 @click.option("--threads", type=int, help="ONNX Runtime intra-op threads (default: the container CPU limit).")
 @click.option("--log-level", default="info", show_default=True)

@@ -31,6 +31,9 @@ class ServerConfig:
     max_rows: int = 1024
     max_pending_rows: int = 8192  # rows queued for inference before requests get 503
     request_timeout_s: float = 10.0
+    header_timeout_s: float = 10.0  # a connection that has not sent its request headers by then is closed
+    keep_alive_s: float = 30.0  # an idle kept-alive connection is closed after this
+    max_connections: int = 2048  # open connections; at the cap the longest-waiting idle one is closed
     reload_interval_s: float = 30.0
     graceful_timeout_s: float = 30.0
     threads: int | None = None

@@ -58,6 +58,12 @@ class Metrics:
         self.log_written = Counter(
             "mlspec_prediction_log_records", "Prediction log records written.", registry=r
         )
+        self.connections_closed = Counter(
+            "mlspec_connections_closed",
+            "Connections the server closed to protect itself: header_timeout, evicted, refused.",
+            ["reason"],
+            registry=r,
+        )
 
     def set_model(self, name: str, version: str) -> None:
         self.model_info.clear()

@@ -212,6 +212,7 @@ def resolve_version(uri: str, tracking_uri: str | None) -> str:
     name, alias, version = parse_models_uri(uri)
     if version is not None or alias is None:
         return str(version)
+    _require_registry(tracking_uri)
     try:
         return str(
             MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -222,11 +223,22 @@ def resolve_version(uri: str, tracking_uri: str | None) -> str:
         raise ModelError(f"cannot resolve {uri} in the registry at {tracking_uri}: {exc}") from exc
 
 
+def _require_registry(tracking_uri: str | None) -> None:
+    from mlspec.runtime import StepError
+    from mlspec.runtime.registry import require_existing
+
+    try:
+        require_existing(tracking_uri or "")
+    except StepError as exc:
+        raise ModelError(str(exc)) from None
+
+
 def download_version(name: str, version: str, tracking_uri: str | None) -> Path:
     """Download registered version VERSION of NAME and return the path of its ONNX file."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
+    _require_registry(tracking_uri)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)

@@ -52,8 +52,10 @@ def to_matrix(data: Any, model: LoadedModel, max_rows: int, *, shape: list[int] 
         raise BadRequest(f"inputs must be numbers, got {_kind_name(arr)}")
     n_features = model.n_features
     if shape is not None:
-        if len(shape) != 2 or any(not isinstance(d, int) or d < 0 for d in shape):
-            raise BadRequest(f"shape must be [rows, {n_features}], got {shape}")
+        if len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape) or shape[1] != n_features:
+            raise BadRequest(f"shape must be [rows, {n_features}], got {jsonio.dumps(shape).decode()}")
+        if shape[0] > max_rows:
+            raise BadRequest(f"{shape[0]} rows exceed the limit of {max_rows} rows per request", 413)
         if arr.size != shape[0] * shape[1]:
             raise BadRequest(f"data has {arr.size} values but shape {shape} needs {shape[0] * shape[1]}")
         arr = arr.reshape(shape)
@@ -157,18 +159,17 @@ class V2Request:
         tensor = inputs[0]
         if tensor.get("name") != model.input.name:
             raise BadRequest(
-                f"unknown input {tensor.get('name')!r}; model {model.name} takes '{model.input.name}'"
+                f"unknown input {_shown(tensor.get('name'))}; model {model.name} takes '{model.input.name}'"
             )
         datatype = tensor.get("datatype")
-        if datatype not in V2_DTYPES:
-            raise BadRequest(f"unsupported datatype {datatype!r}; use FP32 (or another numeric type)")
+        if not isinstance(datatype, str) or datatype not in V2_DTYPES:
+            raise BadRequest(f"unsupported datatype {_shown(datatype)}; use FP32 (or another numeric type)")
         shape = tensor.get("shape")
         if not isinstance(shape, list):
             raise BadRequest("input shape must be a list [rows, features]")
-        params = tensor.get("parameters") or {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        size = _parameters(tensor, "input").get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or size < 0 or size > len(binary):
+            if type(size) is not int or size < 0 or size > len(binary):
                 raise BadRequest(
                     f"binary_data_size {size} does not match the {len(binary)} binary bytes sent"
                 )
@@ -188,21 +189,20 @@ class V2Request:
 
     @staticmethod
     def _requested(payload: dict[str, Any], model: LoadedModel) -> list[tuple[int, bool]]:
-        params = payload.get("parameters") or {}
-        default_binary = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+        default_binary = _flag(_parameters(payload, "request"), "binary_data_output", False)
         requested = payload.get("outputs")
         names = [o.name for o in model.outputs]
-        if not requested:
+        if requested is None or requested == []:
             return [(i, default_binary) for i in range(len(names))]
+        if not isinstance(requested, list):
+            raise BadRequest('"outputs" must be a list of {"name": ...} objects')
         result = []
         for out in requested:
-            if not isinstance(out, dict) or out.get("name") not in names:
-                raise BadRequest(
-                    f"unknown output {out.get('name') if isinstance(out, dict) else out!r}; "
-                    f"model outputs are {names}"
-                )
-            p = out.get("parameters") or {}
-            result.append((names.index(out["name"]), bool(p.get("binary_data", default_binary))))
+            name = out.get("name") if isinstance(out, dict) else out
+            if not isinstance(name, str) or name not in names:
+                raise BadRequest(f"unknown output {_shown(name)}; model outputs are {names}")
+            binary = _flag(_parameters(out, f"output {name!r}"), "binary_data", default_binary)
+            result.append((names.index(name), binary))
         return result
 
     def encode(
@@ -235,6 +235,31 @@ class V2Request:
         if not blobs:
             return header, None
         return header + b"".join(blobs), len(header)
+
+
+def _parameters(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise BadRequest(f'{what} "parameters" must be an object')
+    return params
+
+
+def _flag(params: dict[str, Any], key: str, default: bool) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f'parameter "{key}" must be true or false, got {_shown(value)}')
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A client's value in an error message: its JSON, cut short."""
+    try:
+        text = jsonio.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _flat(data: list[Any]) -> list[Any]:

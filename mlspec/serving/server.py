@@ -1,4 +1,5 @@
-"""Run the app under uvicorn (uvloop + httptools when installed) with a graceful SIGTERM drain."""
+"""Run the app under uvicorn (uvloop + httptools when installed) with a graceful SIGTERM drain, header
+deadlines and a connection cap."""
 
 from __future__ import annotations
 
@@ -7,13 +8,29 @@ import logging
 
 from mlspec.serving.app import ServingApp
 from mlspec.serving.config import ServerConfig
+from mlspec.serving.guard import ConnectionGuard, guarded
 
 log = logging.getLogger("mlspec.serving")
 
 
 def uvicorn_config(app: ServingApp, config: ServerConfig):
+    """uvicorn's settings, its HTTP protocol wrapped in the connection guard (see mlspec.serving.guard)."""
     import uvicorn
 
+    protocol: type
+    if importlib.util.find_spec("httptools"):
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        protocol = HttpToolsProtocol
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        protocol = H11Protocol
+    guard = ConnectionGuard(
+        connection_cap(config.max_connections),
+        config.header_timeout_s,
+        closed=lambda reason: app.metrics.connections_closed.labels(reason=reason).inc(),
+    )
     return uvicorn.Config(
         app,
         host=config.host,
@@ -22,11 +39,21 @@ def uvicorn_config(app: ServingApp, config: ServerConfig):
         access_log=False,
         log_level="warning",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=guarded(protocol, guard),
         timeout_graceful_shutdown=int(config.graceful_timeout_s),
         backlog=2048,
-        timeout_keep_alive=30,
+        timeout_keep_alive=max(1, round(config.keep_alive_s)),
     )
+
+
+def connection_cap(wanted: int) -> int:
+    """`wanted`, lowered to leave file descriptors for the model, logs and the registry under RLIMIT_NOFILE."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(16, min(wanted, soft - 128))
 
 
 def run_server(config: ServerConfig) -> int:

@@ -17,6 +17,8 @@ NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 MODULE_FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "10m", "2h", "7d"])]
+# An environment name becomes a folder (generated/<system>/<env>/) and an IR value: an identifier, never a path.
+EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN, examples=["staging", "prod"])]
 Quantity = Annotated[str | int | float, Field(examples=[2, "500m", "16Gi"])]
 Cron = Annotated[str, Field(examples=["*/30 * * * *", "0 3 * * 1"], min_length=1)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -540,7 +542,8 @@ class Spec(Model):
     retraining: Retraining | None = None
     infrastructure: Infrastructure | None = None
     orchestration: Orchestration = Field(default_factory=Orchestration)
-    environments: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Overlays deep-merged over the base spec by `--env NAME`."
+    environments: dict[EnvironmentName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Overlays deep-merged over the base spec by `--env NAME`; a name is also an output folder.",
     )
     targets: list[str] = Field(default_factory=lambda: ["kubeflow", "airflow", "terraform", "kubernetes"])

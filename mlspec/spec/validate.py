@@ -42,6 +42,9 @@ def errors_to_diagnostics(
     union_paths: set[KeyPath] = set()
     for error in exc.errors(include_url=False):
         key_path = _data_path(data, error["loc"])
+        bad_key = bool(key_path) and key_path[-1] == "[key]"  # a mapping key failed its own pattern
+        if bad_key:
+            key_path = key_path[:-1]
         if len(key_path) < len(error["loc"]) and error["type"] in ("missing", "extra_forbidden"):
             # pydantic names the union member in loc: this is one member's complaint
             union_paths.add(tuple((*prefix, *key_path[:-1])))
@@ -82,9 +85,12 @@ def errors_to_diagnostics(
             )
             message += f": expected one of {', '.join(expected)}"
             hint = did_you_mean(str(tag), expected)
+        elif bad_key:
+            message = f"invalid key {str(last)!r} in {section}: {error['msg']}"
         else:
             message = f"{_dotted(key_path) or 'document'}: {error['msg']}"
-        location = source_map.locate((*prefix, *key_path), at_key=kind in ("extra_forbidden", "missing"))
+        at_key = bad_key or kind in ("extra_forbidden", "missing")
+        location = source_map.locate((*prefix, *key_path), at_key=at_key)
         diagnostic = Diagnostic(code, message, location, hint=hint, key_path=(*prefix, *key_path))
         # a union reports each member's failure; keep the first message per location and code
         diagnostics.setdefault((location, code, message if code != "MS102" else ""), diagnostic)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,7 @@ def test_promote_and_rollback_by_hand(tmp_path: Path, monkeypatch: pytest.Monkey
     tags = client.get_model_version("churn", "1").tags
     assert tags["mlspec.champion_by"] == "bob" and tags["mlspec.champion_reason"] == "latency regression"
     assert tags["mlspec.champion_action"] == "rollback" and tags["mlspec.previous_champion"] == "3"
-    history = json.loads(client.get_registered_model("churn").tags["mlspec.champion_history"])
+    history = champion_history(client)
     assert [(h["version"], h["action"], h["by"]) for h in history] == [
         ("1", "promote", "alice"),
         ("3", "promote", "alice"),
@@ -155,3 +156,178 @@ def test_promote_and_rollback_by_hand(tmp_path: Path, monkeypatch: pytest.Monkey
     result = runner.invoke(cli, ["promote", spec, "--version", "9"])
     assert result.exit_code == 1 and "has no version 9" in result.output
     assert champion() == "1"
+
+
+def champion_history(client) -> list[dict]:
+    """The champion moves as the registry stores them: one registered-model tag per move, in key order."""
+    tags = client.get_registered_model("churn").tags
+    return [json.loads(tags[k]) for k in sorted(tags) if k.startswith("mlspec.champion_history.")]
+
+
+@pytest.fixture(scope="module")
+def seeded_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real MLflow SQLite registry: model 'churn' with versions 1-6, version 1 the champion (built once)."""
+    from mlspec import api
+    from mlspec.runtime import registry
+
+    path = tmp_path_factory.mktemp("seeded") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    _seed_versions(uri, 6)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", uri)
+        registry.move_champion(api.load_ir(SPEC), "1", action="promote", by="alice")
+    return path
+
+
+@pytest.fixture()
+def registry_uri(seeded_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of the seeded registry (copying the SQLite file skips MLflow's slow schema setup)."""
+    shutil.copy(seeded_registry, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+SPEC = str(ROOT / "specs" / "churn.yaml")
+
+
+def cli_group():
+    from mlspec.cli import cli
+
+    return cli
+
+
+def champion(uri: str) -> str | None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        return str(client.get_model_version_by_alias("churn", "champion").version)
+    except Exception:
+        return None
+
+
+def test_a_reason_over_the_limit_is_refused_before_the_alias_moves(registry_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    from mlspec.runtime.registry import REASON_MAX_CHARS
+
+    result = CliRunner().invoke(cli_group(), ["promote", SPEC, "--version", "2", "--reason", "x" * 200_000])
+    assert (
+        result.exit_code == 1
+        and f"--reason is 200000 characters; the limit is {REASON_MAX_CHARS}" in result.output
+    )
+    assert champion(registry_uri) == "1"
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    assert [h["version"] for h in champion_history(client)] == ["1"]
+    assert "mlspec.champion_by" not in client.get_model_version("churn", "2").tags
+
+
+@pytest.mark.parametrize("fails", ["set_registered_model_tag", "set_model_version_tag"])
+def test_a_move_that_cannot_be_recorded_is_moved_back(
+    registry_uri: str, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """Fault injection on the real registry: the record fails after the alias moved."""
+    from mlflow import MlflowClient
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("registry went away")
+
+    monkeypatch.setattr(MlflowClient, fails, refuse)
+    result = CliRunner().invoke(cli_group(), ["promote", SPEC, "--version", "3", "--reason", "hotfix"])
+    monkeypatch.undo()
+    assert result.exit_code == 1 and "registry went away" in result.output
+    assert "'champion' was moved back to 1" in result.output and "Traceback" not in result.output
+    assert champion(registry_uri) == "1"
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    assert [h["version"] for h in champion_history(client)] == ["1"]  # no entry for the move that was undone
+
+
+def test_a_first_champion_that_cannot_be_recorded_is_removed(
+    registry_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    client.delete_registered_model_alias("churn", "champion")
+    monkeypatch.setattr(MlflowClient, "set_registered_model_tag", lambda self, *a, **k: 1 / 0)
+    result = CliRunner().invoke(cli_group(), ["promote", SPEC, "--version", "2"])
+    monkeypatch.undo()
+    assert result.exit_code == 1 and "moved back to (none)" in result.output
+    assert champion(registry_uri) is None
+
+
+def test_a_missing_registry_is_an_error_naming_it_and_is_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = tmp_path / "nowhere" / "mlflow.db"
+    uri = f"sqlite:///{absent}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for args in (["promote", SPEC, "--version", "1"], ["rollback", SPEC]):
+        result = CliRunner().invoke(cli_group(), args)
+        assert result.exit_code == 1 and f"the MLflow registry {uri} does not exist" in result.output
+        assert "no version" not in result.output and "Traceback" not in result.output
+    assert not absent.parent.exists()
+
+
+_PROMOTER = """
+import sys, time
+from pathlib import Path
+from mlspec import api
+from mlspec.runtime import registry
+ir = api.load_ir(sys.argv[1])
+registry.client(ir).get_registered_model("churn")  # connected, before the start line
+Path(sys.argv[3]).touch()
+while not Path(sys.argv[4]).exists():
+    time.sleep(0.005)
+registry.move_champion(ir, sys.argv[2], action="promote", by=f"promoter-{sys.argv[2]}", reason="race")
+"""
+
+
+@pytest.mark.engine
+def test_concurrent_promotes_keep_every_history_entry(registry_uri: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    go = tmp_path / "go"
+    procs = []
+    for version in ("2", "3", "4", "5"):
+        ready = tmp_path / f"ready-{version}"
+        procs.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [sys.executable, "-c", _PROMOTER, SPEC, version, str(ready), str(go)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not all(ready.exists() for ready, _ in procs) and time.monotonic() < deadline:
+            assert all(p.poll() is None for _, p in procs), [p.communicate()[0] for _, p in procs]
+            time.sleep(0.05)
+        go.touch()  # all four move the champion at once
+        outputs = [p.communicate(timeout=120)[0] for _, p in procs]
+    finally:
+        for _, p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for _, p in procs), outputs
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    history = champion_history(client)
+    assert sorted(h["version"] for h in history) == ["1", "2", "3", "4", "5"]  # none lost
+    assert champion(registry_uri) in {"2", "3", "4", "5"}
+
+
+def test_history_written_by_an_earlier_release_is_still_read(registry_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    old = [{"version": "2", "previous": None, "action": "promote", "by": "old", "reason": "", "at": 1}]
+    client.set_registered_model_tag("churn", "mlspec.champion_history", json.dumps(old))
+    from mlspec import api
+    from mlspec.runtime import registry
+
+    assert [h["version"] for h in registry.history(api.load_ir(SPEC))] == ["2", "1"]

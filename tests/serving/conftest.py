@@ -117,7 +117,12 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.
 
 
 def launch(
-    log_dir: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, ready: bool = True
+    log_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    ready: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Server:
     """Start `mlspec serve ARGS` on a free port and (by default) wait until it is ready."""
     port = free_port()
@@ -128,6 +133,7 @@ def launch(
         stderr=subprocess.STDOUT,
         cwd=cwd or ROOT,
         env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,
     )
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     if ready:
