@@ -49,14 +49,16 @@ def loads(text: str, path: str = "<string>", *, env: dict[str, str] | None = Non
     return LoadedSpec(document, spec, path)
 
 
-def lint(loaded: LoadedSpec, *, ignore: Iterable[str] = ()) -> list[Diagnostic]:
-    """The lint rules' diagnostics, less those silenced by `# mlspec: ignore[...]` comments, the project's
-    configured `ignore` list and `ignore`."""
+def lint(
+    loaded: LoadedSpec, *, ignore: Iterable[str] = (), environments: Iterable[str] | None = None
+) -> list[Diagnostic]:
+    """The lint rules' diagnostics on the base document and each environment (all, or `environments`),
+    less those silenced by `# mlspec: ignore[...]` comments, the project's `ignore` list and `ignore`."""
     from mlspec.lint import lint as run_rules
     from mlspec.lint.ignores import config_ignores, drop_ignored
 
     doc = loaded.document
-    found = run_rules(loaded.spec, doc.data, doc.source_map)
+    found = run_rules(loaded.spec, doc.data, doc.source_map, environments=environments)
     configured = config_ignores(doc.path) if not doc.path.startswith("<") else frozenset()
     return drop_ignored(found, doc.text, {*configured, *ignore})
 
@@ -96,13 +98,23 @@ def compile(
 ) -> CompileResult:
     """Lint, lower and run each backend. Raises MlspecError when anything reports an error."""
     from mlspec.backends import EmitContext, load_backend
+    from mlspec.lint.engine import overlay_source_map
 
-    diagnostics = lint(loaded)
+    # The base document and the environment compiled; other environments do not block this one.
+    diagnostics = lint(loaded, environments=[env] if env else [])
+    if allow_unsupported:
+        diagnostics = [d for d in diagnostics if d.code != "MS301"]  # the backends report them as warnings
     if has_errors(diagnostics):
         raise MlspecError(diagnostics)
     ir = lower(loaded, env)
+    source_map = loaded.document.source_map
+    if env:
+        source_map = overlay_source_map(source_map, env)
     ctx = EmitContext(
-        allow_unsupported=allow_unsupported, spec_path=loaded.document.path, options=options or {}
+        allow_unsupported=allow_unsupported,
+        spec_path=loaded.document.path,
+        options=options or {},
+        locate=lambda key_path: source_map.locate(key_path, at_key=True),
     )
     artifacts: dict[str, list[Artifact]] = {}
     for target in targets or list(ir.targets):
@@ -125,12 +137,12 @@ def load_ir(path: str | os.PathLike[str], env: str | None = None) -> IR:
     from pydantic import ValidationError
 
     from mlspec.diagnostics import Location
-    from mlspec.ir.model import IR
+    from mlspec.ir.model import read_ir
 
     text_path = Path(path)
     if text_path.suffix == ".json":
         try:
-            ir = IR.model_validate(json.loads(text_path.read_text(encoding="utf-8")))
+            ir = read_ir(json.loads(text_path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise MlspecError([Diagnostic("MS001", "file not found", Location(str(path)))]) from None
         except (ValueError, ValidationError) as exc:

@@ -6,8 +6,9 @@ cannot express becomes a diagnostic (an error unless --allow-unsupported), never
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -15,38 +16,104 @@ from mlspec.diagnostics import Diagnostic, Location, MlspecError, Severity, did_
 from mlspec.ir.model import IR
 
 ENTRY_POINT_GROUP = "mlspec.backends"
+KeyPath = tuple[str | int, ...]
 
-# Every IR feature a backend may or may not express. Capability tables map these to True/False.
-FEATURES = (
-    "pipeline.training",
-    "pipeline.monitoring",
-    "step.user",
-    "step.gpu",
-    "step.retries",
-    "step.timeout",
-    "step.cache",
-    "gates",
-    "tuning.fan_out",
-    "training.distributed",
-    "trigger.schedule",
-    "trigger.drift",
-    "trigger.performance",
-    "trigger.volume",
-    "serving",
-    "serving.gpu",
-    "serving.autoscaling",
-    "rollout.rolling",
-    "rollout.canary",
-    "rollout.blue-green",
-    "rollout.shadow",
-    "rollout.a-b",
-    "serving.cache",
-    "serving.slo",
-    "infrastructure.aws",
-    "infrastructure.gcp",
-    "infrastructure.gpu_pool",
-    "infrastructure.state",
+
+class Feature(StrEnum):
+    """Every IR feature a backend may or may not express."""
+
+    PIPELINE_TRAINING = "pipeline.training"
+    PIPELINE_MONITORING = "pipeline.monitoring"
+    STEP_USER = "step.user"
+    STEP_GPU = "step.gpu"
+    STEP_RETRIES = "step.retries"
+    STEP_TIMEOUT = "step.timeout"
+    STEP_CACHE = "step.cache"
+    GATES = "gates"
+    TUNING_FAN_OUT = "tuning.fan_out"
+    TRAINING_DISTRIBUTED = "training.distributed"
+    TRIGGER_SCHEDULE = "trigger.schedule"
+    TRIGGER_DRIFT = "trigger.drift"
+    TRIGGER_PERFORMANCE = "trigger.performance"
+    TRIGGER_VOLUME = "trigger.volume"
+    SERVING = "serving"
+    SERVING_GPU = "serving.gpu"
+    SERVING_AUTOSCALING = "serving.autoscaling"
+    ROLLOUT_ROLLING = "rollout.rolling"
+    ROLLOUT_CANARY = "rollout.canary"
+    ROLLOUT_BLUE_GREEN = "rollout.blue-green"
+    ROLLOUT_SHADOW = "rollout.shadow"
+    ROLLOUT_A_B = "rollout.a-b"
+    ROLLOUT_EXPERIMENT_DURATION = "rollout.experiment_duration"
+    SERVING_CACHE = "serving.cache"
+    SERVING_SLO = "serving.slo"
+    INFRASTRUCTURE_NONE = "infrastructure.none"
+    INFRASTRUCTURE_AWS = "infrastructure.aws"
+    INFRASTRUCTURE_GCP = "infrastructure.gcp"
+    INFRASTRUCTURE_NO_ACCOUNT_ID = "infrastructure.no_account_id"
+    INFRASTRUCTURE_GPU_POOL = "infrastructure.gpu_pool"
+    INFRASTRUCTURE_STATE = "infrastructure.state"
+
+
+FEATURES = tuple(Feature)
+
+
+class Support(Enum):
+    """A backend's support for a feature: a state, not a boolean (dbt's capability model)."""
+
+    FULL = "full"
+    NOT_YET = "not built yet"  # the target could express it; this backend does not yet
+    IMPOSSIBLE = "the engine cannot"  # the target system has no way to express it
+    NOT_APPLICABLE = "not its concern"  # e.g. serving for an orchestrator: another target expresses it
+
+    @property
+    def compiles(self) -> bool:
+        return self in (Support.FULL, Support.NOT_APPLICABLE)
+
+
+def capability_table(
+    *,
+    full: tuple[Feature, ...] = (),
+    not_yet: tuple[Feature, ...] = (),
+    impossible: tuple[Feature, ...] = (),
+) -> dict[Feature, Support]:
+    """A complete table: the listed states, every other feature NOT_APPLICABLE (another target's concern)."""
+    table = dict.fromkeys(Feature, Support.NOT_APPLICABLE)
+    for features, support in (
+        (full, Support.FULL),
+        (not_yet, Support.NOT_YET),
+        (impossible, Support.IMPOSSIBLE),
+    ):
+        for feature in features:
+            if table[feature] is not Support.NOT_APPLICABLE:
+                raise ValueError(f"feature {feature} is listed twice in a capability table")
+            table[feature] = support
+    return table
+
+
+ORCHESTRATION = (
+    Feature.PIPELINE_TRAINING,
+    Feature.PIPELINE_MONITORING,
+    Feature.STEP_USER,
+    Feature.STEP_GPU,
+    Feature.STEP_RETRIES,
+    Feature.STEP_TIMEOUT,
+    Feature.GATES,
+    Feature.TUNING_FAN_OUT,
+    Feature.TRIGGER_SCHEDULE,
+    Feature.TRIGGER_DRIFT,
+    Feature.TRIGGER_PERFORMANCE,
+    Feature.TRIGGER_VOLUME,
 )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One use of a feature by an IR: where in the IR, and the spec key path that causes it."""
+
+    feature: Feature
+    where: str
+    spec_path: KeyPath
 
 
 @dataclass(frozen=True)
@@ -64,95 +131,169 @@ class EmitContext:
     spec_path: str = "mlops.yaml"
     diagnostics: list[Diagnostic] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
+    # spec key path -> its position in the spec file (compile passes the loaded spec's source map)
+    locate: Callable[[KeyPath], Location] | None = None
 
-    def unsupported(self, backend: str, feature: str, message: str, where: str = "") -> None:
-        severity = Severity.WARNING if self.allow_unsupported else Severity.ERROR
-        text = f"{backend} cannot express {feature}: {message}" + (f" (at {where})" if where else "")
+    def unsupported(
+        self, backend: str, feature: str, message: str, where: str = "", spec_path: KeyPath = ()
+    ) -> None:
         self.diagnostics.append(
-            Diagnostic(
-                "MS301",
-                text,
-                Location(self.spec_path),
-                severity=severity,
-                hint=None if self.allow_unsupported else "pass --allow-unsupported to compile without it",
+            unsupported_diagnostic(
+                backend,
+                feature,
+                message,
+                where,
+                self.locate(spec_path) if self.locate else Location(self.spec_path),
+                self.allow_unsupported,
+                spec_path,
             )
         )
+
+
+def unsupported_diagnostic(
+    backend: str,
+    feature: str,
+    message: str,
+    where: str,
+    location: Location,
+    allow: bool = False,
+    spec_path: KeyPath = (),
+) -> Diagnostic:
+    """MS301: the one shape of a backend's "cannot express" finding, from compile and from lint alike."""
+    text = f"{backend} cannot express {feature}: {message}" + (f" (at {where})" if where else "")
+    return Diagnostic(
+        "MS301",
+        text,
+        location,
+        severity=Severity.WARNING if allow else Severity.ERROR,
+        hint=None
+        if allow
+        else f"drop {backend} from targets, change the spec, or compile with --allow-unsupported",
+        key_path=spec_path,
+    )
 
 
 @runtime_checkable
 class Backend(Protocol):
     name: str
     version: str
-    capabilities: Mapping[str, bool]
+    capabilities: Mapping[Feature, Support]
 
     def emit(self, ir: IR, ctx: EmitContext) -> list[Artifact]: ...
 
 
-def features_used(ir: IR) -> Iterator[tuple[str, str]]:
-    """(feature, where) for every feature of FEATURES that this IR uses."""
+def features_used(ir: IR) -> Iterator[Usage]:
+    """Every use of a feature by this IR, located at the spec key that causes it."""
+    user_index = {}
     for pipeline in ir.pipelines:
-        yield f"pipeline.{pipeline.id}", f"pipelines.{pipeline.id}"
+        user_index.update({s.id: i for i, s in enumerate(s for s in pipeline.steps if s.kind == "user")})
+    for pipeline in ir.pipelines:
+        yield Usage(Feature(f"pipeline.{pipeline.id}"), f"pipelines.{pipeline.id}", (pipeline.id,))
         for step in pipeline.steps:
             where = f"pipelines.{pipeline.id}.steps.{step.id}"
+            spec_step: KeyPath = ("steps", user_index[step.id]) if step.kind == "user" else ("training",)
             if step.kind == "user":
-                yield "step.user", where
-            if step.resources.gpu_count:
-                yield "step.gpu", where
+                yield Usage(Feature.STEP_USER, where, spec_step)
+            if step.placement.gpu:
+                yield Usage(Feature.STEP_GPU, where, (*spec_step, "resources", "gpu"))
             if step.retries:
-                yield "step.retries", where
+                yield Usage(Feature.STEP_RETRIES, where, (*spec_step, "retries"))
             if step.timeout_seconds:
-                yield "step.timeout", where
+                yield Usage(Feature.STEP_TIMEOUT, where, (*spec_step, "timeout"))
+            if step.cache:
+                yield Usage(Feature.STEP_CACHE, where, (*spec_step, "cache"))
             if step.fan_out:
-                yield "tuning.fan_out", where
-        if pipeline.conditions and any(c.gates for c in pipeline.conditions):
-            yield "gates", f"pipelines.{pipeline.id}.conditions"
+                yield Usage(Feature.TUNING_FAN_OUT, where, ("training", "tuning"))
+        if any(c.gates for c in pipeline.conditions):
+            yield Usage(Feature.GATES, f"pipelines.{pipeline.id}.conditions", ("evaluation", "gates"))
     if ir.training.workers > 1:
-        yield "training.distributed", "training.workers"
+        yield Usage(Feature.TRAINING_DISTRIBUTED, "training.workers", ("training", "distributed", "workers"))
     if ir.retraining:
-        for trigger in ir.retraining.triggers:
-            yield f"trigger.{trigger.kind}", f"retraining.triggers.{trigger.id}"
+        for index, trigger in enumerate(ir.retraining.triggers):
+            yield Usage(
+                Feature(f"trigger.{trigger.kind}"),
+                f"retraining.triggers.{trigger.id}",
+                ("retraining", "triggers", index),
+            )
     if ir.serving:
-        yield "serving", "serving"
-        if ir.serving.accelerator == "gpu":
-            yield "serving.gpu", "serving.accelerator"
-        if ir.serving.replicas_max > ir.serving.replicas_min:
-            yield "serving.autoscaling", "serving.replicas"
-        yield f"rollout.{ir.serving.rollout.strategy}", "serving.rollout.strategy"
-        if ir.serving.cache:
-            yield "serving.cache", "serving.cache"
-        if ir.serving.slo:
-            yield "serving.slo", "serving.slo"
-    if ir.infrastructure:
-        yield f"infrastructure.{ir.infrastructure.cloud}", "infrastructure.cloud"
-        if any(p.gpu_type for p in ir.infrastructure.node_pools):
-            yield "infrastructure.gpu_pool", "infrastructure.node_pools"
-        if ir.infrastructure.state:
-            yield "infrastructure.state", "infrastructure.state"
+        s = ir.serving
+        yield Usage(Feature.SERVING, "serving", ("serving",))
+        if s.placement.gpu:
+            yield Usage(Feature.SERVING_GPU, "serving.placement", ("serving", "accelerator"))
+        if s.replicas_max > s.replicas_min:
+            yield Usage(Feature.SERVING_AUTOSCALING, "serving.replicas", ("serving", "replicas"))
+        yield Usage(
+            Feature(f"rollout.{s.rollout.strategy}"),
+            "serving.rollout.strategy",
+            ("serving", "rollout", "strategy"),
+        )
+        if s.rollout.experiment_duration_seconds:
+            yield Usage(
+                Feature.ROLLOUT_EXPERIMENT_DURATION,
+                "serving.rollout.experiment_duration_seconds",
+                ("serving", "rollout", "experiment_duration"),
+            )
+        if s.cache:
+            yield Usage(Feature.SERVING_CACHE, "serving.cache", ("serving", "cache"))
+        if s.slo.objective:
+            yield Usage(Feature.SERVING_SLO, "serving.slo", ("serving", "slo"))
+    infra = ir.infrastructure
+    if infra is None:
+        yield Usage(Feature.INFRASTRUCTURE_NONE, "infrastructure", ("targets",))
+        return
+    yield Usage(Feature(f"infrastructure.{infra.cloud}"), "infrastructure.cloud", ("infrastructure", "cloud"))
+    if infra.cloud == "aws" and infra.account_id is None:
+        yield Usage(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID, "infrastructure.account_id", ("infrastructure",))
+    for pool in infra.node_pools:
+        if pool.gpu:
+            yield Usage(
+                Feature.INFRASTRUCTURE_GPU_POOL,
+                f"infrastructure.node_pools.{pool.id}",
+                ("infrastructure", "node_pools", pool.id),
+            )
+    if infra.state:
+        yield Usage(Feature.INFRASTRUCTURE_STATE, "infrastructure.state", ("infrastructure", "state"))
+
+
+def unsupported_usages(backend: Backend, ir: IR, capabilities: Mapping[Feature, Support]) -> Iterator[Usage]:
+    """The usages this backend cannot compile, each feature at each place once."""
+    seen = set()
+    for usage in features_used(ir):
+        support = capabilities.get(usage.feature, Support.NOT_YET)
+        if not support.compiles and (usage.feature, usage.where) not in seen:
+            seen.add((usage.feature, usage.where))
+            yield usage
 
 
 class BaseBackend:
-    """Shared base: checks the capability table, then calls generate(). Subclasses override tables and generate()."""
+    """Shared base: checks the capability table, then calls generate(). Subclasses override tables and generate().
+
+    The table must name every Feature (a test checks): FULL, NOT_YET, IMPOSSIBLE or NOT_APPLICABLE.
+    """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "0"
-    # Features this backend cares about; those absent or False here are reported when the IR uses them.
-    capabilities: ClassVar[Mapping[str, bool]] = {}
-    # Features outside this backend's concern: silently not its job (e.g. infrastructure for Airflow).
-    not_applicable: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[Mapping[Feature, Support]] = {}
+    # Why a feature is not supported, shown in MS301 after the state (optional, per feature).
+    reasons: ClassVar[Mapping[Feature, str]] = {}
 
-    def capabilities_for(self, ir: IR, ctx: EmitContext) -> Mapping[str, bool]:
+    def capabilities_for(self, ir: IR, options: Mapping[str, str]) -> Mapping[Feature, Support]:
         """The capability table for this compile (a backend with modes picks the mode's table)."""
         return self.capabilities
 
+    def reason(self, feature: Feature, support: Support) -> str:
+        extra = self.reasons.get(feature)
+        return f"{support.value}" + (f": {extra}" if extra else "")
+
+    def check(self, ir: IR, options: Mapping[str, str]) -> Iterator[tuple[Usage, str]]:
+        """(usage, why) for every feature of this IR this backend cannot express: what lint predicts."""
+        capabilities = self.capabilities_for(ir, options)
+        for usage in unsupported_usages(self, ir, capabilities):
+            yield usage, self.reason(usage.feature, capabilities.get(usage.feature, Support.NOT_YET))
+
     def emit(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        reported = set()
-        capabilities = self.capabilities_for(ir, ctx)
-        for feature, where in features_used(ir):
-            if feature in self.not_applicable or capabilities.get(feature, False):
-                continue
-            if (feature, where) not in reported:
-                reported.add((feature, where))
-                self.unsupported(ctx, feature, "not in this backend's capability table", where)
+        for usage, why in self.check(ir, ctx.options):
+            ctx.unsupported(self.name, usage.feature, why, usage.where, usage.spec_path)
         return self.generate(ir, ctx)
 
     def unsupported(self, ctx: EmitContext, feature: str, message: str, where: str = "") -> None:
@@ -166,8 +307,8 @@ class IRBackend(BaseBackend):
     """The in-core target: the IR itself as JSON, for inspection and for other tools."""
 
     name = "ir"
-    version = "1"
-    capabilities = dict.fromkeys(FEATURES, True)
+    version = "2"
+    capabilities = dict.fromkeys(FEATURES, Support.FULL)
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         return [Artifact("ir.json", ir.to_json())]

@@ -168,14 +168,21 @@ def init(name: str | None, example: str | None, out: str, force: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @FORMAT
-@click.option("--env", "env", default=None, metavar="NAME", help="Also check this environment overlay.")
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="NAME",
+    help="Check the base document and only this environment (repeatable); default: every environment.",
+)
 @click.option(
     "--ignore", "ignore", multiple=True, metavar="CODE", help="Silence a code (repeatable), as in the config."
 )
-def lint(paths: tuple[str, ...], fmt: str, env: str | None, ignore: tuple[str, ...]) -> None:
+def lint(paths: tuple[str, ...], fmt: str, envs: tuple[str, ...], ignore: tuple[str, ...]) -> None:
     """Validate and lint specs; print located diagnostics.
 
-    PATHS are spec files or folders; a folder (default: the current one) means every mlops.yaml and
+    Lint checks the base document and the merged document of every environment against every target
+    in `targets`: a spec that lints clean compiles. PATHS are spec files or folders; a folder (default: the current one) means every mlops.yaml and
     specs/*.yaml under it. Silence a finding with `# mlspec: ignore[MS211]` on its line,
     `# mlspec: ignore-file[MS211]` in the file, or `ignore = ["MS211"]` under [tool.mlspec] in
     pyproject.toml. `mlspec explain CODE` tells what a code means.
@@ -195,10 +202,7 @@ def lint(paths: tuple[str, ...], fmt: str, env: str | None, ignore: tuple[str, .
     for spec in specs:
         try:
             loaded = api.load(spec)
-            found = api.lint(loaded, ignore=ignore)
-            diagnostics += found
-            if env is not None and not has_errors(found):
-                api.lower(loaded, env)
+            diagnostics += api.lint(loaded, ignore=ignore, environments=list(envs) or None)
         except MlspecError as exc:
             diagnostics += exc.diagnostics
     _emit(diagnostics, fmt, _sources(*specs))

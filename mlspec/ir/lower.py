@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
+from mlspec import contracts
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
 from mlspec.ir import model as ir
+from mlspec.ir import placement, policy
+from mlspec.ir.catalog import BUILTIN_BY_ID
 from mlspec.spec import models as sm
 from mlspec.spec.resolve import deep_merge, infer_task
 from mlspec.units import dns_label, duration_seconds, identifier, quantity
 
 RUNTIME_ENTRY = ["python", "-m", "mlspec.runtime"]
-GPU_TAINT_KEY = "nvidia.com/gpu"
-POOL_LABEL = "mlspec.io/node-pool"
-ACCELERATOR_LABEL = "mlspec.io/accelerator"
-DEFAULT_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def apply_environment(data: dict[str, Any], env: str | None, path: str = "<spec>") -> dict[str, Any]:
@@ -34,18 +32,6 @@ def lower(
     spec: sm.Spec, *, spec_path: str = "mlops.yaml", spec_sha256: str = "", environment: str | None = None
 ) -> ir.IR:
     return _Lowering(spec, spec_path, spec_sha256, environment).run()
-
-
-def infer_format(uri: str) -> str:
-    suffix = PurePosixPath(uri.split("?")[0]).suffix.lower()
-    return "csv" if suffix in (".csv", ".tsv") else "parquet"
-
-
-def latency_buckets(slo_ms: float | None) -> list[float]:
-    buckets = set(DEFAULT_LATENCY_BUCKETS)
-    if slo_ms is not None:
-        buckets.add(round(slo_ms / 1000.0, 6))
-    return sorted(buckets)
 
 
 class _Lowering:
@@ -116,7 +102,9 @@ class _Lowering:
         features = [c.name for c in columns if c.role == "feature"]
         return ir.Data(
             sources=[
-                ir.DataSource(name=n, uri=src.uri, format=src.format or infer_format(src.uri))
+                ir.DataSource(
+                    name=n, uri=src.uri, format=src.format or policy.infer_format(src.uri) or "parquet"
+                )
                 for n, src in sorted(d.sources.items())
             ],
             target=d.schema_.target,
@@ -135,17 +123,26 @@ class _Lowering:
         pools = []
         for name, p in sorted(infra.node_pools.items()):
             pool_id = dns_label(name)
-            labels = {POOL_LABEL: pool_id}
-            if p.accelerator:
-                labels[ACCELERATOR_LABEL] = p.accelerator
+            gpus, problems = placement.pool_gpus(name, p)
+            _raise(problems, self.spec_path)
+            labels = {contracts.NODE_POOL_LABEL: pool_id}
+            gpu = None
+            if gpus.gpu_type and gpus.vendor:
+                labels[contracts.ACCELERATOR_LABEL] = gpus.gpu_type
+                gpu = ir.PoolGpu(
+                    vendor=gpus.vendor.name,
+                    product=gpus.gpu_type,
+                    resource=gpus.vendor.resource,
+                    per_node=gpus.per_node,
+                )
             labels.update(p.labels)
             if p.taints is not None:
                 taints = [ir.Taint(key=t.key, value=t.value, effect=t.effect) for t in p.taints]
-            elif p.accelerator:
-                taints = [ir.Taint(key=GPU_TAINT_KEY, value="true", effect="NoSchedule")]
+            elif gpu is not None:
+                # the device plugin's resource name is the conventional taint key for accelerator nodes
+                taints = [ir.Taint(key=gpu.resource, value="true", effect="NoSchedule")]
             else:
                 taints = []
-            selector = {POOL_LABEL: pool_id}
             pools.append(
                 ir.NodePool(
                     id=pool_id,
@@ -154,171 +151,120 @@ class _Lowering:
                     min=p.min,
                     max=p.max,
                     desired=p.desired if p.desired is not None else p.min,
-                    gpu_type=p.accelerator,
-                    gpu_count=p.gpus_per_node if p.accelerator else 0,
+                    gpu=gpu,
+                    image_family=gpus.vendor.image_family if gpus.vendor else "standard",  # type: ignore[arg-type]
                     disk_size_gb=p.disk_size_gb,
                     spot=p.spot,
                     labels=dict(sorted(labels.items())),
                     taints=taints,
-                    node_selector=selector,
+                    node_selector={contracts.NODE_POOL_LABEL: pool_id},
                 )
             )
         return pools
 
-    def _pool_for_gpu(self, gpu_type: str | None) -> str | None:
-        if gpu_type is None:
-            return None
-        for pool in self.pools:
-            if pool.gpu_type == gpu_type:
-                return pool.id
-        for pool in self.pools:  # a GPU pool of another type is better than none; lint warns
-            if pool.gpu_type:
-                return pool.id
-        return None
+    def _placement(self, req: placement.Request, cpu: Any, memory: Any) -> ir.Placement:
+        pool_name, problems = placement.choose_pool(self.spec, req)
+        _raise(problems, self.spec_path)
+        pool = next((p for p in self.pools if p.id == dns_label(pool_name)), None) if pool_name else None
+        gpu = None
+        if req.gpu_type:
+            from mlspec.ir.catalog import gpu_vendor
 
-    def _resources(
-        self, r: sm.Resources, default_cpu: Any = None, default_memory: Any = None
-    ) -> ir.Resources:
-        gpu_type = r.gpu.type if r.gpu else None
-        return ir.Resources(
-            cpu=quantity(r.cpu if r.cpu is not None else default_cpu),
-            memory=quantity(r.memory if r.memory is not None else default_memory),
-            gpu_type=gpu_type,
-            gpu_count=r.gpu.count if r.gpu else 0,
-            node_pool=self._pool_for_gpu(gpu_type),
+            vendor = gpu_vendor(req.gpu_type)
+            assert vendor is not None  # placement.choose_pool reported unknown vendors
+            gpu = ir.GpuRequest(
+                vendor=vendor.name,  # type: ignore[arg-type]
+                product=req.gpu_type,
+                resource=vendor.resource,
+                count=req.gpu_count,
+            )
+        return ir.Placement(
+            cpu=quantity(cpu),
+            memory=quantity(memory),
+            gpu=gpu,
+            node_pool=pool.id if pool else None,
+            node_selector=dict(pool.node_selector) if pool else {},
+            tolerations=list(pool.taints) if pool else [],
+        )
+
+    def _cpu_placement(self, cpu: str, memory: str) -> ir.Placement:
+        return ir.Placement(
+            cpu=cpu, memory=memory, gpu=None, node_pool=None, node_selector={}, tolerations=[]
         )
 
     # ------------------------------------------------------------------ pipelines
     def _builtin(
         self,
         step_id: str,
-        action: str,
-        display: str,
         *,
         depends_on: list[str],
-        resources: ir.Resources | None = None,
+        runs_on: ir.Placement | None = None,
         conditions: list[str] | None = None,
-        outputs: list[str] | None = None,
-        retries: int = 1,
-        timeout: int | None = 3600,
-        cache: bool = False,
+        retries: int | None = None,
+        timeout: int | None = None,
         fan_out: ir.FanOut | None = None,
-        sa: str = "training",
-        extra_args: list[str] | None = None,
     ) -> ir.Step:
+        """A built-in step with the catalog's defaults (mlspec.ir.catalog); training steps override some."""
+        b = BUILTIN_BY_ID[step_id]
         return ir.Step(
-            id=step_id,
-            task_id=identifier(step_id),
-            display_name=display,
+            id=b.id,
+            task_id=identifier(b.id),
+            display_name=b.display_name,
             kind="builtin",
-            action=action,
+            action=b.id,  # type: ignore[arg-type]
             image=self.image,
-            command=[*RUNTIME_ENTRY, step_id, *(extra_args or [])],
+            command=[*RUNTIME_ENTRY, b.id],
             env={},
             depends_on=sorted(set(depends_on)),
             conditions=conditions or [],
-            outputs=outputs or [],
-            resources=resources
-            or ir.Resources(cpu="1", memory="2Gi", gpu_type=None, gpu_count=0, node_pool=None),
-            retries=retries,
-            retry_backoff_seconds=30,
-            timeout_seconds=timeout,
-            cache=cache,
+            outputs=list(b.outputs),
+            placement=runs_on or self._cpu_placement(b.cpu, b.memory),
+            retries=b.retries if retries is None else retries,
+            retry_backoff_seconds=policy.RETRY_BACKOFF_SECONDS,
+            timeout_seconds=b.timeout_seconds if timeout is None else timeout,
+            cache=False,
             fan_out=fan_out,
-            service_account=sa,
+            service_account=b.service_account,
         )
 
     def _training_pipeline(self) -> ir.Pipeline:
         s = self.spec
         t = s.training
-        train_resources = self._resources(t.resources, default_cpu=2, default_memory="4Gi")
-        train_timeout = duration_seconds(t.timeout) if t.timeout else 7200
-        steps: list[ir.Step] = [
-            self._builtin(
-                "validate-data",
-                "validate",
-                "Validate data",
-                depends_on=[],
-                outputs=["rows", "checks_passed"],
-                resources=ir.Resources(cpu="1", memory="4Gi", gpu_type=None, gpu_count=0, node_pool=None),
-            ),
-        ]
+        train_request = placement.requests(s)[0]
+        train_placement = self._placement(
+            train_request,
+            t.resources.cpu if t.resources.cpu is not None else policy.TRAIN_CPU,
+            t.resources.memory if t.resources.memory is not None else policy.TRAIN_MEMORY,
+        )
+        train_timeout = duration_seconds(t.timeout) if t.timeout else policy.TRAIN_TIMEOUT_SECONDS
+        steps: list[ir.Step] = [self._builtin("validate-data", depends_on=[])]
         train_deps = ["validate-data"]
         if t.tuning:
             steps.append(
                 self._builtin(
                     "tune-trial",
-                    "tune-trial",
-                    "Tuning trial",
                     depends_on=["validate-data"],
-                    resources=train_resources,
+                    runs_on=train_placement,
                     retries=t.retries,
                     timeout=train_timeout,
-                    outputs=["value"],
                     fan_out=ir.FanOut(count=t.tuning.trials, parallelism=t.tuning.parallelism),
                 )
             )
-            steps.append(
-                self._builtin(
-                    "tune-select",
-                    "tune-select",
-                    "Select best trial",
-                    depends_on=["tune-trial"],
-                    outputs=["best_params"],
-                )
-            )
+            steps.append(self._builtin("tune-select", depends_on=["tune-trial"]))
             train_deps = ["tune-select"]
-        steps.append(
+        steps += [
             self._builtin(
                 "train",
-                "train",
-                "Train model",
                 depends_on=train_deps,
-                resources=train_resources,
+                runs_on=train_placement,
                 retries=t.retries,
                 timeout=train_timeout,
-                outputs=["model_path"],
-            )
-        )
-        steps.append(
-            self._builtin(
-                "evaluate",
-                "evaluate",
-                "Evaluate and gate",
-                depends_on=["train"],
-                outputs=["metrics", "gates_passed", "beats_champion"],
-            )
-        )
-        steps.append(
-            self._builtin(
-                "export",
-                "export",
-                "Export ONNX",
-                depends_on=["evaluate"],
-                conditions=["gates-passed"],
-                outputs=["onnx_path", "parity_max_abs_diff"],
-            )
-        )
-        steps.append(
-            self._builtin(
-                "register",
-                "register",
-                "Register model",
-                depends_on=["export"],
-                conditions=["gates-passed"],
-                outputs=["model_version"],
-            )
-        )
-        steps.append(
-            self._builtin(
-                "promote",
-                "promote",
-                "Promote to champion",
-                depends_on=["register"],
-                conditions=["gates-passed", "beats-champion"],
-                outputs=["champion_version"],
-            )
-        )
+            ),
+            self._builtin("evaluate", depends_on=["train"]),
+            self._builtin("export", depends_on=["evaluate"], conditions=["gates-passed"]),
+            self._builtin("register", depends_on=["export"], conditions=["gates-passed"]),
+            self._builtin("promote", depends_on=["register"], conditions=["gates-passed", "beats-champion"]),
+        ]
         steps = self._place_user_steps(steps)
         gates = self._evaluation().gates
         conditions = [
@@ -382,15 +328,21 @@ class _Lowering:
                 depends_on=sorted(extra_deps[u.name]),
                 conditions=[],
                 outputs=_declared_outputs(u.command),
-                resources=self._resources(u.resources, default_cpu=1, default_memory="2Gi"),
+                placement=self._placement(
+                    request,
+                    u.resources.cpu if u.resources.cpu is not None else policy.USER_STEP_CPU,
+                    u.resources.memory if u.resources.memory is not None else policy.USER_STEP_MEMORY,
+                ),
                 retries=u.retries,
-                retry_backoff_seconds=30,
-                timeout_seconds=duration_seconds(u.timeout) if u.timeout else 3600,
+                retry_backoff_seconds=policy.RETRY_BACKOFF_SECONDS,
+                timeout_seconds=duration_seconds(u.timeout)
+                if u.timeout
+                else policy.USER_STEP_TIMEOUT_SECONDS,
                 cache=u.cache,
                 fan_out=None,
                 service_account="training",
             )
-            for u in user
+            for u, request in zip(user, placement.requests(self.spec)[1:], strict=True)
         ]
         merged = [
             st.model_copy(update={"depends_on": sorted(set(st.depends_on) | extra_deps[st.id])})
@@ -401,30 +353,11 @@ class _Lowering:
     def _monitoring_pipeline(self) -> ir.Pipeline:
         m = self.spec.monitoring
         assert m is not None
-        steps = [
-            self._builtin(
-                "monitor",
-                "monitor",
-                "Monitor drift and performance",
-                depends_on=[],
-                sa="monitoring",
-                outputs=["retrain", "fired_triggers"],
-                timeout=1800,
-            ),
-        ]
+        steps = [self._builtin("monitor", depends_on=[])]
         conditions = []
         if self.spec.retraining is not None:
             steps.append(
-                self._builtin(
-                    "trigger-retrain",
-                    "trigger-retrain",
-                    "Trigger retraining",
-                    depends_on=["monitor"],
-                    conditions=["retrain-needed"],
-                    sa="monitoring",
-                    timeout=600,
-                    outputs=["triggered"],
-                )
+                self._builtin("trigger-retrain", depends_on=["monitor"], conditions=["retrain-needed"])
             )
             conditions.append(
                 ir.Condition(
@@ -480,7 +413,7 @@ class _Lowering:
                 trials=t.tuning.trials,
                 parallelism=t.tuning.parallelism,
                 metric=t.tuning.metric.name,
-                goal=t.tuning.metric.goal,
+                goal=t.tuning.metric.goal or policy.metric_goal(t.tuning.metric.name),
                 space=dims,
             )
         builtin = None
@@ -509,7 +442,7 @@ class _Lowering:
             if g.max is not None:
                 gates.append(ir.Gate(metric=g.metric, op="<=", threshold=g.max))
         champion_metric = e.champion.compare_on if e.champion else None
-        goal = "minimize" if champion_metric in ("log_loss", "rmse", "mae") else "maximize"
+        goal = policy.metric_goal(champion_metric) if champion_metric else "maximize"
         return ir.Evaluation(
             metrics=list(e.metrics),
             custom_metrics=dict(sorted(e.custom_metrics.items())),
@@ -532,33 +465,19 @@ class _Lowering:
         sv = self.spec.serving
         if sv is None:
             return None
-        resources = self._resources(sv.resources, default_cpu=1, default_memory="1Gi")
-        if sv.accelerator == "gpu":
-            gpu_pool = next((p for p in self.pools if p.gpu_type), None)
-            gpu_type = sv.gpu.type if sv.gpu else (gpu_pool.gpu_type if gpu_pool else "nvidia-gpu")
-            resources = resources.model_copy(
-                update={
-                    "gpu_type": gpu_type,
-                    "gpu_count": sv.gpu.count if sv.gpu else 1,
-                    "node_pool": self._pool_for_gpu(gpu_type),
-                }
-            )
-        slo = None
-        if sv.slo:
-            slo = ir.Slo(
-                latency_p99_ms=sv.slo.latency_p99_ms,
-                latency_bucket_seconds=round(sv.slo.latency_p99_ms / 1000.0, 6),
-                availability_percent=sv.slo.availability_percent,
-                window=sv.slo.window,
-                window_seconds=duration_seconds(sv.slo.window),
-            )
+        request, problems = placement.serving_request(self.spec)
+        _raise(problems, self.spec_path)
+        assert request is not None
+        where = self._placement(
+            request,
+            sv.resources.cpu if sv.resources.cpu is not None else policy.SERVING_CPU,
+            sv.resources.memory if sv.resources.memory is not None else policy.SERVING_MEMORY,
+        )
         r = sv.rollout
         rollout = ir.Rollout(
             strategy=r.strategy,
             steps=list(r.steps),
             step_duration_seconds=duration_seconds(r.step_duration) if r.step_duration else None,
-            max_error_rate=r.rollback_on.error_rate,
-            max_latency_p99_ms=r.rollback_on.latency_p99_ms,
             traffic_split=r.traffic_split,
             experiment_duration_seconds=duration_seconds(r.experiment_duration)
             if r.experiment_duration
@@ -584,17 +503,16 @@ class _Lowering:
         return ir.Serving(
             id=server_id,
             model_name=registry.model_name,
-            model_uri=f"models:/{registry.model_name}@champion",
+            model_uri=f"models:/{registry.model_name}@{registry.champion_alias}",
             runtime=sv.runtime,
-            accelerator=sv.accelerator,
+            accelerator="gpu" if where.gpu else "cpu",
             port=sv.port,
             replicas_min=sv.replicas.min,
             replicas_max=sv.replicas.max,
             target_cpu_percent=autoscaling.target_cpu_percent if autoscaling else None,
             target_rps_per_replica=autoscaling.target_rps_per_replica if autoscaling else None,
-            resources=resources,
-            slo=slo,
-            latency_buckets_seconds=latency_buckets(sv.slo.latency_p99_ms if sv.slo else None),
+            placement=where,
+            slo=slo_policy(sv),
             rollout=rollout,
             cache=cache,
             max_batch_size=sv.batching.max_batch_size,
@@ -720,6 +638,51 @@ class _Lowering:
             noncurrent_version_days=infra.storage.noncurrent_version_days,
             container_registry=infra.container_registry or self.name,
             state=state,
+        )
+
+
+def slo_policy(sv: sm.Serving) -> ir.SloPolicy:
+    """The one SLO policy the server, the alert rules, the rollout analysis and the load test all apply."""
+    objective = None
+    if sv.slo is not None:
+        objective = ir.SloObjective(
+            latency_p99_ms=sv.slo.latency_p99_ms,
+            latency_bucket_seconds=policy.seconds_bucket(sv.slo.latency_p99_ms),
+            availability_percent=sv.slo.availability_percent,
+            error_budget=round(1 - sv.slo.availability_percent / 100, 10),
+            window=sv.slo.window,
+            window_seconds=duration_seconds(sv.slo.window),
+            burn_rate_alerts=[
+                ir.BurnRateAlert(severity=severity, long_window=long, short_window=short, factor=factor)
+                for severity, long, short, factor in policy.BURN_RATE_ALERTS
+            ],
+        )
+    limits = sv.rollout.rollback_on
+    rollback = None
+    if limits.error_rate is not None or limits.latency_p99_ms is not None:
+        rollback = ir.RollbackThresholds(
+            max_error_rate=limits.error_rate,
+            max_latency_p99_ms=limits.latency_p99_ms,
+            max_latency_bucket_seconds=policy.seconds_bucket(limits.latency_p99_ms)
+            if limits.latency_p99_ms is not None
+            else None,
+        )
+    return ir.SloPolicy(
+        histogram_buckets_seconds=policy.latency_buckets(
+            sv.slo.latency_p99_ms if sv.slo else None, limits.latency_p99_ms
+        ),
+        latency_quantile=policy.LATENCY_QUANTILE,
+        error_status_classes=list(policy.ERROR_STATUS_CLASSES),
+        objective=objective,
+        rollback=rollback,
+    )
+
+
+def _raise(problems: list[placement.Problem], spec_path: str) -> None:
+    """Lint reports these at their spec lines first; lowering a spec that skipped lint still fails clearly."""
+    if problems:
+        raise MlspecError(
+            [Diagnostic(p.code, p.message, Location(spec_path, 0, 0), hint=p.hint) for p in problems]
         )
 
 

@@ -3,6 +3,9 @@
 Frozen, versioned, JSON-serializable and fully resolved: defaults applied, the environment overlay merged,
 durations in seconds, quantities normalized, every name legal for every target (`id` is a DNS-1123 label,
 `task_id` a Python/Terraform identifier). Objects reference each other by id.
+
+It records decisions, not inputs: where each workload runs (`Placement`), what the SLO means (`SloPolicy`),
+which image family a node pool boots. A backend translates these; it never re-derives one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IR_VERSION: Literal["1"] = "1"
+# MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
+# newer minor version are ignored on read); a new major version is refused with a clear error.
+IR_VERSION = "2.0"
 
 
 class Node(BaseModel):
@@ -57,14 +62,28 @@ class Data(Node):
     split: dict[str, Any]
 
 
-class Resources(Node):
-    cpu: str | None = Field(description="Kubernetes quantity, used for requests and limits.")
-    memory: str | None
-    gpu_type: str | None
-    gpu_count: int
-    node_pool: str | None = Field(
-        description="Id of the node pool whose labels and taints this workload targets."
-    )
+class Taint(Node):
+    key: str
+    value: str
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class GpuRequest(Node):
+    vendor: Literal["nvidia", "amd", "aws"]
+    product: str = Field(description="The GPU type, also the value of the pool's accelerator node label.")
+    resource: str = Field(description="Kubernetes extended resource to request, e.g. nvidia.com/gpu.")
+    count: int = Field(description="Accelerators per pod (per worker for distributed training).")
+
+
+class Placement(Node):
+    """Where one workload runs and what it asks for, decided once in lowering."""
+
+    cpu: str = Field(description="Kubernetes quantity, used for requests and limits.")
+    memory: str = Field(description="Kubernetes quantity, used for requests and limits.")
+    gpu: GpuRequest | None
+    node_pool: str | None = Field(description="Id of the node pool this workload runs on, if pinned.")
+    node_selector: dict[str, str] = Field(description="The pool's selector labels (empty when unpinned).")
+    tolerations: list[Taint] = Field(description="The pool's taints, tolerated.")
 
 
 class FanOut(Node):
@@ -79,7 +98,7 @@ class Step(Node):
     display_name: str
     kind: Literal["builtin", "user"]
     action: Literal[
-        "validate",
+        "validate-data",
         "tune-trial",
         "tune-select",
         "train",
@@ -99,7 +118,7 @@ class Step(Node):
     depends_on: list[str]
     conditions: list[str] = Field(description="Ids of conditions that must all hold for this step to run.")
     outputs: list[str] = Field(description="Result keys this step publishes (e.g. gates_passed).")
-    resources: Resources
+    placement: Placement
     retries: int
     retry_backoff_seconds: int
     timeout_seconds: int | None
@@ -180,22 +199,45 @@ class Registry(Node):
     champion_alias: str = "champion"
 
 
-class Slo(Node):
+class BurnRateAlert(Node):
+    severity: Literal["page", "ticket"]
+    long_window: str
+    short_window: str
+    factor: float
+
+
+class SloObjective(Node):
     latency_p99_ms: float
-    latency_bucket_seconds: float = Field(
-        description="The histogram bucket boundary equal to the latency SLO."
-    )
+    latency_bucket_seconds: float = Field(description="The histogram bucket boundary equal to the target.")
     availability_percent: float
+    error_budget: float = Field(description="1 - availability: the fraction of requests allowed to fail.")
     window: str
     window_seconds: int
+    burn_rate_alerts: list[BurnRateAlert]
+
+
+class RollbackThresholds(Node):
+    max_error_rate: float | None
+    max_latency_p99_ms: float | None
+    max_latency_bucket_seconds: float | None = Field(description="The bucket boundary equal to the limit.")
+
+
+class SloPolicy(Node):
+    """What the server measures and how every target judges it: alerts, rollout analysis, load test."""
+
+    histogram_buckets_seconds: list[float] = Field(
+        description="The server's latency buckets; include the objective's and the rollback's exactly."
+    )
+    latency_quantile: float = Field(description="Latency thresholds are this quantile (0.99: p99).")
+    error_status_classes: list[int] = Field(description="HTTP status classes that count as errors (5: 5xx).")
+    objective: SloObjective | None
+    rollback: RollbackThresholds | None
 
 
 class Rollout(Node):
     strategy: Literal["canary", "shadow", "a-b", "blue-green", "rolling"]
     steps: list[int]
     step_duration_seconds: int | None
-    max_error_rate: float | None
-    max_latency_p99_ms: float | None
     traffic_split: int | None
     experiment_duration_seconds: int | None
     shadow_percent: int
@@ -218,11 +260,8 @@ class Serving(Node):
     replicas_max: int
     target_cpu_percent: int | None
     target_rps_per_replica: float | None
-    resources: Resources
-    slo: Slo | None
-    latency_buckets_seconds: list[float] = Field(
-        description="Server histogram buckets; include the SLO exactly."
-    )
+    placement: Placement
+    slo: SloPolicy
     rollout: Rollout
     cache: Cache | None
     max_batch_size: int
@@ -275,10 +314,11 @@ class Retraining(Node):
     sink: Literal["local", "airflow", "kubeflow"]
 
 
-class Taint(Node):
-    key: str
-    value: str
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+class PoolGpu(Node):
+    vendor: Literal["nvidia", "amd", "aws"]
+    product: str
+    resource: str
+    per_node: int = Field(description="Accelerators on each node.")
 
 
 class NodePool(Node):
@@ -288,8 +328,10 @@ class NodePool(Node):
     min: int
     max: int
     desired: int
-    gpu_type: str | None
-    gpu_count: int = Field(description="GPUs per node; 0 for CPU pools.")
+    gpu: PoolGpu | None
+    image_family: Literal["standard", "nvidia", "neuron"] = Field(
+        description="The node image: standard, or one that ships the accelerator's driver."
+    )
     disk_size_gb: int
     spot: bool
     labels: dict[str, str] = Field(description="Node labels set by the infrastructure.")
@@ -336,7 +378,7 @@ class Infrastructure(Node):
 
 
 class IR(Node):
-    ir_version: Literal["1"] = IR_VERSION
+    ir_version: str = IR_VERSION
     system: System
     images: dict[str, str]
     artifacts_root: str = Field(
@@ -370,3 +412,48 @@ class IR(Node):
         import json
 
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class IRVersionError(ValueError):
+    """The IR was written by an mlspec whose major IR version this reader does not understand."""
+
+
+def read_ir(data: dict[str, Any]) -> IR:
+    """An IR from its JSON form, as a runtime or server of this release reads one written by any 2.x compiler.
+
+    The major version must match. Fields this release does not know (a newer minor version's additions)
+    are dropped, not refused, so that a runtime image one release older than the compiler still runs.
+    Writing (lowering) stays strict: the models forbid unknown fields.
+    """
+    import copy
+
+    from pydantic import ValidationError
+
+    version = str(data.get("ir_version", "")) if isinstance(data, dict) else ""
+    major = version.split(".", 1)[0]
+    if major != IR_VERSION.split(".", 1)[0]:
+        newer = major.isdigit() and int(major) > int(IR_VERSION.split(".", 1)[0])
+        raise IRVersionError(
+            f"IR version {version or '(missing)'} is not readable by this mlspec (IR {IR_VERSION}): "
+            + ("upgrade the runtime image to the compiler's release" if newer else "recompile the spec")
+        )
+    data = {**copy.deepcopy(data), "ir_version": IR_VERSION}
+    for _ in range(64):  # each pass drops every unknown key the validator reported
+        try:
+            return IR.model_validate(data)
+        except ValidationError as exc:
+            unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if not unknown or len(unknown) != len(exc.errors()):
+                raise
+            for loc in unknown:
+                _drop(data, loc)
+    return IR.model_validate(data)
+
+
+def _drop(data: Any, loc: tuple) -> None:
+    *parents, key = loc
+    node = data
+    for part in parents:
+        node = node[part]
+    if isinstance(node, dict):
+        node.pop(key, None)

@@ -42,47 +42,22 @@ def gate_metric_known(ctx: LintContext) -> Iterator[Diagnostic]:
         )
 
 
-@rule("MS202", "GPU requested but no GPU node pool can run it")
-def gpu_pool_for_steps(ctx: LintContext) -> Iterator[Diagnostic]:
-    infra = ctx.spec.infrastructure
-    if infra is None:
-        return
-    accelerators = {p.accelerator for p in infra.node_pools.values() if p.accelerator}
-    wanted: list[tuple[tuple, sm.Gpu]] = []
-    if ctx.spec.training.resources.gpu:
-        wanted.append((("training", "resources", "gpu", "type"), ctx.spec.training.resources.gpu))
-    for i, step in enumerate(ctx.spec.steps):
-        if step.resources.gpu:
-            wanted.append((("steps", i, "resources", "gpu", "type"), step.resources.gpu))
-    for path, gpu in wanted:
-        if not accelerators:
-            yield ctx.diag(
-                "MS202",
-                f"GPU '{gpu.type}' requested but infrastructure.node_pools has no GPU pool",
-                path,
-                hint="add a node pool with 'accelerator: " + gpu.type + "'",
-            )
-        elif gpu.type not in accelerators:
-            yield ctx.diag(
-                "MS202",
-                f"GPU type '{gpu.type}' matches no node pool accelerator",
-                path,
-                hint=did_you_mean(gpu.type, accelerators) or f"pools offer {', '.join(sorted(accelerators))}",
-            )
+@rule("MS202", "GPU or node pool request that no node pool can satisfy")
+def gpu_placement(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import placement
+
+    for problem in placement.problems(ctx.spec):
+        if problem.code == "MS202":
+            yield ctx.diag(problem.code, problem.message, problem.path, hint=problem.hint)
 
 
-@rule("MS203", "serving on GPU with no GPU node pool")
-def gpu_pool_for_serving(ctx: LintContext) -> Iterator[Diagnostic]:
-    sv, infra = ctx.spec.serving, ctx.spec.infrastructure
-    if sv is None or sv.accelerator != "gpu" or infra is None:
-        return
-    if not any(p.accelerator for p in infra.node_pools.values()):
-        yield ctx.diag(
-            "MS203",
-            "serving.accelerator is 'gpu' but no node pool has an accelerator",
-            ("serving", "accelerator"),
-            hint="add a GPU node pool or serve on cpu",
-        )
+@rule("MS203", "serving on GPU without a GPU to serve on")
+def gpu_serving(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import placement
+
+    for problem in placement.problems(ctx.spec):
+        if problem.code == "MS203":
+            yield ctx.diag(problem.code, problem.message, problem.path, hint=problem.hint)
 
 
 @rule("MS204", "invalid cron expression")
@@ -354,28 +329,19 @@ def bucket_name(ctx: LintContext) -> Iterator[Diagnostic]:
             yield ctx.diag("MS213", f"bucket name '{name}' is illegal on {infra.cloud}: {problem}", path)
 
 
-BUILTIN_STEPS = (
-    "validate-data",
-    "tune-trial",
-    "tune-select",
-    "train",
-    "evaluate",
-    "export",
-    "register",
-    "promote",
-)
-
-
 @rule("MS214", "step dependency cycle or unknown step")
 def step_graph(ctx: LintContext) -> Iterator[Diagnostic]:
     steps = ctx.spec.steps
-    known = {*BUILTIN_STEPS, *(s.name for s in steps)}
+    from mlspec.ir.catalog import BUILTIN_STEPS
+
+    builtin = {b.id for b in BUILTIN_STEPS if b.pipeline == "training"}
+    known = {*builtin, *(s.name for s in steps)}
     graph: dict[str, set[str]] = {s.name: set() for s in steps}
     seen: dict[str, int] = {}
     for i, s in enumerate(steps):
         if s.name in seen:
             yield ctx.diag("MS214", f"step name '{s.name}' is used twice", ("steps", i, "name"))
-        if s.name in BUILTIN_STEPS:
+        if s.name in {b.id for b in BUILTIN_STEPS}:
             yield ctx.diag(
                 "MS214", f"step name '{s.name}' is reserved for a built-in step", ("steps", i, "name")
             )
@@ -506,20 +472,20 @@ def metric_fits_task(ctx: LintContext) -> Iterator[Diagnostic]:
             )
 
 
-@rule("MS219", "unknown compile target")
-def known_targets(ctx: LintContext) -> Iterator[Diagnostic]:
-    known = ("ir", "kubeflow", "airflow", "terraform", "kubernetes")
+@rule("MS219", "a target's backend is not installed, so lint cannot check it")
+def targets_installed(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.backends import available_backends
+
+    installed = available_backends()
     for i, target in enumerate(ctx.spec.targets):
-        if target not in known:
+        if target not in installed:
             yield ctx.diag(
                 "MS219",
-                f"unknown target '{target}'",
+                f"target '{target}' cannot be checked: its backend is not installed",
                 ("targets", i),
-                hint=did_you_mean(target, known) or f"known targets: {', '.join(known)}",
+                hint=f"pip install 'mlspec[{target}]' (from a checkout: pip install -e backends/{target})",
+                severity=Severity.WARNING,
             )
-
-
-PAGE_BURN_RATE = 14.4
 
 
 @rule("MS220", "SLO and rollback thresholds disagree")
@@ -535,8 +501,10 @@ def slo_consistency(ctx: LintContext) -> Iterator[Diagnostic]:
             ("serving", "rollout", "rollback_on", "latency_p99_ms"),
             severity=Severity.WARNING,
         )
-    # A canary that errs at this rate burns the availability budget faster than the 1h page alert's 14.4x:
+    # A canary that errs at this rate burns the availability budget faster than the fastest page alert:
     # the page fires before the rollback does.
+    from mlspec.ir.policy import PAGE_BURN_RATE
+
     error_rate = sv.rollout.rollback_on.error_rate
     page_rate = PAGE_BURN_RATE * (1 - sv.slo.availability_percent / 100)
     if error_rate is not None and error_rate > page_rate:
@@ -568,3 +536,32 @@ def target_column(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}
+
+
+@rule("MS222", "data source format cannot be inferred")
+def source_format(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir.policy import infer_format
+
+    for name, source in ctx.spec.data.sources.items():
+        if source.format is None and infer_format(source.uri) is None:
+            yield ctx.diag(
+                "MS222",
+                f"cannot tell the format of data source '{name}' from {source.uri!r}",
+                ("data", "sources", name, "uri"),
+                hint="name the file .csv, .csv.gz or .parquet, or set format: csv | parquet",
+            )
+
+
+@rule("MS223", "optimization goal contradicts the metric's direction")
+def metric_goal(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir.policy import metric_goal as goal_of
+
+    t = ctx.spec.training.tuning
+    if t and t.metric.goal is not None and t.metric.goal != goal_of(t.metric.name):
+        yield ctx.diag(
+            "MS223",
+            f"'{t.metric.name}' is better when {'lower' if goal_of(t.metric.name) == 'minimize' else 'higher'}: "
+            f"goal '{t.metric.goal}' would pick the worst trial",
+            ("training", "tuning", "metric", "goal"),
+            hint=f"goal: {goal_of(t.metric.name)}, or leave goal out",
+        )

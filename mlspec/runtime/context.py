@@ -35,8 +35,14 @@ def load_ir(source: str) -> IR:
             raise UsageError(f"--ir {source}: no such file") from exc
         except OSError as exc:
             raise UsageError(f"--ir {source}: cannot read it ({exc})") from exc
+    from mlspec.ir.model import IRVersionError, read_ir
+
     try:
-        return IR.model_validate_json(text)
+        return read_ir(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--ir {source[:80]}: not JSON ({exc})") from exc
+    except IRVersionError as exc:
+        raise UsageError(f"--ir {source[:80]}: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

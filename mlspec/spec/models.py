@@ -31,10 +31,12 @@ DRIFT_METHODS = ("psi", "kl", "js", "wasserstein", "ks")
 MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss", "rmse", "mae", "r2"]
 DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
+Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: `spot: yes` or `trials: "3"` is an error here exactly as in the JSON Schema an editor uses.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # ----------------------------------------------------------------------------------------------- metadata
@@ -176,6 +178,11 @@ class Resources(Model):
     cpu: Quantity | None = None
     memory: Quantity | None = None
     gpu: Gpu | None = None
+    node_pool: str | None = Field(
+        None,
+        description="Run on this node pool (infrastructure.node_pools key). Needed when several pools offer "
+        "the requested GPU type.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- steps
@@ -205,16 +212,23 @@ class BuiltinModel(Model):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
+Bounds = Annotated[list[float], Field(min_length=2, max_length=2, description="[low, high]")]
+PositiveBounds = Annotated[
+    list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2, description="[low, high]")
+]
+IntBounds = Annotated[list[int], Field(min_length=2, max_length=2, description="[low, high]")]
+
+
 class UniformDim(Model):
-    uniform: tuple[float, float]
+    uniform: Bounds
 
 
 class LogUniformDim(Model):
-    log_uniform: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+    log_uniform: PositiveBounds
 
 
 class IntDim(Model):
-    int: tuple[int, int]
+    int: IntBounds
 
 
 class ChoiceDim(Model):
@@ -226,7 +240,10 @@ SearchDim = UniformDim | LogUniformDim | IntDim | ChoiceDim
 
 class TuningMetric(Model):
     name: MetricName
-    goal: Literal["maximize", "minimize"] = "maximize"
+    goal: Literal["maximize", "minimize"] | None = Field(
+        None,
+        description="Defaults to the metric's direction (minimize log_loss, rmse, mae; maximize others).",
+    )
 
 
 class Tuning(Model):
@@ -364,9 +381,9 @@ class Batching(Model):
 
 class Serving(Model):
     runtime: Literal["onnxruntime"] = "onnxruntime"
-    accelerator: Literal["cpu", "gpu"] = "cpu"
-    gpu: Gpu | None = Field(
-        None, description="GPU type for accelerator: gpu; defaults to the GPU node pool's."
+    accelerator: Literal["cpu", "gpu"] = Field(
+        "cpu",
+        description="gpu: serve on resources.gpu (or on the only GPU node pool when resources.gpu is unset).",
     )
     port: int = Field(8080, ge=1024, le=65535)
     replicas: Replicas = Field(default_factory=Replicas)
@@ -465,8 +482,14 @@ class NodePool(Model):
     min: int = Field(0, ge=0)
     max: int = Field(1, ge=1)
     desired: int | None = Field(None, ge=0)
-    accelerator: str | None = Field(None, description="GPU type on this pool, e.g. nvidia-a10g.")
-    gpus_per_node: PositiveInt = 1
+    accelerator: str | None = Field(
+        None,
+        description="GPU type on this pool, e.g. nvidia-a10g; known GPU instance types (g5, g6, p4d, p5...) "
+        "imply it.",
+    )
+    gpus_per_node: PositiveInt | None = Field(
+        None, description="Accelerators per node; known GPU instance types imply it."
+    )
     disk_size_gb: int = Field(100, ge=20)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] | None = Field(
@@ -546,4 +569,7 @@ class Spec(Model):
         default_factory=dict,
         description="Overlays deep-merged over the base spec by `--env NAME`; a name is also an output folder.",
     )
-    targets: list[str] = Field(default_factory=lambda: ["kubeflow", "airflow", "terraform", "kubernetes"])
+    targets: list[Target] = Field(
+        default_factory=lambda: ["kubeflow", "airflow", "terraform", "kubernetes"],
+        description="The backends `mlspec compile` runs; lint checks the spec against each one.",
+    )

@@ -10,52 +10,52 @@ each step as a subprocess), taken from the emit option `airflow_mode`, else from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.backends import (
+    ORCHESTRATION,
+    Artifact,
+    BaseBackend,
+    EmitContext,
+    Feature,
+    Support,
+    capability_table,
+)
 from mlspec.ir.model import IR
 from mlspec_airflow.dag import MODES, build_dag
 from mlspec_airflow.render import render
 
-_CAPABILITIES = {
-    "pipeline.training": True,
-    "pipeline.monitoring": True,
-    "step.user": True,
-    "step.gpu": True,
-    "step.retries": True,
-    "step.timeout": True,
-    "step.cache": False,  # Airflow has no task result cache: every run re-executes every task
-    "gates": True,
-    "tuning.fan_out": True,
-    "training.distributed": False,  # one pod (or one subprocess) per step; no multi-worker training job
-    "trigger.schedule": True,
-    "trigger.drift": True,
-    "trigger.performance": True,
-    "trigger.volume": True,
-}
+_CAPABILITIES = capability_table(
+    full=ORCHESTRATION,
+    not_yet=(Feature.TRAINING_DISTRIBUTED,),
+    impossible=(Feature.STEP_CACHE,),
+)
 
 
 class AirflowBackend(BaseBackend):
     name = "airflow"
-    version = "1"
-    capabilities: ClassVar[dict[str, bool]] = _CAPABILITIES
+    version = "2"
+    capabilities: ClassVar = _CAPABILITIES
     # Per mode: local mode runs steps on the worker, which cannot be given a GPU.
-    mode_capabilities: ClassVar[dict[str, dict[str, bool]]] = {
+    mode_capabilities: ClassVar[dict[str, dict[Feature, Support]]] = {
         "kubernetes": _CAPABILITIES,
-        "local": {**_CAPABILITIES, "step.gpu": False},
+        "local": {**_CAPABILITIES, Feature.STEP_GPU: Support.IMPOSSIBLE},
     }
-    not_applicable = frozenset(
-        f for f in FEATURES if f.startswith(("serving", "rollout.", "infrastructure."))
-    )
+    reasons: ClassVar = {
+        Feature.STEP_CACHE: "Airflow has no task result cache: every DAG run re-executes every task",
+        Feature.TRAINING_DISTRIBUTED: "one pod (or one subprocess) per task; no multi-worker training job",
+        Feature.STEP_GPU: "local mode runs steps on the worker, which cannot be given a GPU",
+    }
 
-    def mode(self, ir: IR, ctx: EmitContext) -> str:
-        mode = ctx.options.get("airflow_mode") or ir.airflow_mode
+    def mode(self, ir: IR, options: Mapping[str, str]) -> str:
+        mode = options.get("airflow_mode") or ir.airflow_mode
         if mode not in MODES:
             raise ValueError(f"airflow_mode must be one of {', '.join(MODES)}, not {mode!r}")
         return mode
 
-    def capabilities_for(self, ir: IR, ctx: EmitContext) -> dict[str, bool]:
-        return self.mode_capabilities[self.mode(ir, ctx)]
+    def capabilities_for(self, ir: IR, options: Mapping[str, str]) -> dict[Feature, Support]:
+        return self.mode_capabilities[self.mode(ir, options)]
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         mode = self.mode(ir, ctx)

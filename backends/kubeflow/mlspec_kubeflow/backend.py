@@ -4,34 +4,21 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.backends import ORCHESTRATION, Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
 
 class KubeflowBackend(BaseBackend):
     name = "kubeflow"
-    version = "1"
-    capabilities: ClassVar = {
-        "pipeline.training": True,
-        "pipeline.monitoring": True,
-        "step.user": True,
-        "step.gpu": True,
-        "step.retries": True,
-        "step.timeout": True,
-        "step.cache": True,
-        "gates": True,
-        "tuning.fan_out": True,
-        # A KFP v2 task is one pod; multi-worker training needs a PyTorchJob (Training Operator), not KFP.
-        "training.distributed": False,
-        "trigger.schedule": True,
-        # Data triggers are evaluated by the monitoring pipeline's monitor step (see generate()).
-        "trigger.drift": True,
-        "trigger.performance": True,
-        "trigger.volume": True,
-    }
-    not_applicable = frozenset(
-        f for f in FEATURES if f.startswith(("serving", "rollout.", "infrastructure."))
+    version = "2"
+    # Data triggers are evaluated by the monitoring pipeline's monitor step (see generate()).
+    capabilities: ClassVar = capability_table(
+        full=(*ORCHESTRATION, Feature.STEP_CACHE),
+        not_yet=(Feature.TRAINING_DISTRIBUTED,),
     )
+    reasons: ClassVar = {
+        Feature.TRAINING_DISTRIBUTED: "a KFP task is one pod; multi-node training needs a training job",
+    }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubeflow import schedule

@@ -4,39 +4,38 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
-
-_EXPRESSED = (
-    "serving",
-    "serving.gpu",
-    "serving.autoscaling",
-    "serving.cache",
-    "serving.slo",
-    "pipeline.monitoring",
-    "rollout.rolling",
-    "rollout.canary",
-    "rollout.blue-green",
-    "rollout.shadow",
-    "rollout.a-b",
-)
-# Training pipelines, their steps and triggers belong to the orchestrators; infrastructure to Terraform.
-# Drift/performance/volume triggers are evaluated inside `mlspec monitor`, which the CronJob runs.
-_NOT_APPLICABLE = frozenset(
-    f
-    for f in FEATURES
-    if f.startswith(("step.", "tuning.", "training.", "trigger.", "infrastructure."))
-    or f in ("pipeline.training", "gates")
-)
 
 
 class KubernetesBackend(BaseBackend):
     name = "kubernetes"
-    version = "1"
-    capabilities: ClassVar[dict[str, bool]] = {
-        f: f in _EXPRESSED for f in FEATURES if f not in _NOT_APPLICABLE
+    version = "2"
+    # Training pipelines, their steps and triggers belong to the orchestrators; infrastructure to Terraform.
+    # Drift/performance/volume triggers are evaluated inside `mlspec monitor`, which the CronJob runs.
+    capabilities: ClassVar = capability_table(
+        full=(
+            Feature.SERVING,
+            Feature.SERVING_GPU,
+            Feature.SERVING_AUTOSCALING,
+            Feature.SERVING_CACHE,
+            Feature.SERVING_SLO,
+            Feature.PIPELINE_MONITORING,
+            Feature.ROLLOUT_ROLLING,
+            Feature.ROLLOUT_CANARY,
+            Feature.ROLLOUT_BLUE_GREEN,
+            Feature.ROLLOUT_SHADOW,
+            Feature.ROLLOUT_A_B,
+        ),
+        not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.ROLLOUT_EXPERIMENT_DURATION),
+        impossible=(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,),
+    )
+    reasons: ClassVar = {
+        Feature.INFRASTRUCTURE_GCP: "workload identity is only expressed for AWS (IRSA)",
+        Feature.INFRASTRUCTURE_NO_ACCOUNT_ID: "IRSA role ARNs on the ServiceAccounts need "
+        "infrastructure.account_id; without them pods cannot reach the bucket",
+        Feature.ROLLOUT_EXPERIMENT_DURATION: "Kubernetes objects cannot end a traffic split on a timer",
     }
-    not_applicable = _NOT_APPLICABLE
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubernetes import cache, delivery, monitoring, network, pod, render, slo, workloads

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
 # Everything outside infrastructure is another backend's job (pipelines, serving) and is not reported here.
-_INFRA = ("infrastructure.aws", "infrastructure.gcp", "infrastructure.gpu_pool", "infrastructure.state")
 
 
 class TerraformBackend(BaseBackend):
     name = "terraform"
-    version = "1"
-    capabilities: ClassVar = {
-        "infrastructure.aws": True,
-        "infrastructure.gcp": False,
-        "infrastructure.gpu_pool": True,
-        "infrastructure.state": True,
+    version = "2"
+    capabilities: ClassVar = capability_table(
+        full=(
+            Feature.INFRASTRUCTURE_AWS,
+            Feature.INFRASTRUCTURE_GPU_POOL,
+            Feature.INFRASTRUCTURE_STATE,
+            Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,
+        ),
+        not_yet=(Feature.INFRASTRUCTURE_GCP,),
+        impossible=(Feature.INFRASTRUCTURE_NONE,),
+    )
+    reasons: ClassVar = {
+        Feature.INFRASTRUCTURE_NONE: "the spec has no infrastructure section to build",
+        Feature.INFRASTRUCTURE_GCP: "only AWS resources are synthesized",
     }
-    not_applicable = frozenset(f for f in FEATURES if f not in _INFRA)
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         infra = ir.infrastructure

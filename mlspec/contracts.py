@@ -1,0 +1,71 @@
+"""Wire contracts: the names that generated files, the runtime and the model server must spell the same way.
+
+A backend, the runtime or the server that writes one of these strings itself, instead of importing it from
+here, will one day disagree with the others. Per-system values (the serving port, pool labels, the SLO
+bucket) are decided in lowering and stored in the IR; what is the same for every system lives here.
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------------------------------------ HTTP
+DEFAULT_SERVER_PORT = 8080
+HEALTH_LIVE_PATH = "/v2/health/live"
+HEALTH_READY_PATH = "/v2/health/ready"
+METRICS_PATH = "/metrics"
+PORT_NAME = "http"  # the Service/container port name the ServiceMonitor scrapes
+SOURCE_HEADER = "x-mlspec-source"  # traffic source of a request ("loadtest" for synthetic traffic)
+REDIS_PORT = 6379
+
+# ------------------------------------------------------------------------------------------------ metrics
+# Prometheus names as exposed (prometheus_client adds `_total` to counters and `_bucket`/`_count`/`_sum` to
+# histograms). The PrometheusRule, the AnalysisTemplate and dashboards query exactly these.
+REQUEST_DURATION = "mlspec_request_duration_seconds"
+REQUESTS_TOTAL = "mlspec_requests_total"
+BATCH_SIZE_ROWS = "mlspec_batch_size_rows"
+REQUESTS_IN_FLIGHT = "mlspec_requests_in_flight"
+MODEL_INFO = "mlspec_model_info"
+LABEL_ROUTE = "route"
+LABEL_CODE = "code"
+
+
+def counter_base(exposed_name: str) -> str:
+    """The name to give prometheus_client's Counter so that it exposes `exposed_name`."""
+    return exposed_name.removesuffix("_total")
+
+
+# ------------------------------------------------------------------------------------------------ labels
+LABEL_PREFIX = "mlspec.io/"
+SYSTEM_LABEL = "mlspec.io/system"
+STEP_LABEL = "mlspec.io/step"
+NODE_POOL_LABEL = "mlspec.io/node-pool"
+ACCELERATOR_LABEL = "mlspec.io/accelerator"
+VARIANT_LABEL = "mlspec.io/variant"
+CONFIG_SHA_ANNOTATION = "mlspec.io/config-sha256"
+MANAGED_BY = "mlspec"
+
+# ------------------------------------------------------------------------------------------------ model bundle
+MODEL_FILE = "model.onnx"
+TORCH_MODEL_FILE = "model.pt"
+PREPROCESSING_FILE = "preprocessing.json"
+PROFILE_FILE = "reference_profile.json"
+METRICS_FILE = "metrics.json"
+BUNDLE_FILES = (MODEL_FILE, TORCH_MODEL_FILE, PREPROCESSING_FILE, PROFILE_FILE, METRICS_FILE)
+ONNX_INPUT = "input"
+
+# ------------------------------------------------------------------------------------------------ events
+RETRAIN_EVENT_SCHEME = "mlspec"
+
+
+def retrain_event_uri(system: str) -> str:
+    """The retraining event: the Airflow asset the monitor emits and the training DAG is scheduled on."""
+    return f"{RETRAIN_EVENT_SCHEME}://{system}/retrain"
+
+
+# ------------------------------------------------------------------------------------------------ prediction log
+# One record per predicted row. `inputs` maps feature -> model input value (a category is its index in the
+# training value list, -1 unseen); `outputs` is the model output row.
+PREDICTION_LOG_COLUMNS = ("ts", "request_id", "model_version", "row", "inputs", "outputs")
+LABELS_DIR = "labels"  # labels joined by (request_id, row) live under <prediction log>/labels/
+
+# ------------------------------------------------------------------------------------------------ run layout
+IR_FILE = "ir.json"  # beside generated DAGs, in every run directory, in the ConfigMap the pods mount

@@ -1,0 +1,94 @@
+"""Policy defaults and the one answer to each question that more than one target asks.
+
+Lowering applies these; backends, the runtime and the server read the decisions from the IR. Change a
+default here and every target changes together.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Literal
+
+Goal = Literal["maximize", "minimize"]
+
+# ------------------------------------------------------------------------------------------------ metrics
+# Direction of every metric the runtime computes: tuning, gates and the champion comparison all read it.
+METRIC_GOALS: dict[str, Goal] = {
+    "accuracy": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "f1": "maximize",
+    "auc": "maximize",
+    "log_loss": "minimize",
+    "rmse": "minimize",
+    "mae": "minimize",
+    "r2": "maximize",
+}
+
+
+def metric_goal(metric: str) -> Goal:
+    """Lower is better for losses and errors; higher for everything else (custom KPIs included)."""
+    return METRIC_GOALS.get(metric, "maximize")
+
+
+# ------------------------------------------------------------------------------------------------ data formats
+FORMAT_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".csv.gz": "csv",
+    ".csv.bz2": "csv",
+    ".csv.zst": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def infer_format(uri: str) -> str | None:
+    """csv or parquet from the file name (a trailing '/' is a Parquet dataset); None when it cannot tell."""
+    path = uri.split("?", 1)[0].lower()
+    if path.endswith("/"):
+        return "parquet"
+    suffixes = "".join(PurePosixPath(path).suffixes[-2:])
+    for suffix in (suffixes, PurePosixPath(path).suffix):
+        if suffix in FORMAT_SUFFIXES:
+            return FORMAT_SUFFIXES[suffix]
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ steps
+RETRY_BACKOFF_SECONDS = 30
+USER_STEP_TIMEOUT_SECONDS = 3600
+USER_STEP_CPU = "1"
+USER_STEP_MEMORY = "2Gi"
+TRAIN_TIMEOUT_SECONDS = 7200
+TRAIN_CPU = "2"
+TRAIN_MEMORY = "4Gi"
+
+# ------------------------------------------------------------------------------------------------ serving
+SERVING_CPU = "1"
+SERVING_MEMORY = "1Gi"
+# Server latency histogram buckets (seconds); every SLO and rollback threshold is added as an exact bucket,
+# so alerts and analyses read a bucket boundary instead of interpolating between two.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_QUANTILE = 0.99  # latency objectives are p99: 1% of requests may exceed the bucket
+ERROR_STATUS_CLASSES = (5,)  # a 5xx answer spends the error budget; a 4xx is the client's mistake
+# Multi-window, multi-burn-rate alerts (Google SRE workbook, ch. 5): severity, long and short window, factor.
+BURN_RATE_ALERTS = (
+    ("page", "1h", "5m", 14.4),
+    ("page", "6h", "30m", 6.0),
+    ("ticket", "1d", "2h", 3.0),
+    ("ticket", "3d", "6h", 1.0),
+)
+PAGE_BURN_RATE = max(factor for severity, _, _, factor in BURN_RATE_ALERTS if severity == "page")
+
+
+def seconds_bucket(milliseconds: float) -> float:
+    """A latency threshold as the histogram bucket boundary that represents it exactly."""
+    return round(milliseconds / 1000.0, 6)
+
+
+def latency_buckets(*thresholds_ms: float | None) -> list[float]:
+    """The default buckets plus every given threshold, sorted."""
+    buckets = set(LATENCY_BUCKETS)
+    buckets.update(seconds_bucket(t) for t in thresholds_ms if t is not None)
+    return sorted(buckets)
