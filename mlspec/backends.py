@@ -255,7 +255,7 @@ def features_used(ir: IR) -> Iterator[Usage]:
         yield Usage(Feature.INFRASTRUCTURE_STATE, "infrastructure.state", ("infrastructure", "state"))
 
 
-def unsupported_usages(backend: Backend, ir: IR, capabilities: Mapping[Feature, Support]) -> Iterator[Usage]:
+def unsupported_usages(ir: IR, capabilities: Mapping[Feature, Support]) -> Iterator[Usage]:
     """The usages this backend cannot compile, each feature at each place once."""
     seen = set()
     for usage in features_used(ir):
@@ -288,7 +288,7 @@ class BaseBackend:
     def check(self, ir: IR, options: Mapping[str, str]) -> Iterator[tuple[Usage, str]]:
         """(usage, why) for every feature of this IR this backend cannot express: what lint predicts."""
         capabilities = self.capabilities_for(ir, options)
-        for usage in unsupported_usages(self, ir, capabilities):
+        for usage in unsupported_usages(ir, capabilities):
             yield usage, self.reason(usage.feature, capabilities.get(usage.feature, Support.NOT_YET))
 
     def emit(self, ir: IR, ctx: EmitContext) -> list[Artifact]:

@@ -15,13 +15,10 @@ def mermaid(ir: IR) -> str:
         lines.append(f'  subgraph {pipeline.task_id}["{_label(pipeline.id)} pipeline"]')
         for step in pipeline.steps:
             suffix = f" x{step.fan_out.count}" if step.fan_out else ""
-            gpu = (
-                f" [{step.resources.gpu_count}x {step.resources.gpu_type}]"
-                if step.resources.gpu_count
-                else ""
-            )
+            gpu = step.placement.gpu
+            gpu_text = f" [{gpu.count}x {gpu.product}]" if gpu else ""
             lines.append(
-                f'    {pipeline.task_id}__{step.task_id}["{_label(step.display_name)}{suffix}{gpu}"]'
+                f'    {pipeline.task_id}__{step.task_id}["{_label(step.display_name)}{suffix}{gpu_text}"]'
             )
         for step in pipeline.steps:
             for dep in step.depends_on:

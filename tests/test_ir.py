@@ -24,7 +24,7 @@ def churn() -> mlspec.api.LoadedSpec:
 
 def test_versioned_and_json_round_trip(churn) -> None:
     ir = mlspec.lower(churn)
-    assert ir.ir_version == IR_VERSION == "1"
+    assert ir.ir_version == IR_VERSION == "2.0"
     text = ir.to_json()
     assert IR.model_validate_json(text) == ir
     assert json.loads(text)["system"]["spec_path"] == "specs/churn.yaml"
@@ -46,8 +46,11 @@ def test_defaults_resolved() -> None:
     assert ir.data.task == "classification" and ir.data.features == ["x"]
     assert ir.data.sources[0].format == "csv"
     train = next(s for s in ir.pipelines[0].steps if s.id == "train")
-    assert train.resources.cpu == "2" and train.resources.memory == "4Gi" and train.timeout_seconds == 7200
-    assert ir.targets == ["kubeflow", "airflow", "terraform", "kubernetes"]
+    assert train.placement.cpu == "2" and train.placement.memory == "4Gi" and train.timeout_seconds == 7200
+    # every step's placement is complete: a backend never falls back to its own defaults
+    assert all(s.placement.cpu and s.placement.memory for p in ir.pipelines for s in p.steps)
+    # no infrastructure section: terraform has nothing to build, so it is not a default target
+    assert ir.targets == ["kubeflow", "airflow", "kubernetes"]
 
 
 def test_names_legal_for_every_target(churn) -> None:
@@ -81,23 +84,62 @@ def test_user_step_names_and_order() -> None:
     assert "build-features" in next(s for s in steps if s.id == "train").depends_on
 
 
-def test_gpu_step_and_pool_share_one_object(churn) -> None:
+def test_gpu_step_placement_is_the_pool_decision(churn) -> None:
     ir = mlspec.lower(churn)
     train = next(s for s in ir.pipelines[0].steps if s.id == "train")
-    pool = ir.node_pool(train.resources.node_pool)
-    assert pool is not None and pool.gpu_type == train.resources.gpu_type == "nvidia-a10g"
+    gpu = train.placement.gpu
+    assert (gpu.vendor, gpu.product, gpu.resource, gpu.count) == (
+        "nvidia",
+        "nvidia-a10g",
+        "nvidia.com/gpu",
+        1,
+    )
+    pool = ir.node_pool(train.placement.node_pool)
+    assert pool is not None and pool.gpu.product == gpu.product and pool.gpu.resource == gpu.resource
+    assert pool.image_family == "nvidia" and pool.gpu.per_node == 1  # g5.xlarge, from the catalog
+    assert train.placement.node_selector == pool.node_selector == {"mlspec.io/node-pool": "gpu"}
+    assert train.placement.tolerations == pool.taints
     assert [(t.key, t.effect) for t in pool.taints] == [("nvidia.com/gpu", "NoSchedule")]
     assert pool.node_selector.items() <= pool.labels.items()
     cpu_pool = ir.node_pool("cpu")
-    assert cpu_pool is not None and cpu_pool.taints == [] and cpu_pool.gpu_count == 0
+    assert cpu_pool is not None and cpu_pool.taints == [] and cpu_pool.gpu is None
+    assert cpu_pool.image_family == "standard"
 
 
-def test_gpu_serving_references_gpu_pool() -> None:
+def test_gpu_serving_runs_on_the_only_gpu_pool() -> None:
     text = CHURN.read_text().replace("  accelerator: cpu\n", "  accelerator: gpu\n")
     ir = mlspec.lower(mlspec.loads(text))
-    pool = ir.node_pool(ir.serving.resources.node_pool)
-    assert pool is not None and pool.gpu_type == ir.serving.resources.gpu_type == "nvidia-a10g"
-    assert ir.serving.resources.gpu_count == 1
+    where = ir.serving.placement
+    assert where.node_pool == "gpu" and where.gpu.product == "nvidia-a10g" and where.gpu.count == 1
+    assert ir.serving.accelerator == "gpu"
+
+
+def test_vendors_decide_resource_name_taint_and_image_family() -> None:
+    text = CHURN.read_text().replace(
+        "    gpu: {instance_type: g5.xlarge, min: 0, max: 4, accelerator: nvidia-a10g}\n",
+        "    gpu: {instance_type: g5.xlarge, min: 0, max: 4, accelerator: nvidia-a10g}\n"
+        "    amd: {instance_type: g4ad.xlarge, max: 2}\n"
+        "    neuron: {instance_type: inf2.xlarge, max: 2}\n",
+    )
+    ir = mlspec.lower(mlspec.loads(text))
+    amd, neuron = ir.node_pool("amd"), ir.node_pool("neuron")
+    assert (amd.gpu.product, amd.gpu.resource, amd.image_family) == ("amd-v520", "amd.com/gpu", "standard")
+    assert (neuron.gpu.resource, neuron.image_family) == ("aws.amazon.com/neuron", "neuron")
+    assert [t.key for t in amd.taints] == ["amd.com/gpu"]
+
+
+def test_two_pools_of_one_gpu_type_need_a_named_pool() -> None:
+    text = CHURN.read_text().replace(
+        "    gpu: {instance_type: g5.xlarge, min: 0, max: 4, accelerator: nvidia-a10g}\n",
+        "    gpu: {instance_type: g5.xlarge, min: 0, max: 4}\n    gpu-spot: {instance_type: g5.2xlarge, max: 4, spot: true}\n",
+    )
+    codes = [(d.code, d.location.line) for d in mlspec.lint(mlspec.loads(text))]
+    assert codes == [("MS202", 49)]  # training.resources.gpu.type: which of the two pools?
+    pinned = text.replace(
+        "gpu: {type: nvidia-a10g, count: 1}}", "gpu: {type: nvidia-a10g, count: 1}, node_pool: gpu-spot}"
+    )
+    ir = mlspec.lower(mlspec.loads(pinned))
+    assert next(s for s in ir.pipelines[0].steps if s.id == "train").placement.node_pool == "gpu-spot"
 
 
 def test_custom_labels_and_taints_carry_through() -> None:
@@ -144,7 +186,23 @@ def test_durations_and_quantities_normalized(churn) -> None:
     ir = mlspec.lower(churn)
     assert ir.serving.rollout.step_duration_seconds == 600
     assert ir.retraining.cooldown_seconds == 86400
-    assert ir.serving.slo.latency_bucket_seconds in ir.serving.latency_buckets_seconds
+    assert ir.serving.slo.objective.latency_bucket_seconds in ir.serving.slo.histogram_buckets_seconds
     text = MINIMAL + "training: {resources: {cpu: 0.5, memory: 1.5Gi}}\n"
     train = next(s for s in mlspec.lower(mlspec.loads(text)).pipelines[0].steps if s.id == "train")
-    assert (train.resources.cpu, train.resources.memory) == ("500m", "1.5Gi")
+    assert (train.placement.cpu, train.placement.memory) == ("500m", "1.5Gi")
+
+
+def test_a_reader_ignores_fields_of_a_newer_minor_version_and_refuses_a_newer_major(churn) -> None:
+    from mlspec.ir.model import IRVersionError, read_ir
+
+    data = json.loads(mlspec.lower(churn).to_json())
+    newer = {**data, "ir_version": "2.7", "new_top_level": {"x": 1}}
+    newer["serving"] = {**data["serving"], "new_serving_field": True}
+    newer["pipelines"][0]["steps"][0]["new_step_field"] = [1, 2]
+    assert read_ir(newer) == mlspec.lower(churn)
+    with pytest.raises(pydantic.ValidationError):  # writing stays strict
+        IR.model_validate(newer)
+    with pytest.raises(IRVersionError, match="IR version 3.0 .* upgrade the runtime image"):
+        read_ir({**data, "ir_version": "3.0"})
+    with pytest.raises(IRVersionError, match="IR version 1 .* recompile the spec"):
+        read_ir({**data, "ir_version": "1"})

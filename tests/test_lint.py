@@ -17,11 +17,25 @@ LINT_SPECS = sorted(LINT.glob("*.yaml"))
 
 def test_at_least_15_rules() -> None:
     assert len(RULES) >= 15
-    assert all(re.fullmatch(r"MS2\d\d", code) for code in RULES)
+    # MS2xx are lint's own rules; MS301 is the backends' "cannot express", which lint predicts
+    assert all(re.fullmatch(r"MS2\d\d", code) for code in set(RULES) - {"MS301"})
+
+
+# MS219 needs a target whose backend is not installed: test_a_target_not_installed_is_a_warning
+NEEDS_A_MISSING_BACKEND = {"MS219"}
 
 
 def test_every_rule_has_a_trigger_spec() -> None:
-    assert {expected_code(p) for p in LINT_SPECS} == set(RULES)
+    assert {expected_code(p) for p in LINT_SPECS} == set(RULES) - NEEDS_A_MISSING_BACKEND
+
+
+def test_a_target_not_installed_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlspec import backends
+
+    monkeypatch.setattr(backends, "available_backends", lambda: {"ir": backends.IRBackend})
+    (d,) = mlspec.lint(mlspec.loads(MINIMAL + "targets: [airflow]\n"))
+    assert (d.code, str(d.severity)) == ("MS219", "warning")
+    assert d.hint == "pip install 'mlspec[airflow]' (from a checkout: pip install -e backends/airflow)"
 
 
 @pytest.mark.parametrize("path", LINT_SPECS, ids=lambda p: p.stem)
@@ -67,7 +81,8 @@ def lint_text(text: str) -> set[str]:
         ("serving: {resources: {cpu: 0.5, memory: 512Mi}}\n", None),
         ("serving: {rollout: {strategy: canary, steps: [10, 50], step_duration: 5m}}\n", "MS207"),
         ("serving: {rollout: {strategy: a-b}}\n", "MS207"),
-        ("serving: {rollout: {strategy: a-b, traffic_split: 20, experiment_duration: 7d}}\n", None),
+        # the split's end on a timer is not expressed by the kubernetes backend yet
+        ("serving: {rollout: {strategy: a-b, traffic_split: 20, experiment_duration: 7d}}\n", "MS301"),
         ("registry: {mlflow: {tracking_uri: 'postgresql://ml:hunter2@db:5432/mlflow'}}\n", "MS210"),
         # interpolated secrets are refused too: they would land in generated/ through the IR
         ("registry: {mlflow: {tracking_uri: 'postgresql://ml:${DB_PASSWORD}@db:5432/mlflow'}}\n", "MS210"),

@@ -373,8 +373,8 @@ def test_a_huge_sparse_file_is_refused_without_reading_it(tmp_path: Path) -> Non
         fh.truncate(1536 * 2**20)  # 1.5 GiB, sparse: costs no disk
     baseline, _ = _cli_read_bytes("lint", str(CHURN))
     read, result = _cli_read_bytes("lint", str(huge))
-    assert result.returncode == 1 and "MS001" in result.stderr and "Traceback" not in result.stderr
-    assert f"file is {1536 * 2**20} bytes" in result.stderr
+    assert result.returncode == 1 and "MS001" in result.stdout and "Traceback" not in result.stderr
+    assert f"file is {1536 * 2**20} bytes" in result.stdout
     assert read < baseline + MAX_FILE_BYTES, f"read {read} bytes to refuse it (a clean lint reads {baseline})"
 
 
@@ -395,7 +395,7 @@ def test_what_is_not_a_regular_file_is_refused_without_reading(tmp_path: Path, m
     assert d.code == "MS001" and kind in d.message and d.location.path == loader.display_path(path)
     if kind != "directory":  # the CLI's own argument check refuses directories first
         read, result = _cli_read_bytes("lint", str(path))
-        assert result.returncode == 1 and f"MS001 is a {kind}" in result.stderr, result.stderr
+        assert result.returncode == 1 and f"MS001 is a {kind}" in result.stdout, result.stdout
         assert "Traceback" not in result.stderr and read < 64 * 2**20
 
 

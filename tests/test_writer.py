@@ -278,8 +278,8 @@ def test_a_symlink_out_of_the_output_folder_is_refused(project: Path, tmp_path_f
         result = compile_ir(project, *args)
         assert (
             result.returncode == 1
-            and "MS303" in result.stderr
-            and "outside the output folder" in result.stderr
+            and "MS303" in result.stdout
+            and "outside the output folder" in result.stdout
         )
     assert snapshot(elsewhere) == {"ir/precious.txt": b"keep\n"}
 
@@ -290,7 +290,7 @@ def test_a_hand_written_folder_in_the_way_is_named_not_deleted(project: Path) ->
     (handwritten / "main.tf").write_text("# mine\n")
     result = compile_ir(project)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "generated/churn/ir: error MS303" in result.stderr and "ir/main.tf" in result.stderr
+    assert "generated/churn/ir: error MS303" in result.stdout and "ir/main.tf" in result.stdout
     assert snapshot(project / "generated") == {"churn/ir/main.tf": b"# mine\n"}
 
 
@@ -300,7 +300,7 @@ def test_a_file_added_to_an_owned_folder_is_kept_until_moved(project: Path) -> N
     notes.write_text("mine\n")
     ir_json = (project / "generated" / "churn" / "ir" / "ir.json").read_bytes()
     result = compile_ir(project)
-    assert result.returncode == 1 and "ir/notes.md" in result.stderr and notes.read_text() == "mine\n"
+    assert result.returncode == 1 and "ir/notes.md" in result.stdout and notes.read_text() == "mine\n"
     assert (project / "generated" / "churn" / "ir" / "ir.json").read_bytes() == ir_json
     notes.unlink()
     assert compile_ir(project).returncode == 0
@@ -311,7 +311,7 @@ def test_a_manifest_mlspec_did_not_write_is_not_replaced(project: Path) -> None:
     root.mkdir(parents=True)
     (root / "manifest.json").write_text('{"name": "my-web-app"}\n')
     result = compile_ir(project)
-    assert result.returncode == 1 and "not a manifest that mlspec wrote" in result.stderr
+    assert result.returncode == 1 and "not a manifest that mlspec wrote" in result.stdout
     assert snapshot(root) == {"manifest.json": b'{"name": "my-web-app"}\n'}
 
 
@@ -321,5 +321,5 @@ def test_an_environment_named_like_a_target_cannot_write_into_it(tmp_path: Path)
     assert base.returncode == 0, base.stderr
     before = snapshot(tmp_path / "out")
     env = run_cli("compile", "spec.yaml", "--target", "ir", "--env", "ir", "--out", "out", cwd=tmp_path)
-    assert env.returncode == 1 and "MS303" in env.stderr and "share a name with a target" in env.stderr
+    assert env.returncode == 1 and "MS303" in env.stdout and "share a name with a target" in env.stdout
     assert snapshot(tmp_path / "out") == before

@@ -152,7 +152,7 @@ class _Lowering:
                     max=p.max,
                     desired=p.desired if p.desired is not None else p.min,
                     gpu=gpu,
-                    image_family=gpus.vendor.image_family if gpus.vendor else "standard",  # type: ignore[arg-type]
+                    image_family=gpus.vendor.image_family if gpus.vendor else "standard",
                     disk_size_gb=p.disk_size_gb,
                     spot=p.spot,
                     labels=dict(sorted(labels.items())),
@@ -173,7 +173,7 @@ class _Lowering:
             vendor = gpu_vendor(req.gpu_type)
             assert vendor is not None  # placement.choose_pool reported unknown vendors
             gpu = ir.GpuRequest(
-                vendor=vendor.name,  # type: ignore[arg-type]
+                vendor=vendor.name,
                 product=req.gpu_type,
                 resource=vendor.resource,
                 count=req.gpu_count,
@@ -211,7 +211,7 @@ class _Lowering:
             task_id=identifier(b.id),
             display_name=b.display_name,
             kind="builtin",
-            action=b.id,  # type: ignore[arg-type]
+            action=b.id,
             image=self.image,
             command=[*RUNTIME_ENTRY, b.id],
             env={},

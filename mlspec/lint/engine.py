@@ -71,6 +71,8 @@ class LintContext:
 
 # Rules that look at the whole document, environments included: run on the base document only.
 BASE_ONLY = frozenset({"MS215"})
+# Rules that compile the spec in their head: they run only when the other rules found no error.
+NEEDS_CLEAN = frozenset({"MS301"})
 
 
 def lint(
@@ -111,7 +113,10 @@ def lint(
 def _run(ctx: LintContext, skip: frozenset[str] = frozenset()) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for code in sorted(RULES):
-        if code not in skip:
+        if code not in skip | NEEDS_CLEAN:
+            found.extend(RULES[code].fn(ctx))
+    if not any(d.severity is Severity.ERROR for d in found):
+        for code in sorted(NEEDS_CLEAN - skip):
             found.extend(RULES[code].fn(ctx))
     return found
 

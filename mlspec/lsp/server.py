@@ -219,7 +219,7 @@ def _yaml_scalar(value: Any) -> str:
 def _references(path: tuple, data: dict[str, Any]) -> list[str]:
     """Values that name something elsewhere in the spec: steps, GPU types offered by node pools, targets."""
     if len(path) >= 3 and path[0] == "steps" and path[2] in ("before", "after"):
-        from mlspec.lint.rules import BUILTIN_STEPS
+        from mlspec.ir.catalog import BUILTIN_STEPS
 
         steps = data.get("steps")
         names = (
@@ -228,7 +228,8 @@ def _references(path: tuple, data: dict[str, Any]) -> list[str]:
             else []
         )
         own = value_at(data, ("steps", path[1], "name"))
-        return [n for n in [*names, *BUILTIN_STEPS] if n != own]
+        builtin = [b.id for b in BUILTIN_STEPS if b.pipeline == "training"]
+        return [n for n in [*names, *builtin] if n != own]
     if path[-2:] == ("gpu", "type"):
         pools = value_at(data, ("infrastructure", "node_pools"))
         return [

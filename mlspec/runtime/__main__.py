@@ -73,9 +73,8 @@ def action_of(ir, step_id: str) -> str:
                 if step.kind != "builtin":
                     raise UsageError(f"step '{step_id}' is a user step: run its own command, not the runtime")
                 return step.action
-    fallback = {"validate-data": "validate"}.get(step_id, step_id)
-    if fallback in ACTIONS:
-        return fallback
+    if step_id in ACTIONS:
+        return step_id
     known = sorted({s.id for p in ir.pipelines for s in p.steps if s.kind == "builtin"})
     raise UsageError(f"unknown STEP_ID '{step_id}' (this IR's builtin steps: {', '.join(known)})")
 

@@ -177,7 +177,7 @@ class StepContext:
         raise StepError(f"the IR has no data source named '{name}'")
 
     def source_format(self, name: str) -> str:
-        from mlspec.ir.lower import infer_format
+        from mlspec.runtime.data import infer_format
 
         for src in self.ir.data.sources:
             if src.name == name:

@@ -42,12 +42,13 @@ def filesystem(uri: str):
 
 
 def infer_format(uri: str) -> str:
-    path = uri.split("?", 1)[0].lower()
-    if path.endswith((".parquet", ".pq")) or path.endswith("/"):
-        return "parquet"
-    if path.endswith((".csv", ".csv.gz")):
-        return "csv"
-    raise DataError(f"cannot infer the format of {uri!r}: name it with format: csv or format: parquet")
+    """The format of a URI given on the command line (--data); spec sources carry theirs in the IR."""
+    from mlspec.ir.policy import infer_format as policy_format
+
+    fmt = policy_format(uri)
+    if fmt is None:
+        raise DataError(f"cannot infer the format of {uri!r}: name it .csv, .csv.gz or .parquet")
+    return fmt
 
 
 def read_source(uri: str, fmt: str | None = None) -> pd.DataFrame:

@@ -250,7 +250,7 @@ class Runner:
 
 def summarize(step: Step, result: dict[str, Any], run: RunDir) -> str:
     action = step.action
-    if action == "validate":
+    if action == "validate-data":
         return f"{result.get('rows')} rows, {result.get('train_rows')} train / {result.get('test_rows')} test, checks passed"
     if action == "tune-trial" and step.fan_out:
         values = [(run.result(step.id, i) or {}).get("value") for i in range(step.fan_out.count)]

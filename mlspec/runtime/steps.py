@@ -386,7 +386,7 @@ def trigger_retrain(ctx: StepContext) -> dict[str, Any]:
 
 
 ACTIONS = {
-    "validate": validate_data,
+    "validate-data": validate_data,
     "tune-trial": tune_trial,
     "tune-select": tune_select,
     "train": train,

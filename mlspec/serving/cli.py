@@ -140,7 +140,7 @@ def loadtest(
         raise click.UsageError(str(exc)) from None
     seconds = min(max(seconds, 0.1), 3600.0)
     ir = _ir(spec, env)
-    if ir.serving is None or ir.serving.slo is None:
+    if ir.serving is None or ir.serving.slo.objective is None:
         raise click.ClickException(f"spec {spec} declares no serving SLO to test against")
     try:
         lt.split_url(url)
@@ -164,11 +164,16 @@ def loadtest(
         result = asyncio.run(drive())
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load-test {url}: {exc}") from None
-    slo = ir.serving.slo
-    click.echo(lt.report(result))
-    problems = lt.slo_violations(result, slo.latency_p99_ms, slo.availability_percent)
+    policy = ir.serving.slo
+    objective = policy.objective
+    percentiles = ir.monitoring.latency_percentiles if ir.monitoring else (50, 95, 99)
+    click.echo(lt.report(result, policy, percentiles))
+    problems = lt.slo_violations(result, policy)
     if problems:
         for problem in problems:
             click.echo(f"SLO missed: {problem}", err=True)
         sys.exit(1)
-    click.echo(f"SLO met: p99 <= {slo.latency_p99_ms:g} ms, availability >= {slo.availability_percent:g}%")
+    click.echo(
+        f"SLO met: p{policy.latency_quantile * 100:g} <= {objective.latency_p99_ms:g} ms, "
+        f"availability >= {objective.availability_percent:g}%"
+    )

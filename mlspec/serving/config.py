@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlspec.serving.metrics import DEFAULT_BUCKETS, latency_buckets
+from mlspec import contracts
+from mlspec.ir.policy import LATENCY_BUCKETS
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,7 @@ class ServerConfig:
     port: int = 8080
     max_batch_size: int = 64
     max_batch_delay_ms: float = 2.0
-    latency_buckets: list[float] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
-    slo_latency_seconds: float | None = None
+    latency_buckets: list[float] = field(default_factory=lambda: list(LATENCY_BUCKETS))
     cache_url: str | None = None
     cache_ttl_seconds: int = 600
     prediction_log: str | None = None
@@ -47,10 +47,11 @@ def from_ir(ir: Any) -> ServerConfig:
     s = ir.serving
     if s is None:
         raise ValueError(f"spec '{ir.system.name}' has no serving section")
-    slo_seconds = s.slo.latency_bucket_seconds if s.slo else None
     cache_url = None
     if s.cache is not None:
-        cache_url = os.environ.get("MLSPEC_CACHE_URL") or f"redis://{s.cache.service}:6379/0"
+        cache_url = (
+            os.environ.get("MLSPEC_CACHE_URL") or f"redis://{s.cache.service}:{contracts.REDIS_PORT}/0"
+        )
     return ServerConfig(
         model_uri=s.model_uri,
         model_name=s.model_name,
@@ -59,8 +60,7 @@ def from_ir(ir: Any) -> ServerConfig:
         port=s.port,
         max_batch_size=s.max_batch_size,
         max_batch_delay_ms=s.max_batch_delay_ms,
-        latency_buckets=latency_buckets(s.latency_buckets_seconds, slo_seconds),
-        slo_latency_seconds=slo_seconds,
+        latency_buckets=list(s.slo.histogram_buckets_seconds),
         cache_url=cache_url,
         cache_ttl_seconds=s.cache.ttl_seconds if s.cache else 600,
         prediction_log=s.prediction_log or None,

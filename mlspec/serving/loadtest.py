@@ -9,18 +9,25 @@ import math
 import random
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlspec.serving.httpclient import Connection, split_url
+
+if TYPE_CHECKING:
+    from mlspec.ir.model import SloPolicy
 
 MAX_IN_FLIGHT = 1024
 
 
 @dataclass
 class LoadResult:
+    """Each request's latency and answer. Which answers are errors is the SLO policy's call (5xx and no
+    answer at all); a 4xx is the client's mistake, exactly as the PrometheusRule counts it."""
+
     latencies_s: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
     elapsed_s: float = 0.0
 
     @property
@@ -31,9 +38,16 @@ class LoadResult:
     def throughput(self) -> float:
         return self.total / self.elapsed_s if self.elapsed_s else 0.0
 
-    @property
-    def availability_percent(self) -> float:
-        return 100.0 * (self.total - self.errors) / self.total if self.total else 0.0
+    def errors(self, error_classes: Iterable[int]) -> int:
+        classes = {str(c) for c in error_classes}
+        return sum(n for status, n in self.statuses.items() if not status.isdigit() or status[0] in classes)
+
+    def availability_percent(self, error_classes: Iterable[int]) -> float:
+        return 100.0 * (self.total - self.errors(error_classes)) / self.total if self.total else 0.0
+
+    def slower_than(self, seconds: float) -> float:
+        """The fraction of requests slower than `seconds`: how the alerts and the analysis read a bucket."""
+        return sum(1 for t in self.latencies_s if t > seconds) / self.total if self.total else 0.0
 
     def percentile_ms(self, q: float) -> float:
         if not self.latencies_s:
@@ -42,11 +56,9 @@ class LoadResult:
         index = min(len(ordered) - 1, max(0, math.ceil(q / 100.0 * len(ordered)) - 1))  # nearest rank
         return ordered[index] * 1000.0
 
-    def record(self, latency: float, status: str, ok: bool) -> None:
+    def record(self, latency: float, status: str) -> None:
         self.latencies_s.append(latency)
         self.statuses[status] = self.statuses.get(status, 0) + 1
-        if not ok:
-            self.errors += 1
 
 
 def require_loopback(host: str) -> None:
@@ -66,9 +78,9 @@ async def _one(conn: Connection, path: str, body: bytes, result: LoadResult) -> 
     start = time.perf_counter()
     try:
         status, _ = await conn.request("POST", path, body)
-        result.record(time.perf_counter() - start, str(status), 200 <= status < 300)
+        result.record(time.perf_counter() - start, str(status))
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        result.record(time.perf_counter() - start, type(exc).__name__, False)
+        result.record(time.perf_counter() - start, type(exc).__name__)
 
 
 async def run_load(
@@ -116,7 +128,7 @@ async def run_load(
         while next_at < deadline and sent < max_requests:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             if len(in_flight) >= MAX_IN_FLIGHT:  # the server is not keeping up: count a shed request
-                result.record(0.0, "client-overload", False)
+                result.record(0.0, "client-overload")
             else:
                 task = asyncio.get_running_loop().create_task(fire(sent))
                 in_flight.add(task)
@@ -152,26 +164,39 @@ async def model_bodies(url: str, model_name: str, rows: int, count: int = 256, s
     ]
 
 
-def report(result: LoadResult) -> str:
+def report(result: LoadResult, policy: SloPolicy, percentiles: Iterable[float] = (50, 95, 99)) -> str:
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items()))
+    latency = "   ".join(f"p{q:g} {result.percentile_ms(q):.2f} ms" for q in percentiles)
+    classes = policy.error_status_classes
+    errors = result.errors(classes)
+    kinds = ", ".join(f"{c}xx" for c in classes)
     return (
         f"requests     {result.total} in {result.elapsed_s:.2f}s ({statuses})\n"
         f"throughput   {result.throughput:.1f} req/s\n"
-        f"latency      p50 {result.percentile_ms(50):.2f} ms   p95 {result.percentile_ms(95):.2f} ms   "
-        f"p99 {result.percentile_ms(99):.2f} ms\n"
-        f"errors       {result.errors} (availability {result.availability_percent:.3f}%)"
+        f"latency      {latency}\n"
+        f"errors       {errors} ({kinds} or no answer; availability {result.availability_percent(classes):.3f}%)"
     )
 
 
-def slo_violations(result: LoadResult, latency_p99_ms: float, availability_percent: float) -> list[str]:
-    problems = []
+def slo_violations(result: LoadResult, policy: SloPolicy) -> list[str]:
+    """The SLO judged as the PrometheusRule judges it: the share of requests slower than the objective's
+    bucket against 1 - quantile, and the share of errors (the policy's status classes) against the budget."""
+    objective = policy.objective
+    if objective is None:
+        return []
     if result.total == 0:
         return ["no request completed"]
-    p99 = result.percentile_ms(99)
-    if p99 > latency_p99_ms:
-        problems.append(f"p99 latency {p99:.2f} ms exceeds the SLO of {latency_p99_ms:g} ms")
-    if result.availability_percent < availability_percent:
+    problems = []
+    slow = result.slower_than(objective.latency_bucket_seconds)
+    allowed = 1 - policy.latency_quantile
+    if slow > allowed + 1e-12:
         problems.append(
-            f"availability {result.availability_percent:.3f}% is below the SLO of {availability_percent:g}%"
+            f"{slow:.2%} of requests took longer than {objective.latency_p99_ms:g} ms; the p"
+            f"{policy.latency_quantile * 100:g} objective allows {allowed:.2%}"
+        )
+    availability = result.availability_percent(policy.error_status_classes)
+    if availability < objective.availability_percent:
+        problems.append(
+            f"availability {availability:.3f}% is below the SLO of {objective.availability_percent:g}%"
         )
     return problems

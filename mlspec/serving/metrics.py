@@ -5,16 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-DEFAULT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+from mlspec import contracts
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-
-def latency_buckets(buckets: list[float] | None, slo_seconds: float | None) -> list[float]:
-    """The spec's buckets with the SLO boundary present exactly, so burn-rate queries need no interpolation."""
-    values = set(buckets or DEFAULT_BUCKETS)
-    if slo_seconds is not None:
-        values.add(float(slo_seconds))
-    return sorted(values)
 
 
 class Metrics:
@@ -22,27 +15,30 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.latency = Histogram(
-            "mlspec_request_duration_seconds",
+            contracts.REQUEST_DURATION,
             "Inference request latency.",
             ["route"],
             buckets=buckets,
             registry=r,
         )
         self.requests = Counter(
-            "mlspec_requests", "Requests by route and HTTP status code.", ["route", "code"], registry=r
+            contracts.counter_base(contracts.REQUESTS_TOTAL),
+            "Requests by route and HTTP status code.",
+            [contracts.LABEL_ROUTE, contracts.LABEL_CODE],
+            registry=r,
         )
         batch_buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, max_batch_size})
         self.batch_size = Histogram(
-            "mlspec_batch_size_rows", "Rows per ONNX Runtime call.", buckets=batch_buckets, registry=r
+            contracts.BATCH_SIZE_ROWS, "Rows per ONNX Runtime call.", buckets=batch_buckets, registry=r
         )
         self.model_info = Gauge(
-            "mlspec_model_info",
+            contracts.MODEL_INFO,
             "The model version being served (1 = active).",
             ["model", "version"],
             registry=r,
         )
         self.in_flight = Gauge(
-            "mlspec_requests_in_flight", "Requests received and not yet answered.", registry=r
+            contracts.REQUESTS_IN_FLIGHT, "Requests received and not yet answered.", registry=r
         )
         self.cache_hits = Counter("mlspec_cache_hits", "Cache hits.", registry=r)
         self.cache_misses = Counter("mlspec_cache_misses", "Cache misses.", registry=r)

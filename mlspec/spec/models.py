@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 API_VERSION = "mlspec/v1"
 
@@ -21,7 +21,15 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "10m"
 EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN, examples=["staging", "prod"])]
 Quantity = Annotated[str | int | float, Field(examples=[2, "500m", "16Gi"])]
 Cron = Annotated[str, Field(examples=["*/30 * * * *", "0 3 * * 1"], min_length=1)]
-PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _integral(value: Any) -> Any:
+    # YAML reads `min: 0.0` as a float, and JSON Schema calls 0.0 an integer: accept it as 0, like editors do.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "log_loss")
@@ -32,6 +40,7 @@ MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss",
 DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
 Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes"]
+DEFAULT_TARGETS: tuple[Target, ...] = ("kubeflow", "airflow", "terraform", "kubernetes")
 
 
 class Model(BaseModel):
@@ -109,8 +118,8 @@ class UniqueCheck(Model):
 
 class RowCountCheck(Model):
     check: Literal["row_count"]
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: Int | None = Field(None, ge=0)
+    max: Int | None = Field(None, ge=0)
 
 
 class FreshnessCheck(Model):
@@ -135,7 +144,7 @@ class DriftCheck(Model):
 class LeakageCheck(Model):
     check: Literal["leakage"]
     max_target_correlation: float = Field(0.95, gt=0, le=1)
-    train_test_overlap: int = Field(0, ge=0, description="Rows allowed in both train and test.")
+    train_test_overlap: Int = Field(0, ge=0, description="Rows allowed in both train and test.")
 
 
 DataCheck = Annotated[
@@ -146,7 +155,7 @@ DataCheck = Annotated[
 
 class Split(Model):
     test: Fraction = 0.2
-    seed: int = 0
+    seed: Int = 0
     stratify: str | None = None
 
 
@@ -198,9 +207,12 @@ class UserStep(Model):
     after: str | list[str] = Field(default_factory=list, description="Steps that must run before this one.")
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict)
-    retries: int = Field(0, ge=0, le=20)
+    retries: Int = Field(0, ge=0, le=20)
     timeout: Duration | None = None
-    cache: bool = True
+    cache: bool = Field(
+        False,
+        description="Reuse the step's outputs when its inputs did not change (Kubeflow); Airflow cannot.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -216,7 +228,7 @@ Bounds = Annotated[list[float], Field(min_length=2, max_length=2, description="[
 PositiveBounds = Annotated[
     list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2, description="[low, high]")
 ]
-IntBounds = Annotated[list[int], Field(min_length=2, max_length=2, description="[low, high]")]
+IntBounds = Annotated[list[Int], Field(min_length=2, max_length=2, description="[low, high]")]
 
 
 class UniformDim(Model):
@@ -255,7 +267,7 @@ class Tuning(Model):
 
 
 class CrossValidation(Model):
-    folds: int = Field(5, ge=2, le=50)
+    folds: Int = Field(5, ge=2, le=50)
 
 
 class Distributed(Model):
@@ -264,7 +276,7 @@ class Distributed(Model):
 
 class Export(Model):
     format: Literal["onnx"] = "onnx"
-    opset: int = Field(17, ge=9, le=23)
+    opset: Int = Field(17, ge=9, le=23)
     parity_tolerance: float = Field(1e-4, gt=0)
 
 
@@ -279,9 +291,9 @@ class Training(Model):
     cross_validation: CrossValidation | None = None
     resources: Resources = Field(default_factory=Resources)
     distributed: Distributed = Field(default_factory=Distributed)
-    retries: int = Field(0, ge=0, le=20)
+    retries: Int = Field(0, ge=0, le=20)
     timeout: Duration | None = None
-    seed: int = 0
+    seed: Int = 0
     export: Export = Field(default_factory=Export)
 
     @model_validator(mode="after")
@@ -337,12 +349,12 @@ class Registry(Model):
 
 
 class Replicas(Model):
-    min: int = Field(1, ge=0)
-    max: int = Field(1, ge=1)
+    min: Int = Field(1, ge=0)
+    max: Int = Field(1, ge=1)
 
 
 class Autoscaling(Model):
-    target_cpu_percent: int | None = Field(70, ge=1, le=100)
+    target_cpu_percent: Int | None = Field(70, ge=1, le=100)
     target_rps_per_replica: float | None = Field(None, gt=0)
 
 
@@ -359,14 +371,14 @@ class RollbackOn(Model):
 
 class Rollout(Model):
     strategy: Literal["canary", "shadow", "a-b", "blue-green", "rolling"] = "rolling"
-    steps: list[Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=list)
+    steps: list[Annotated[int, Field(ge=0, le=100), BeforeValidator(_integral)]] = Field(default_factory=list)
     step_duration: Duration | None = None
     rollback_on: RollbackOn = Field(default_factory=RollbackOn)
-    traffic_split: int | None = Field(
+    traffic_split: Int | None = Field(
         None, ge=1, le=99, description="a-b: percent of traffic to the challenger."
     )
     experiment_duration: Duration | None = Field(None, description="a-b: how long the split runs.")
-    shadow_percent: int = Field(100, ge=1, le=100, description="shadow: percent of traffic mirrored.")
+    shadow_percent: Int = Field(100, ge=1, le=100, description="shadow: percent of traffic mirrored.")
 
 
 class Cache(Model):
@@ -375,7 +387,7 @@ class Cache(Model):
 
 
 class Batching(Model):
-    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_batch_size: Int = Field(64, ge=1, le=4096)
     max_delay_ms: float = Field(2.0, ge=0, le=1000)
 
 
@@ -385,7 +397,7 @@ class Serving(Model):
         "cpu",
         description="gpu: serve on resources.gpu (or on the only GPU node pool when resources.gpu is unset).",
     )
-    port: int = Field(8080, ge=1024, le=65535)
+    port: Int = Field(8080, ge=1024, le=65535)
     replicas: Replicas = Field(default_factory=Replicas)
     autoscaling: Autoscaling | None = None
     resources: Resources = Field(default_factory=lambda: Resources(cpu=1, memory="1Gi"))
@@ -424,7 +436,7 @@ class OperationalMonitor(Model):
 class Monitoring(Model):
     schedule: Cron = "0 * * * *"
     window: Duration = "1d"
-    min_samples: int = Field(500, ge=1)
+    min_samples: Int = Field(500, ge=1)
     drift: DriftMonitor | None = None
     performance: PerformanceMonitor | None = None
     operational: OperationalMonitor = Field(default_factory=OperationalMonitor)
@@ -464,7 +476,7 @@ Trigger = Annotated[
 class Retraining(Model):
     triggers: list[Trigger] = Field(min_length=1)
     cooldown: Duration = "24h"
-    min_samples: int = Field(1000, ge=1)
+    min_samples: Int = Field(1000, ge=1)
     sink: Literal["local", "airflow", "kubeflow"] = "local"
 
 
@@ -479,9 +491,9 @@ class Taint(Model):
 
 class NodePool(Model):
     instance_type: str = Field(min_length=1)
-    min: int = Field(0, ge=0)
-    max: int = Field(1, ge=1)
-    desired: int | None = Field(None, ge=0)
+    min: Int = Field(0, ge=0)
+    max: Int = Field(1, ge=1)
+    desired: Int | None = Field(None, ge=0)
     accelerator: str | None = Field(
         None,
         description="GPU type on this pool, e.g. nvidia-a10g; known GPU instance types (g5, g6, p4d, p5...) "
@@ -490,7 +502,7 @@ class NodePool(Model):
     gpus_per_node: PositiveInt | None = Field(
         None, description="Accelerators per node; known GPU instance types imply it."
     )
-    disk_size_gb: int = Field(100, ge=20)
+    disk_size_gb: Int = Field(100, ge=20)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] | None = Field(
         None, description="GPU pools get nvidia.com/gpu=true:NoSchedule by default."
@@ -507,12 +519,12 @@ class Network(Model):
     vpc_id: str | None = None
     subnet_ids: list[str] | None = None
     cidr: str = Field("10.0.0.0/16", pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
-    availability_zones: int = Field(2, ge=2, le=6)
+    availability_zones: Int = Field(2, ge=2, le=6)
 
 
 class Storage(Model):
     artifacts_bucket: str = Field(min_length=3)
-    noncurrent_version_days: int = Field(30, ge=1)
+    noncurrent_version_days: Int = Field(30, ge=1)
 
 
 class RemoteState(Model):
@@ -570,6 +582,15 @@ class Spec(Model):
         description="Overlays deep-merged over the base spec by `--env NAME`; a name is also an output folder.",
     )
     targets: list[Target] = Field(
-        default_factory=lambda: ["kubeflow", "airflow", "terraform", "kubernetes"],
-        description="The backends `mlspec compile` runs; lint checks the spec against each one.",
+        default_factory=lambda: list(DEFAULT_TARGETS),
+        description="The backends `mlspec compile` runs; lint checks the spec against each one. Default: "
+        "kubeflow, airflow, kubernetes, and terraform when the spec has infrastructure.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_targets(cls, data: Any) -> Any:
+        # Terraform builds the infrastructure section: without one, it is not a default target.
+        if isinstance(data, dict) and "targets" not in data and data.get("infrastructure") is None:
+            return {**data, "targets": [t for t in DEFAULT_TARGETS if t != "terraform"]}
+        return data

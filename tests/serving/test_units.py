@@ -13,7 +13,7 @@ from mlspec.serving.batcher import MicroBatcher
 from mlspec.serving.cache import cache_key
 from mlspec.serving.config import from_ir
 from mlspec.serving.loadtest import LoadResult, require_loopback, slo_violations
-from mlspec.serving.metrics import Metrics, latency_buckets
+from mlspec.serving.metrics import Metrics
 from mlspec.serving.model import choose_providers, load_onnx, parse_models_uri
 from mlspec.serving.predlog import _records
 from mlspec.serving.protocol import BadRequest, V2Request, decode_predict
@@ -129,12 +129,15 @@ def test_cache_key_is_canonical_and_versioned():
     assert cache_key("m", "1", a) != cache_key("m", "1", a.reshape(2, 1))
 
 
-def test_buckets_from_the_spec_contain_the_slo_exactly(churn_ir):
+def test_the_server_measures_with_the_ir_slo_buckets(churn_ir):
     config = from_ir(churn_ir)
-    assert churn_ir.serving.slo.latency_bucket_seconds in config.latency_buckets
+    slo = churn_ir.serving.slo
+    assert config.latency_buckets == slo.histogram_buckets_seconds
+    # the objective (200 ms) and the rollback limit (250 ms) are exact bucket boundaries
+    assert {0.2, 0.25} <= set(config.latency_buckets)
+    assert slo.objective.latency_bucket_seconds == 0.2 and slo.rollback.max_latency_bucket_seconds == 0.25
     assert config.max_batch_size == churn_ir.serving.max_batch_size
     assert config.cache_ttl_seconds == churn_ir.serving.cache.ttl_seconds
-    assert latency_buckets([0.1, 0.5], 0.3) == [0.1, 0.3, 0.5]
 
 
 def test_cpu_limit_follows_the_cgroup_quota(tmp_path):
@@ -177,16 +180,25 @@ def test_prediction_log_records_have_the_monitoring_format():
     assert json.loads(lines[1])["outputs"] == [0.25]
 
 
-def test_loopback_only_and_slo_judgement():
+def test_loopback_only_and_slo_judgement(churn_ir):
     require_loopback("127.0.0.1")
     require_loopback("localhost")
     with pytest.raises(ValueError, match="loopback"):
         require_loopback("10.1.2.3")
-    result = LoadResult(latencies_s=[0.001] * 99 + [0.5], statuses={"200": 100}, errors=0, elapsed_s=1)
-    assert slo_violations(result, 200, 99.9) == []
-    result.latencies_s = [0.3] * 100
-    result.errors = 1
-    assert len(slo_violations(result, 200, 99.9)) == 2
+    policy = churn_ir.serving.slo  # p99 <= 200 ms, 99.9% available, 5xx are errors
+    # 1% slower than the bucket is exactly what a p99 allows; a 4xx is the client's error, not the server's
+    result = LoadResult(latencies_s=[0.001] * 999 + [0.5], statuses={"200": 999, "400": 1}, elapsed_s=1)
+    assert slo_violations(result, policy) == []
+    assert result.errors(policy.error_status_classes) == 0
+    result = LoadResult(latencies_s=[0.001] * 979 + [0.3] * 21, statuses={"200": 1000}, elapsed_s=1)
+    assert slo_violations(result, policy) == [
+        "2.10% of requests took longer than 200 ms; the p99 objective allows 1.00%"
+    ]
+    result = LoadResult(
+        latencies_s=[0.001] * 1000, statuses={"200": 998, "503": 1, "ConnectionResetError": 1}
+    )
+    assert result.errors(policy.error_status_classes) == 2
+    assert slo_violations(result, policy) == ["availability 99.800% is below the SLO of 99.9%"]
 
 
 def test_batcher_sheds_load_beyond_its_bound(model):
