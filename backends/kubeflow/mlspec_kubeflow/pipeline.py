@@ -202,7 +202,8 @@ def place(task: dsl.PipelineTask, placement: Placement) -> None:
     """The IR placement as written: requests = limits, the accelerator, the pool's selector and tolerations.
 
     KFP's driver turns the accelerator type into the key of the pod's `resources.limits`, so the type is the
-    Kubernetes extended resource (nvidia.com/gpu), never the GPU product: the product selects the pool.
+    Kubernetes extended resource the device plugin advertises (`gpu.resource`), never the GPU product, which
+    selects the pool.
     """
     task.set_cpu_request(placement.cpu).set_cpu_limit(placement.cpu)
     task.set_memory_request(placement.memory).set_memory_limit(placement.memory)

@@ -212,13 +212,17 @@ def test_two_compiles_are_byte_identical(churn_files):
 
 
 def churn_variant(edit):
-    """The churn spec, edited as data, targeting kubeflow only."""
+    """The churn spec, edited as data, targeting kubeflow only (block YAML: diagnostics get distinct lines)."""
+    import io
+
     from ruamel.yaml import YAML
 
     data = json.loads(json.dumps(YAML(typ="safe").load(CHURN.read_text(encoding="utf-8"))))
     data["targets"] = ["kubeflow"]
     edit(data)
-    return mlspec.loads(json.dumps(data), "specs/churn.yaml")
+    text = io.StringIO()
+    YAML(typ="safe", pure=True).dump(data, text)
+    return mlspec.loads(text.getvalue(), "specs/churn.yaml")
 
 
 def test_lint_predicts_exactly_what_compile_reports():
@@ -235,6 +239,7 @@ def test_lint_predicts_exactly_what_compile_reports():
     ]
     assert len(linted) == 1 and "training.distributed" in linted[0].message
     assert linted[0].key_path == ("training", "distributed", "workers")
+    assert linted[0].location.line > 1
     with pytest.raises(mlspec.MlspecError):
         mlspec.compile(loaded, ["kubeflow"])  # an error unless --allow-unsupported
 
