@@ -66,15 +66,14 @@ def generated(ir, folder: Path) -> None:
 
 
 def _k8s_kwargs(ir, step) -> dict:
-    res = step.resources
-    requests = {k: v for k, v in (("cpu", res.cpu), ("memory", res.memory)) if v}
-    limits = {**requests, **({"nvidia.com/gpu": str(res.gpu_count)} if res.gpu_count else {})}
-    pool = ir.node_pool(res.node_pool)
+    where = step.placement
+    requests = {"cpu": where.cpu, "memory": where.memory}
+    limits = {**requests, **({where.gpu.resource: str(where.gpu.count)} if where.gpu else {})}
     return {
         "requests": requests,
         "limits": limits,
-        "node_selector": dict(pool.node_selector) if pool else {},
-        "tolerations": [(t.key, t.value, t.effect) for t in pool.taints] if pool else [],
+        "node_selector": dict(where.node_selector),
+        "tolerations": [(t.key, t.value, t.effect) for t in where.tolerations],
         "service_account": ir.service_account(step.service_account).name,
     }
 

@@ -93,6 +93,12 @@ def hand_user_pipeline(n: int, defaults: dict):
             task.set_retry(num_retries=1, backoff_duration="30s", backoff_factor=2.0)
             kubernetes.set_timeout(task, 3600)
             task.set_caching_options(False)
+            for key, value in (
+                ("cost-center", "4711"),
+                ("mlspec.io/step", f"user-{i}"),
+                ("mlspec.io/system", "churn"),
+            ):
+                kubernetes.add_pod_label(task, key, value)
             if prev is not None:
                 task.after(prev)
             prev = task
@@ -114,6 +120,12 @@ def hand_churn_pipelines(ir: IR):
         task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0)
         kubernetes.set_timeout(task, timeout)
         task.set_caching_options(False)
+        for key, value in (
+            ("cost-center", "4711"),
+            ("mlspec.io/step", task.name),
+            ("mlspec.io/system", "churn"),
+        ):
+            kubernetes.add_pod_label(task, key, value)
         return task
 
     def call(name, ir_json, run_root, data, hp=None, trial=-1, outputs=()):
@@ -147,14 +159,14 @@ def hand_churn_pipelines(ir: IR):
             trial = gpu(call("tune-trial", ir_json, run_root, data, hp, trial=i), "8", "32Gi", 2, 7200).after(
                 validate
             )
-            trial.set_accelerator_type("nvidia-a10g").set_accelerator_limit(1)
+            trial.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
             kubernetes.add_node_selector(trial, "mlspec.io/node-pool", "gpu")
             kubernetes.add_toleration(
                 trial, key="nvidia.com/gpu", operator="Equal", value="true", effect="NoSchedule"
             )
         select = gpu(call("tune-select", ir_json, run_root, data), "1", "2Gi", 1, 3600).after(trial)
         train = gpu(call("train", ir_json, run_root, data, hp), "8", "32Gi", 2, 7200).after(select)
-        train.set_accelerator_type("nvidia-a10g").set_accelerator_limit(1)
+        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
         kubernetes.add_node_selector(train, "mlspec.io/node-pool", "gpu")
         kubernetes.add_toleration(
             train, key="nvidia.com/gpu", operator="Equal", value="true", effect="NoSchedule"

@@ -58,20 +58,9 @@ class AirflowBackend(BaseBackend):
         return self.mode_capabilities[self.mode(ir, options)]
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        mode = self.mode(ir, ctx)
-        self._report_cache(ir, ctx)
+        mode = self.mode(ir, ctx.options)
         artifacts = [Artifact("ir.json", ir.to_json())]
         for pipeline in ir.pipelines:
-            view = build_dag(ir, pipeline, mode, lambda *a: self.unsupported(ctx, *a))
+            view = build_dag(ir, pipeline, mode)
             artifacts.append(Artifact(f"{view.file_stem}.py", render("dag.py.j2", view=view)))
         return artifacts
-
-    def _report_cache(self, ir: IR, ctx: EmitContext) -> None:
-        # features_used() does not list step.cache; a cached step would silently re-run, so report it here.
-        for pipeline in ir.pipelines:
-            for step in pipeline.steps:
-                where = f"pipelines.{pipeline.id}.steps.{step.id}"
-                mine = f"{self.name} cannot express step.cache"
-                already = any(d.message.startswith(mine) and where in d.message for d in ctx.diagnostics)
-                if step.cache and not already:
-                    self.unsupported(ctx, "step.cache", "Airflow re-runs every task on every DAG run", where)

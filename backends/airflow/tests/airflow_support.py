@@ -35,6 +35,17 @@ def churn_data() -> dict:
     return json.loads(json.dumps(YAML(typ="safe").load((ROOT / "specs" / "churn.yaml").read_text())))
 
 
+def yaml_text(data: dict) -> str:
+    """Spec data as block YAML: one key per line, so diagnostics have distinct locations."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    out = io.StringIO()
+    YAML(typ="safe", pure=True).dump(data, out)
+    return out.getvalue()
+
+
 def ir_from(data: dict, name: str = "spec.yaml"):
     return mlspec.lower(mlspec.loads(json.dumps(data), name))
 

@@ -8,6 +8,8 @@ import json
 import pytest
 from airflow_support import EVIL, emit, write
 
+from mlspec import contracts
+
 pytestmark = pytest.mark.engine
 
 
@@ -38,7 +40,7 @@ def test_dags_match_the_ir(churn_ir, tmp_path, mode):
 
     bag = dagbag(write(emit(churn_ir, mode)[0], tmp_path))
     assert sorted(bag.dags) == ["churn_monitoring", "churn_training"]
-    retrain = Asset(name="churn_retrain", uri="mlspec://churn/retrain")
+    retrain = Asset(name="churn_retrain", uri=contracts.retrain_event_uri("churn"))
     for pipeline in churn_ir.pipelines:
         dag = bag.dags[f"churn_{pipeline.id}"]
         assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == expected_upstream(pipeline)
@@ -68,9 +70,8 @@ def test_dags_match_the_ir(churn_ir, tmp_path, mode):
     assert training.get_task("check_gates_passed").ignore_downstream_trigger_rules is True
 
 
-def test_kubernetes_pods_carry_the_ir_resources(churn_ir, tmp_path):
+def test_kubernetes_pods_carry_the_ir_placement(churn_ir, tmp_path):
     bag = dagbag(write(emit(churn_ir, "kubernetes")[0], tmp_path))
-    pools = {p.id: p for p in churn_ir.infrastructure.node_pools}
     context = {"params": {"run_dir": "s3://bucket/run-1"}, "run_id": "manual__1"}
     for pipeline in churn_ir.pipelines:
         dag = bag.dags[f"churn_{pipeline.id}"]
@@ -78,19 +79,21 @@ def test_kubernetes_pods_carry_the_ir_resources(churn_ir, tmp_path):
             task = dag.get_task(step.task_id)
             kwargs = task.partial_kwargs if step.fan_out else task.__dict__
             resources = kwargs["container_resources"]
-            limits = {"cpu": step.resources.cpu, "memory": step.resources.memory}
-            assert resources.requests == limits
-            if step.resources.gpu_count:
-                limits["nvidia.com/gpu"] = str(step.resources.gpu_count)
-            assert resources.limits == limits
+            where = step.placement
+            requests = {"cpu": where.cpu, "memory": where.memory}
+            assert resources.requests == requests
+            gpu = {where.gpu.resource: str(where.gpu.count)} if where.gpu else {}
+            assert resources.limits == {**requests, **gpu}
             assert kwargs["service_account_name"] == churn_ir.service_account(step.service_account).name
-            pool = pools.get(step.resources.node_pool)
             tolerations = [(t.key, t.operator, t.value, t.effect) for t in kwargs.get("tolerations") or []]
-            if pool:
-                assert kwargs["node_selector"].value == pool.node_selector
-                assert tolerations == [(t.key, "Equal", t.value, t.effect) for t in pool.taints]
-            else:
-                assert not kwargs.get("node_selector") and not tolerations
+            assert tolerations == [(t.key, "Equal", t.value, t.effect) for t in where.tolerations]
+            selector = kwargs.get("node_selector")  # a literal() when the step is pinned to a pool
+            assert (getattr(selector, "value", selector) or {}) == where.node_selector
+            assert kwargs["labels"].value == {
+                **churn_ir.system.labels,
+                contracts.SYSTEM_LABEL: churn_ir.system.name,
+                contracts.STEP_LABEL: step.id,
+            }
             assert kwargs["image"].value == step.image
             assert kwargs["cmds"].value == step.command
             if not step.fan_out:
@@ -103,10 +106,49 @@ def test_kubernetes_pods_carry_the_ir_resources(churn_ir, tmp_path):
                     assert task.do_xcom_push is True
             if step.id == "trigger-retrain":
                 # the asset outlet is the one retraining event; the runtime only records the cooldown
-                assert [a.uri for a in task.outlets] == ["mlspec://churn/retrain"]
+                assert [a.uri for a in task.outlets] == [contracts.retrain_event_uri("churn")]
                 env = task.env_vars
                 env = env if isinstance(env, dict) else {e.name: e.value for e in env}
                 assert env["MLSPEC_RETRAIN_SINK"] == "orchestrator"
+
+
+def test_the_operator_builds_schema_valid_pods_on_the_gpu_pool(churn_ir, tmp_path):
+    """KubernetesPodOperator's own pod builder (no cluster is contacted), validated against the cluster's schema."""
+    import kubernetes_validate
+    from kubernetes.client import ApiClient
+
+    # The operator's hook loads a client configuration to label the pod in-cluster or not; it never connects.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: none\n"
+        'clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]\n'
+        "users: [{name: none, user: {token: unused}}]\n"
+        "contexts: [{name: none, context: {cluster: none, user: none}}]\n"
+    )
+    bag = dagbag(write(emit(churn_ir, "kubernetes")[0], tmp_path / "dags"))
+    context = {"params": {"run_dir": "s3://bucket/run-1"}, "run_id": "manual__1"}
+    for pipeline in churn_ir.pipelines:
+        dag = bag.dags[f"churn_{pipeline.id}"]
+        for step in pipeline.steps:
+            if step.fan_out:
+                continue  # a mapped task's pods are built per map index at run time; train has the same placement
+            task = dag.get_task(step.task_id)
+            task.render_template_fields(context, dag.get_template_env())
+            task.config_file = str(kubeconfig)
+            pod = ApiClient().sanitize_for_serialization(task.build_pod_request_obj())
+            kubernetes_validate.validate(pod, churn_ir.infrastructure.cluster_version, strict=True)
+            if step.id == "train":
+                spec = pod["spec"]
+                assert spec["containers"][0]["resources"] == {
+                    "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                    "requests": {"cpu": "8", "memory": "32Gi"},
+                }
+                assert spec["nodeSelector"] == {"mlspec.io/node-pool": "gpu"}
+                assert spec["tolerations"] == [
+                    {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+                ]
+                assert spec["serviceAccountName"] == "churn-training"
+                assert pod["metadata"]["labels"]["mlspec.io/step"] == "train"
 
 
 @pytest.mark.parametrize("mode", ["kubernetes", "local"])

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from airflow_support import EVIL, churn_data, emit, evil_data, ir_from, write
+import pytest
+from airflow_support import EVIL, churn_data, emit, evil_data, ir_from, write, yaml_text
 from hypothesis import given
 from hypothesis import strategies as st
 from mlspec_airflow import AirflowBackend, pyliteral
 
-from mlspec.backends import load_backend
+import mlspec
+from mlspec.backends import Feature, load_backend
 
 RUFF = [str(Path(sys.executable).parent / "ruff")]
 RUFF_OPTS = ["--isolated", "--line-length", "110", "--target-version", "py311"]
@@ -58,7 +62,8 @@ def test_byte_identical_across_compiles_and_hash_seeds(churn_ir, tmp_path):
         subprocess.run(
             [sys.executable, "-c", script, "specs/churn.yaml"],
             cwd=Path(__file__).parents[3],
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            # the same code as this process imports (a checkout's PYTHONPATH), under another hash seed
+            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
             capture_output=True,
             check=True,
         ).stdout
@@ -122,7 +127,7 @@ def test_spec_strings_are_literals_not_code(evil_ir):
             assert any(EVIL in s for s in strings), (mode, name)
 
 
-def test_unsupported_features_go_through_the_seam(churn_ir):
+def test_unsupported_features_come_from_the_capability_table(churn_ir):
     _, ctx = emit(churn_ir, "local")
     where = sorted(d.message.split("(at ")[1].rstrip(")") for d in ctx.diagnostics)
     assert where == ["pipelines.training.steps.train", "pipelines.training.steps.tune-trial"]
@@ -135,20 +140,44 @@ def test_unsupported_features_go_through_the_seam(churn_ir):
         {"name": "report", "command": ["python", "report.py"], "after": "evaluate"}
     ]  # cache: true
     data["training"]["distributed"] = {"workers": 2}
-    _, ctx = emit(ir_from(data))
-    messages = [d.message for d in ctx.diagnostics]
-    assert any("step.cache" in m and "steps.report" in m for m in messages), messages
-    assert any("training.distributed" in m for m in messages), messages
+    ir = ir_from(data)
+    _, ctx = emit(ir)
+    backend = AirflowBackend()
+    predicted = [(u.feature, u.where) for u, _ in backend.check(ir, {})]
+    assert sorted(predicted) == [
+        (Feature.STEP_CACHE, "pipelines.training.steps.report"),
+        (Feature.TRAINING_DISTRIBUTED, "training.workers"),
+    ]
+    assert len(ctx.diagnostics) == len(predicted)  # compile reports nothing that check() does not predict
 
 
-def test_asset_triggers_without_a_monitoring_pipeline_are_reported():
+@pytest.mark.parametrize("mode", ["kubernetes", "local"])
+def test_lint_predicts_exactly_what_compile_reports(mode):
+    data = churn_data()
+    data["targets"] = ["airflow"]
+    data["orchestration"] = {"airflow_mode": mode}
+    data["steps"] = [{"name": "report", "command": ["python", "report.py"], "after": "evaluate"}]
+    gpu = (
+        ["step.gpu", "step.gpu"] if mode == "local" else []
+    )  # train and tune-trial, both at training.resources
+    loaded = mlspec.loads(yaml_text(data), "specs/churn.yaml")
+    linted = [d for d in mlspec.lint(loaded) if d.code == "MS301"]
+    compiled = mlspec.compile(loaded, ["airflow"], allow_unsupported=True).diagnostics
+    assert sorted((d.message, d.location.line, d.key_path) for d in compiled) == sorted(
+        (d.message, d.location.line, d.key_path) for d in linted
+    )
+    assert len({d.location.line for d in linted}) == len(linted) - len(gpu) // 2  # located at their keys
+    features = sorted(d.message.split(" cannot express ")[1].split(":")[0] for d in linted)
+    assert features == sorted(["step.cache", *gpu])
+
+
+def test_asset_triggers_without_a_monitoring_pipeline_never_reach_the_backend():
     data = churn_data()
     del data["monitoring"]
-    _, ctx = emit(ir_from(data))
-    assert {m for d in ctx.diagnostics for m in ("trigger.drift", "trigger.volume") if m in d.message} == {
-        "trigger.drift",
-        "trigger.volume",
-    }
+    assert "MS205" in {d.code for d in mlspec.lint(mlspec.loads(json.dumps(data), "spec.yaml"))}
+    ir = mlspec.lower(mlspec.loads(json.dumps(data), "spec.yaml"))
+    with pytest.raises(AssertionError, match="no monitoring step emits the retrain asset event"):
+        emit(ir)
 
 
 def test_user_step_with_a_reserved_name_gets_a_safe_variable():

@@ -7,11 +7,14 @@ from typing import ClassVar
 from mlspec.backends import ORCHESTRATION, Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
+# The package file of each IR pipeline (lowering makes only these two).
+PACKAGES = {"training": "pipeline.yaml", "monitoring": "monitor.yaml"}
+
 
 class KubeflowBackend(BaseBackend):
     name = "kubeflow"
     version = "2"
-    # Data triggers are evaluated by the monitoring pipeline's monitor step (see generate()).
+    # Data triggers are evaluated by the monitoring pipeline's monitor step, which gates trigger-retrain.
     capabilities: ClassVar = capability_table(
         full=(*ORCHESTRATION, Feature.STEP_CACHE),
         not_yet=(Feature.TRAINING_DISTRIBUTED,),
@@ -24,59 +27,17 @@ class KubeflowBackend(BaseBackend):
         from mlspec_kubeflow import schedule
         from mlspec_kubeflow.pipeline import compile_pipeline
 
-        blocked = self._check(ir, ctx)
-        files = {"training": "pipeline.yaml", "monitoring": "monitor.yaml"}
+        # Lint (MS205) refuses data triggers without monitoring, so the monitoring pipeline evaluates them.
+        data_triggers = [
+            t.id for t in (ir.retraining.triggers if ir.retraining else []) if t.kind != "schedule"
+        ]
+        assert not data_triggers or ir.pipeline("monitoring"), (
+            f"IR has retraining triggers {data_triggers} but no monitoring pipeline to evaluate them"
+        )
         artifacts = []
         for pipeline in ir.pipelines:
-            if pipeline.id in blocked:
-                continue  # reported by _check; a pipeline without its gates would register ungated models
-            if pipeline.id not in files:
-                self.unsupported(
-                    ctx,
-                    f"pipeline.{pipeline.id}",
-                    "no KFP pipeline for this pipeline kind",
-                    f"pipelines.{pipeline.id}",
-                )
-                continue
-            artifacts.append(Artifact(files[pipeline.id], compile_pipeline(ir, pipeline)))
-        artifacts += schedule.recurring_runs(ir, files)
-        artifacts.append(Artifact("README.md", schedule.readme(ir, files, [a.path for a in artifacts])))
+            assert pipeline.id in PACKAGES, f"IR pipeline {pipeline.id!r} has no KFP package name"
+            artifacts.append(Artifact(PACKAGES[pipeline.id], compile_pipeline(ir, pipeline)))
+        artifacts += schedule.recurring_runs(ir, PACKAGES)
+        artifacts.append(Artifact("README.md", schedule.readme(ir, PACKAGES, [a.path for a in artifacts])))
         return artifacts
-
-    def _check(self, ir: IR, ctx: EmitContext) -> set[str]:
-        """Reports what the capability table cannot see; returns the pipelines that cannot be compiled."""
-        from mlspec_kubeflow.components import STEP_FUNCTIONS
-        from mlspec_kubeflow.pipeline import condition_outputs
-
-        if ir.retraining and ir.pipeline("monitoring") is None:
-            for trigger in ir.retraining.triggers:
-                if trigger.kind != "schedule":
-                    self.unsupported(
-                        ctx,
-                        f"trigger.{trigger.kind}",
-                        "needs the monitoring pipeline, which the IR lacks (set monitoring in the spec)",
-                        f"retraining.triggers.{trigger.id}",
-                    )
-        blocked = set()
-        for pipeline in ir.pipelines:
-            where = f"pipelines.{pipeline.id}"
-            accounts = sorted({s.service_account for s in pipeline.steps})
-            if len(accounts) > 1:
-                # KFP runs every pod of a run under the run's one service account.
-                self.unsupported(
-                    ctx,
-                    "step.service_account",
-                    f"steps use service accounts {accounts}; a KFP run has one",
-                    where,
-                )
-            for step_id, outputs in condition_outputs(pipeline).items():
-                step = next((s for s in pipeline.steps if s.id == step_id), None)
-                if step is None or step.kind == "user" or outputs not in STEP_FUNCTIONS:
-                    self.unsupported(
-                        ctx,
-                        "gates",
-                        f"condition outputs {list(outputs)} of step {step_id} have no KFP step component",
-                        f"{where}.conditions",
-                    )
-                    blocked.add(pipeline.id)
-        return blocked

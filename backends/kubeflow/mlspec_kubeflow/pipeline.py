@@ -13,7 +13,8 @@ from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 
-from mlspec.ir.model import IR, Pipeline, Step
+from mlspec import contracts
+from mlspec.ir.model import IR, Pipeline, Placement, Step
 from mlspec_kubeflow import components
 
 IR_PARAM = "ir_json"
@@ -68,6 +69,14 @@ class PipelineBuilder:
         self.params = pipeline_params(ir, pipeline)
         self.outputs = condition_outputs(pipeline)
         self.conditions = {c.id: c for c in pipeline.conditions}
+        kinds = {s.id: s.kind for s in pipeline.steps}
+        for step_id, outputs in self.outputs.items():
+            # Lowering gates only on evaluate and monitor, whose outputs have components; anything else would
+            # leave the guarded steps ungated.
+            assert kinds.get(step_id) == "builtin" and outputs in components.STEP_FUNCTIONS, (
+                f"IR pipeline {pipeline.id}: conditions read {list(outputs)} from step {step_id!r} "
+                f"({kinds.get(step_id, 'not in the pipeline')}), which no KFP step component publishes"
+            )
 
     def pipeline_func(self):
         names = list(self.params.defaults)
@@ -172,25 +181,12 @@ class PipelineBuilder:
 
 
 def configure(task: dsl.PipelineTask, step: Step, ir: IR) -> None:
-    """Resources, scheduling, retries, timeout, caching, env and display name from the IR step."""
+    """Placement, labels, retries, timeout, caching, env and display name from the IR step."""
     task.set_display_name(step.display_name)
-    res = step.resources
-    if res.cpu:
-        task.set_cpu_request(res.cpu).set_cpu_limit(res.cpu)
-    if res.memory:
-        task.set_memory_request(res.memory).set_memory_limit(res.memory)
-    if res.gpu_count:
-        if res.gpu_type:
-            task.set_accelerator_type(res.gpu_type)
-        task.set_accelerator_limit(res.gpu_count)
-    pool = ir.node_pool(res.node_pool)
-    if pool is not None:
-        for key, value in sorted(pool.node_selector.items()):
-            kubernetes.add_node_selector(task, label_key=key, label_value=value)
-        for taint in pool.taints:
-            kubernetes.add_toleration(
-                task, key=taint.key, operator="Equal", value=taint.value, effect=taint.effect
-            )
+    place(task, step.placement)
+    labels = {**ir.system.labels, contracts.SYSTEM_LABEL: ir.system.name, contracts.STEP_LABEL: step.id}
+    for key, value in sorted(labels.items()):
+        kubernetes.add_pod_label(task, label_key=key, label_value=value)
     if step.retries:
         task.set_retry(
             num_retries=step.retries, backoff_duration=f"{step.retry_backoff_seconds}s", backoff_factor=2.0
@@ -200,6 +196,25 @@ def configure(task: dsl.PipelineTask, step: Step, ir: IR) -> None:
     task.set_caching_options(step.cache)
     for key, value in sorted(step.env.items()):
         task.set_env_variable(key, value)
+
+
+def place(task: dsl.PipelineTask, placement: Placement) -> None:
+    """The IR placement as written: requests = limits, the accelerator, the pool's selector and tolerations.
+
+    KFP's driver turns the accelerator type into the key of the pod's `resources.limits`, so the type is the
+    Kubernetes extended resource the device plugin advertises (`gpu.resource`), never the GPU product, which
+    selects the pool.
+    """
+    task.set_cpu_request(placement.cpu).set_cpu_limit(placement.cpu)
+    task.set_memory_request(placement.memory).set_memory_limit(placement.memory)
+    if placement.gpu is not None:
+        task.set_accelerator_type(placement.gpu.resource).set_accelerator_limit(placement.gpu.count)
+    for key, value in sorted(placement.node_selector.items()):
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for taint in placement.tolerations:
+        kubernetes.add_toleration(
+            task, key=taint.key, operator="Equal", value=taint.value, effect=taint.effect
+        )
 
 
 def compile_pipeline(ir: IR, pipeline: Pipeline) -> str:

@@ -26,6 +26,8 @@ def recurring_run(ir: IR, pipeline: Pipeline, package: str) -> dict:
 
     params = pipeline_params(ir, pipeline)
     accounts = sorted({s.service_account for s in pipeline.steps})
+    # A KFP run has one service account; lowering gives every step of a pipeline the same one.
+    assert len(accounts) == 1, f"IR pipeline {pipeline.id} runs steps under service accounts {accounts}"
     return {
         "job_name": f"{ir.system.name}-{pipeline.id}",
         "description": pipeline.description,
@@ -36,7 +38,7 @@ def recurring_run(ir: IR, pipeline: Pipeline, package: str) -> dict:
         "pipeline_package_path": package,
         # Everything but the IR itself, which stays the compiled default.
         "params": {name: default for name, (_, default) in params.defaults.items() if name != IR_PARAM},
-        "service_account": ir.service_account(accounts[0]).name if accounts else None,
+        "service_account": ir.service_account(accounts[0]).name,
     }
 
 
@@ -94,7 +96,7 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         'client = kfp.Client(host="https://<kfp-host>")',
         f'client.upload_pipeline("pipeline.yaml", pipeline_name="{name}-training")',
         f'run = client.create_run_from_pipeline_package("pipeline.yaml", arguments={{}}, '
-        f'service_account="{_account(ir, "training")}")',
+        f'service_account="{ir.service_account("training").name}")',
         "```",
         "",
         "## Schedule",
@@ -115,7 +117,3 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _account(ir: IR, sa_id: str) -> str:
-    return next((sa.name for sa in ir.service_accounts if sa.id == sa_id), "default-editor")

@@ -64,27 +64,60 @@ def test_kfp_loads_both_pipelines(churn_files, tmp_path):
         assert loaded.name in ("churn-training", "churn-monitoring")
 
 
-def test_gpu_step_targets_the_ir_gpu_pool(churn_files, ir):
+def test_every_task_carries_its_ir_placement(churn_files, ir):
     spec, executors = documents(churn_files["pipeline.yaml"])
-    pool = ir.node_pool("gpu")
     for step in ir.pipeline("training").steps:
         container = spec["deploymentSpec"]["executors"][f"exec-{step.id}"]["container"]
-        platform = executors.get(f"exec-{step.id}", {})
-        if step.resources.gpu_count:
-            accel = container["resources"]["accelerator"]
-            assert accel["resourceType"] == step.resources.gpu_type == pool.gpu_type
-            assert int(accel["resourceCount"]) == step.resources.gpu_count
-            assert platform["nodeSelector"]["labels"] == pool.node_selector
-            assert platform["tolerations"] == [
-                {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints
-            ]
+        platform = executors[f"exec-{step.id}"]
+        where = step.placement
+        resources = container["resources"]
+        assert resources["resourceCpuRequest"] == resources["resourceCpuLimit"] == where.cpu
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == where.memory
+        if where.gpu:
+            accelerator = resources["accelerator"]
+            assert accelerator["resourceType"] == where.gpu.resource
+            assert accelerator["resourceCount"] == str(where.gpu.count)
         else:
-            assert "accelerator" not in container["resources"]
-            assert "nodeSelector" not in platform and "tolerations" not in platform
-        assert container["resources"]["resourceCpuRequest"] == step.resources.cpu
-        assert container["resources"]["resourceCpuLimit"] == step.resources.cpu
-        assert container["resources"]["resourceMemoryLimit"] == step.resources.memory
+            assert "accelerator" not in resources
+        assert platform.get("nodeSelector", {}).get("labels", {}) == where.node_selector
+        assert platform.get("tolerations", []) == [
+            {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+            for t in where.tolerations
+        ]
         assert container["image"] == step.image
+
+
+def test_churn_trains_on_its_gpu_pool_with_the_extended_resource(churn_files, ir):
+    # The accelerator type becomes a key of the pod's resources.limits (see test_kfp_driver_pod.py): it is the
+    # device plugin's resource, never the GPU product (nvidia-a10g), which selects the pool instead.
+    pool = ir.node_pool("gpu")
+    assert pool.gpu.product == "nvidia-a10g"
+    spec, executors = documents(churn_files["pipeline.yaml"])
+    for step_id in ("tune-trial", "train"):
+        accelerator = spec["deploymentSpec"]["executors"][f"exec-{step_id}"]["container"]["resources"]
+        assert accelerator["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert accelerator["accelerator"]["resourceCount"] == "1"
+        assert executors[f"exec-{step_id}"]["nodeSelector"] == {"labels": {"mlspec.io/node-pool": "gpu"}}
+        assert executors[f"exec-{step_id}"]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ]
+        assert executors[f"exec-{step_id}"]["nodeSelector"]["labels"] == pool.node_selector
+    assert "nvidia-a10g" not in json.dumps([spec["deploymentSpec"], executors])  # only in the IR parameter
+
+
+@pytest.mark.parametrize(
+    ("file", "pipeline_id"), [("pipeline.yaml", "training"), ("monitor.yaml", "monitoring")]
+)
+def test_pods_carry_the_system_labels(churn_files, ir, file, pipeline_id):
+    from mlspec import contracts
+
+    _, executors = documents(churn_files[file])
+    for step in ir.pipeline(pipeline_id).steps:
+        assert executors[f"exec-{step.id}"]["podMetadata"]["labels"] == {
+            **ir.system.labels,
+            contracts.SYSTEM_LABEL: ir.system.name,
+            contracts.STEP_LABEL: step.id,
+        }
 
 
 @pytest.mark.parametrize(
@@ -178,25 +211,50 @@ def test_two_compiles_are_byte_identical(churn_files):
     assert compile_churn() == churn_files
 
 
-def test_distributed_training_is_reported_not_dropped(ir):
+def churn_variant(edit):
+    """The churn spec, edited as data, targeting kubeflow only (block YAML: diagnostics get distinct lines)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    data = json.loads(json.dumps(YAML(typ="safe").load(CHURN.read_text(encoding="utf-8"))))
+    data["targets"] = ["kubeflow"]
+    edit(data)
+    text = io.StringIO()
+    YAML(typ="safe", pure=True).dump(data, text)
+    return mlspec.loads(text.getvalue(), "specs/churn.yaml")
+
+
+def test_lint_predicts_exactly_what_compile_reports():
+    def distributed(data):
+        data["training"]["distributed"] = {"workers": 4}
+        data["steps"] = [{"name": "report", "command": ["python", "report.py"], "after": "evaluate"}]
+
+    loaded = churn_variant(distributed)
+    linted = [d for d in mlspec.lint(loaded) if d.code == "MS301"]
+    compiled = mlspec.compile(loaded, ["kubeflow"], allow_unsupported=True).diagnostics
+    assert [d.message for d in compiled] == [d.message for d in linted]
+    assert [(d.location.line, d.key_path) for d in compiled] == [
+        (d.location.line, d.key_path) for d in linted
+    ]
+    assert len(linted) == 1 and "training.distributed" in linted[0].message
+    assert linted[0].key_path == ("training", "distributed", "workers")
+    assert linted[0].location.line > 1
+    with pytest.raises(mlspec.MlspecError):
+        mlspec.compile(loaded, ["kubeflow"])  # an error unless --allow-unsupported
+
+
+def test_data_triggers_without_monitoring_never_reach_the_backend(ir):
     from mlspec_kubeflow import KubeflowBackend
 
-    distributed = ir.model_copy(update={"training": ir.training.model_copy(update={"workers": 4})})
-    ctx = EmitContext()
-    KubeflowBackend().emit(distributed, ctx)
-    assert [d.code for d in ctx.diagnostics] == ["MS301"]
-    assert "training.distributed" in ctx.diagnostics[0].message
+    def no_monitoring(data):
+        del data["monitoring"]
 
-
-def test_data_triggers_without_monitoring_are_reported(ir):
-    from mlspec_kubeflow import KubeflowBackend
-
+    assert "MS205" in {d.code for d in mlspec.lint(churn_variant(no_monitoring))}
     no_monitor = ir.model_copy(update={"pipelines": [ir.pipeline("training")], "monitoring": None})
-    ctx = EmitContext()
-    artifacts = KubeflowBackend().emit(no_monitor, ctx)
-    reported = sorted(d.message.split(" cannot express ")[1].split(":")[0] for d in ctx.diagnostics)
-    assert reported == ["trigger.drift", "trigger.performance", "trigger.volume"]
-    assert "monitor.yaml" not in {a.path for a in artifacts}
+    assert list(KubeflowBackend().check(no_monitor, {})) == []  # not a capability: lint's MS205 owns it
+    with pytest.raises(AssertionError, match="no monitoring pipeline"):
+        KubeflowBackend().emit(no_monitor, EmitContext())
 
 
 def test_user_steps_become_container_components(ir):
@@ -218,7 +276,9 @@ def test_user_steps_become_container_components(ir):
             "depends_on": [base.id],
         }
     )
-    pipeline = training.model_copy(update={"steps": [base, Step.model_validate(user.model_dump())]})
+    pipeline = training.model_copy(
+        update={"steps": [base, Step.model_validate(user.model_dump())], "conditions": []}
+    )
     spec, _ = yaml.safe_load_all(compile_pipeline(ir, pipeline))
     container = spec["deploymentSpec"]["executors"]["exec-featurize"]["container"]
     assert container["image"] == "ghcr.io/acme/featurize:1"
