@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext
+from mlspec.backends import FEATURES, Artifact, BaseBackend, EmitContext, Feature, Support
 from mlspec.ir.model import IR
 
 
 class FakeBackend(BaseBackend):
-    """Expresses everything except serving caches and canary rollouts."""
+    """Expresses everything except serving caches (not yet) and canary rollouts (impossible)."""
 
     name = "fake"
     version = "0.0.1"
-    capabilities = {f: f not in ("serving.cache", "rollout.canary") for f in FEATURES}
-    not_applicable = frozenset(
-        {"infrastructure.aws", "infrastructure.gcp", "infrastructure.gpu_pool", "infrastructure.state"}
-    )
+    capabilities = {
+        **dict.fromkeys(FEATURES, Support.FULL),
+        Feature.SERVING_CACHE: Support.NOT_YET,
+        Feature.ROLLOUT_CANARY: Support.IMPOSSIBLE,
+        **dict.fromkeys((f for f in FEATURES if f.startswith("infrastructure.")), Support.NOT_APPLICABLE),
+    }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         steps = "\n".join(s.id for s in ir.pipelines[0].steps)
@@ -27,7 +29,7 @@ class FakeBackend(BaseBackend):
 class BrokenBackend(BaseBackend):
     name = "broken"
     version = "0"
-    capabilities = dict.fromkeys(FEATURES, True)
+    capabilities = dict.fromkeys(FEATURES, Support.FULL)
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         raise RuntimeError("backend crashed halfway")

@@ -11,7 +11,15 @@ from helpers_core import CHURN, run_cli
 
 import mlspec
 from mlspec import backends
-from mlspec.backends import ENTRY_POINT_GROUP, FEATURES, Backend, IRBackend, available_backends, load_backend
+from mlspec.backends import (
+    ENTRY_POINT_GROUP,
+    FEATURES,
+    Backend,
+    IRBackend,
+    Support,
+    available_backends,
+    load_backend,
+)
 from mlspec.cli import cli
 from mlspec.diagnostics import MlspecError, Severity
 
@@ -36,7 +44,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ir_backend_in_core(churn_ir) -> None:
     backend = load_backend("ir")
     assert isinstance(backend, Backend) and isinstance(backend, IRBackend)
-    assert set(backend.capabilities) == set(FEATURES) and all(backend.capabilities.values())
+    assert backend.capabilities == dict.fromkeys(FEATURES, Support.FULL)
     (artifact,) = backend.emit(churn_ir, backends.EmitContext())
     assert artifact.path == "ir.json" and json.loads(artifact.content) == churn_ir.model_dump(mode="json")
 
@@ -67,7 +75,13 @@ def test_unsupported_feature_is_an_error(fake_entry_points) -> None:
     unsupported = [d for d in info.value.diagnostics if d.code == "MS301"]
     assert {d.severity for d in unsupported} == {Severity.ERROR}
     messages = " ".join(d.message for d in unsupported)
-    assert "serving.cache" in messages and "rollout.canary" in messages
+    assert "fake cannot express serving.cache: not built yet" in messages
+    assert "fake cannot express rollout.canary: the engine cannot" in messages
+    # located at the spec lines that use them, as lint would report them
+    assert {(d.location.line, d.key_path) for d in unsupported} == {
+        (75, ("serving", "rollout", "strategy")),
+        (79, ("serving", "cache")),
+    }
     assert all(d.hint and "--allow-unsupported" in d.hint for d in unsupported)
 
 
@@ -91,10 +105,19 @@ def test_cli_unsupported_exit_codes(fake_entry_points, tmp_path) -> None:
 def test_targets_lists_capabilities(fake_entry_points) -> None:
     result = CliRunner().invoke(cli, ["targets", "--json"])
     rows = json.loads(result.output)
-    assert rows["ir"]["version"] == "1" and all(rows["ir"]["capabilities"].values())
+    assert rows["ir"]["version"] == "2" and set(rows["ir"]["states"].values()) == {"full"}
     assert rows["fake"]["capabilities"]["serving.cache"] is False
+    assert rows["fake"]["states"]["serving.cache"] == "not_yet"
+    assert rows["fake"]["states"]["rollout.canary"] == "impossible"
     text = CliRunner().invoke(cli, ["targets"]).output
-    assert f"ir 1: {len(FEATURES)}/{len(FEATURES)} features" in text
+    assert f"ir 2: {len(FEATURES)}/{len(FEATURES)} features" in text
+
+
+def test_every_shipped_backend_states_every_feature() -> None:
+    for name in ("kubeflow", "airflow", "terraform", "kubernetes"):
+        backend = load_backend(name)
+        assert set(backend.capabilities) == set(FEATURES), name
+        assert all(isinstance(state, Support) for state in backend.capabilities.values()), name
 
 
 def test_targets_cli_subprocess() -> None:

@@ -35,3 +35,10 @@ def test_every_field_documented(doc: str, root: type[BaseModel]) -> None:
         for name, field in model.model_fields.items():
             key = field.alias or name
             assert f"| `{key}` |" in match.group(1), f"{doc}: {model.__name__}.{key} is not documented"
+
+
+def test_generated_reference_sections_are_current() -> None:
+    from mlspec import reference
+
+    stale = [p.name for p, text in reference.pages(ROOT / "docs").items() if p.read_text() != text]
+    assert not stale, f"run python -m mlspec.reference to regenerate {stale}"
