@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-VARIANTS = ["canary", "rolling", "blue-green", "shadow", "a-b", "gpu", "env-staging"]
+VARIANTS = [
+    "canary",
+    "rolling",
+    "blue-green",
+    "shadow",
+    "a-b",
+    "gpu",
+    "neuron",
+    "gpu-unmanaged",
+    "env-staging",
+]
 
 
 def pod_templates(objects):
