@@ -80,6 +80,11 @@ def kustomize(folder: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+ENVIRONMENTS = ("staging", "prod")
+# Every variant build_all() compiles, by name.
+VARIANTS = [*ROLLOUTS, *ACCELERATORS, *(f"env-{env}" for env in ENVIRONMENTS)]
+
+
 def variants() -> dict[str, str]:
     out = {name: churn_text(r) for name, r in ROLLOUTS.items()}
     out.update({name: churn_text(accelerator=name) for name in ACCELERATORS})
@@ -90,7 +95,7 @@ def build_all(base: Path) -> dict[str, tuple[object, Path, list[dict]]]:
     """name -> (IR, output folder, objects as `kubectl kustomize` builds them), for every variant and env."""
     result = {}
     cases = [(name, text, None) for name, text in variants().items()]
-    cases += [(f"env-{env}", churn_text(), env) for env in ("staging", "prod")]
+    cases += [(f"env-{env}", churn_text(), env) for env in ENVIRONMENTS]
     for name, text, env in cases:
         ir = ir_for(text, env)
         artifacts, _ = emit(ir)
