@@ -84,12 +84,13 @@ def prometheus_rule(ir: IR) -> dict[str, Any]:
     alerts = []
     for name, series, budget, what in objectives:
         for severity in severities:
-            terms = [
-                f"(mlspec:{series}:ratio_rate{a.long_window} > ({promql.number(a.factor)} * {promql.number(budget)})"
-                f" and mlspec:{series}:ratio_rate{a.short_window} > ({promql.number(a.factor)} * {promql.number(budget)}))"
-                for a in objective.burn_rate_alerts
-                if a.severity == severity
-            ]
+            terms = []
+            for a in (a for a in objective.burn_rate_alerts if a.severity == severity):
+                limit = f"({promql.number(a.factor)} * {promql.number(budget)})"
+                terms.append(
+                    f"(mlspec:{series}:ratio_rate{a.long_window} > {limit}"
+                    f" and mlspec:{series}:ratio_rate{a.short_window} > {limit})"
+                )
             alerts.append(
                 {
                     "alert": f"{_camel(s.id)}{name.capitalize()}BudgetBurn{severity.capitalize()}",
