@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,8 @@ print(json.dumps({"import_s": time.perf_counter() - t0,
 
 def run(code: str, python: str = sys.executable) -> dict:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    if "PYTHONPATH" in os.environ:  # a checkout that is not the installed one (a git worktree)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     out = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, from scratch and idempotently:
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
-#           neovim (its built-in LSP client tests `mlspec lsp`)
+#           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
+#           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server)
 #   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
@@ -11,7 +12,7 @@ PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests run for real, each named by the command it provides.
-declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim)
+declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus)
 missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")

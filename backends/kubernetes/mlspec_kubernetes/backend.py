@@ -38,12 +38,8 @@ class KubernetesBackend(BaseBackend):
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        from mlspec_kubernetes import cache, delivery, monitoring, network, pod, render, slo, workloads
+        from mlspec_kubernetes import cache, delivery, monitoring, network, render, slo, workloads
 
-        def report(feature: str, message: str, where: str = "") -> None:
-            self.unsupported(ctx, feature, message, where)
-
-        self._check(ir, report, pod)
         ir_json = ir.to_json()
         config_name = f"{ir.system.name}-ir"
         objects: list[Any] = [
@@ -54,12 +50,15 @@ class KubernetesBackend(BaseBackend):
         servers: list[str] = []
         cache_name = monitor_name = None
         if ir.serving:
-            plan = delivery.build(ir, ctx, config_name, ir_json, report)
+            plan = delivery.build(ir, ctx, config_name, ir_json)
             objects += plan.objects
             servers = plan.servers
             objects.append(slo.service_monitor(ir))
-            if ir.serving.slo:
+            if ir.serving.slo.objective:
                 objects.append(slo.prometheus_rule(ir))
+            percentiles = slo.latency_percentiles_rule(ir, servers)
+            if percentiles:
+                objects.append(percentiles)
             if ir.serving.cache:
                 cache_name = ir.serving.cache.service
                 objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
@@ -80,28 +79,3 @@ class KubernetesBackend(BaseBackend):
     @staticmethod
     def _mesh(ir: IR) -> bool:
         return ir.serving is not None and ir.serving.rollout.strategy in ("shadow", "a-b")
-
-    @staticmethod
-    def _check(ir: IR, report, pod) -> None:
-        """IR features that these manifests cannot carry, reported instead of dropped."""
-        infra = ir.infrastructure
-        if infra and infra.cloud != "aws":
-            report(
-                f"infrastructure.{infra.cloud}",
-                "workload identity is only expressed for AWS (IRSA); "
-                "the ServiceAccounts carry no cloud identity",
-                "infrastructure.cloud",
-            )
-        if infra and infra.cloud == "aws":
-            for sa in ir.service_accounts:
-                if sa.role_arn is None:
-                    report(
-                        "serving",
-                        f"ServiceAccount {sa.name} has no IRSA role ARN (set "
-                        "infrastructure.account_id), so its pods cannot reach the bucket",
-                        "infrastructure",
-                    )
-                    break
-        s = ir.serving
-        if s and s.accelerator == "gpu" and pod.node_pool_for(ir, s.resources) is None:
-            report("serving.gpu", "no GPU node pool in the IR to select and tolerate", "serving.accelerator")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from kubernetes import client as k
 
+from mlspec.contracts import REDIS_PORT
 from mlspec.ir.model import IR
 from mlspec_kubernetes import pod
 from mlspec_kubernetes.meta import labels, serving_of
-from mlspec_kubernetes.network import REDIS_PORT
 from mlspec_kubernetes.workloads import deployment, service
 
 DEFAULT_IMAGE = "docker.io/library/redis:7.4.2-alpine"
@@ -63,15 +63,16 @@ def objects(ir: IR, image: str) -> list:
             failure_threshold=3,
         ),
     )
-    pool = pod.node_pool_for(ir, serving_of(ir).resources) if serving_of(ir).accelerator == "cpu" else None
+    # Next to a CPU server (on its pool, if pinned); never on a GPU server's accelerator nodes.
+    placement = serving_of(ir).placement
+    scheduling = pod.scheduling(placement) if placement.gpu is None else {}
     spec = k.V1PodSpec(
         automount_service_account_token=False,
         enable_service_links=False,
         security_context=pod.pod_security_context(),
         containers=[container],
         volumes=[data, tmp],
-        node_selector=dict(pool.node_selector) if pool else None,
-        tolerations=pod.tolerations(pool),
+        **scheduling,
     )
     template = k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=labels(ir, name, "cache")), spec=spec)
     return [

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlspec import contracts
 from mlspec.ir.model import IR, Serving
 
 UID = 10001  # high, non-root UID/GID used by every container (PSS restricted, checkov CKV_K8S_40)
 CONFIG_DIR = "/etc/mlspec"
-IR_FILE = f"{CONFIG_DIR}/ir.json"
-VARIANT = "mlspec.io/variant"
+IR_FILE = f"{CONFIG_DIR}/{contracts.IR_FILE}"
 
 
 def serving_of(ir: IR) -> Serving:
@@ -27,7 +27,7 @@ def labels(ir: IR, name: str, component: str, **extra: str) -> dict[str, str]:
     out = dict(sorted(ir.system.labels.items()))
     out.update(selector(ir, name))
     out["app.kubernetes.io/component"] = component
-    out["app.kubernetes.io/managed-by"] = "mlspec"
+    out["app.kubernetes.io/managed-by"] = contracts.MANAGED_BY
     out.update(extra)
     return out
 

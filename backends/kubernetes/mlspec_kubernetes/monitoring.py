@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes import client as k
 
-from mlspec.ir.model import IR, Resources
+from mlspec.ir.model import IR
 from mlspec_kubernetes import pod
 from mlspec_kubernetes.meta import IR_FILE, labels, metadata
 from mlspec_kubernetes.workloads import config_volume
@@ -24,29 +24,23 @@ def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
     mon = ir.monitoring
     assert mon is not None
     pipeline = ir.pipeline("monitoring")
-    step = next((s for s in pipeline.steps if s.action == "monitor"), None) if pipeline else None
-    image = step.image if step else ir.images["runtime"]
-    res = (
-        step.resources
-        if step
-        else Resources(cpu="1", memory="2Gi", gpu_type=None, gpu_count=0, node_pool=None)
-    )
-    sa = ir.service_account(step.service_account if step else "monitoring")
+    assert pipeline is not None  # lowering adds it whenever monitoring is set
+    step = next(s for s in pipeline.steps if s.action == "monitor")
+    sa = ir.service_account(step.service_account)
     job_name = name(ir)
     tmp, tmp_mount = pod.tmp_volume()
     cfg, cfg_mount = config_volume(config_name)
     container = k.V1Container(
         name="monitor",
-        image=image,
+        image=step.image,
         image_pull_policy="Always",
         command=["mlspec"],
         args=["monitor", IR_FILE, "--run-dir", monitor_run_dir(ir)],
         env=[k.V1EnvVar(name="HOME", value="/tmp")],
-        resources=pod.resources(res),
+        resources=pod.resources(step.placement),
         security_context=pod.container_security_context(),
         volume_mounts=[cfg_mount, tmp_mount],
     )
-    pool = pod.node_pool_for(ir, res)
     spec = k.V1PodSpec(
         service_account_name=sa.name,
         automount_service_account_token=False,
@@ -55,12 +49,11 @@ def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
         security_context=pod.pod_security_context(),
         containers=[container],
         volumes=[cfg, tmp],
-        node_selector=dict(pool.node_selector) if pool else None,
-        tolerations=pod.tolerations(pool),
+        **pod.scheduling(step.placement),
     )
     job = k.V1JobSpec(
-        backoff_limit=step.retries if step else 1,
-        active_deadline_seconds=step.timeout_seconds if step and step.timeout_seconds else None,
+        backoff_limit=step.retries,
+        active_deadline_seconds=step.timeout_seconds,
         ttl_seconds_after_finished=86400,
         template=k.V1PodTemplateSpec(
             metadata=k.V1ObjectMeta(labels=labels(ir, job_name, "monitor")), spec=spec

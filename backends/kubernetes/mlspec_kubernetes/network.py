@@ -6,13 +6,10 @@ from urllib.parse import urlparse
 
 from kubernetes import client as k
 
+from mlspec.contracts import REDIS_PORT, STEP_LABEL, SYSTEM_LABEL
 from mlspec.ir.model import IR
 from mlspec_kubernetes.meta import metadata, selector, serving_of
 
-REDIS_PORT = 6379
-# Labels the Airflow backend puts on every KubernetesPodOperator pod.
-PIPELINE_SYSTEM_LABEL = "mlspec.io/system"
-PIPELINE_STEP_LABEL = "mlspec.io/step"
 ISTIOD_PORT = 15012
 
 
@@ -149,7 +146,7 @@ def policies(
             )
         )
         out[-1].spec.pod_selector = k.V1LabelSelector(
-            match_labels={PIPELINE_SYSTEM_LABEL: ir.system.name},
-            match_expressions=[k.V1LabelSelectorRequirement(key=PIPELINE_STEP_LABEL, operator="Exists")],
+            match_labels={SYSTEM_LABEL: ir.system.name},
+            match_expressions=[k.V1LabelSelectorRequirement(key=STEP_LABEL, operator="Exists")],
         )
     return out

@@ -1,14 +1,15 @@
-"""Pod hardening at the Pod Security Standards "restricted" level, resources, probes and scheduling."""
+"""Pod hardening at the Pod Security Standards "restricted" level, probes, and the IR placement as
+resources and scheduling."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes import client as k
 
-from mlspec.ir.model import IR, NodePool, Resources
+from mlspec import contracts
+from mlspec.ir.model import Placement
 from mlspec_kubernetes.meta import UID
-
-DEFAULT_CPU = "500m"
-DEFAULT_MEMORY = "512Mi"
 
 
 def pod_security_context() -> k.V1PodSecurityContext:
@@ -34,32 +35,22 @@ def container_security_context() -> k.V1SecurityContext:
     )
 
 
-def gpu_resource_name(gpu_type: str | None) -> str:
-    return "amd.com/gpu" if (gpu_type or "").startswith("amd") else "nvidia.com/gpu"
+def resources(placement: Placement) -> k.V1ResourceRequirements:
+    """Requests equal limits (Guaranteed QoS): predictable latency and no CPU-throttling surprises.
+    A GPU is the extended resource the IR names (nvidia.com/gpu, amd.com/gpu, aws.amazon.com/neuron)."""
+    amounts = {"cpu": placement.cpu, "memory": placement.memory}
+    if placement.gpu is not None:
+        amounts[placement.gpu.resource] = str(placement.gpu.count)
+    return k.V1ResourceRequirements(requests=dict(amounts), limits=dict(amounts))
 
 
-def resources(res: Resources) -> k.V1ResourceRequirements:
-    """Requests equal limits (Guaranteed QoS): predictable latency and no CPU-throttling surprises."""
-    amounts = {"cpu": res.cpu or DEFAULT_CPU, "memory": res.memory or DEFAULT_MEMORY}
-    limits = dict(amounts)
-    if res.gpu_count:
-        limits[gpu_resource_name(res.gpu_type)] = str(res.gpu_count)
-    return k.V1ResourceRequirements(requests=dict(amounts), limits=limits)
-
-
-def node_pool_for(ir: IR, res: Resources) -> NodePool | None:
-    """The IR node pool a workload targets: its named pool, else the pool of its GPU type."""
-    pool = ir.node_pool(res.node_pool)
-    if pool is None and res.gpu_count and ir.infrastructure:
-        pools = [p for p in ir.infrastructure.node_pools if p.gpu_count]
-        pool = next((p for p in pools if p.gpu_type == res.gpu_type), pools[0] if pools else None)
-    return pool
-
-
-def tolerations(pool: NodePool | None) -> list[k.V1Toleration] | None:
-    if pool is None or not pool.taints:
-        return None
-    return [k.V1Toleration(key=t.key, operator="Equal", value=t.value, effect=t.effect) for t in pool.taints]
+def scheduling(placement: Placement) -> dict[str, Any]:
+    """node_selector and tolerations of a pod spec: the placement's pool, or nothing when unpinned."""
+    tolerations = [
+        k.V1Toleration(key=t.key, operator="Equal", value=t.value, effect=t.effect)
+        for t in placement.tolerations
+    ]
+    return {"node_selector": dict(placement.node_selector) or None, "tolerations": tolerations or None}
 
 
 def spread(match_labels: dict[str, str]) -> list[k.V1TopologySpreadConstraint]:
@@ -82,12 +73,12 @@ def tmp_volume() -> tuple[k.V1Volume, k.V1VolumeMount]:
     )
 
 
-def http_probes(port: int, gpu: bool) -> dict[str, k.V1Probe]:
+def http_probes(gpu: bool) -> dict[str, k.V1Probe]:
     """Startup allows for the model download and load (longer on GPU); liveness only after startup."""
 
     def probe(path: str, period: int, failures: int, timeout: int = 2) -> k.V1Probe:
         return k.V1Probe(
-            http_get=k.V1HTTPGetAction(path=path, port="http"),
+            http_get=k.V1HTTPGetAction(path=path, port=contracts.PORT_NAME),
             period_seconds=period,
             timeout_seconds=timeout,
             failure_threshold=failures,
@@ -95,7 +86,7 @@ def http_probes(port: int, gpu: bool) -> dict[str, k.V1Probe]:
         )
 
     return {
-        "startup_probe": probe("/v2/health/ready", 5, 120 if gpu else 60),
-        "readiness_probe": probe("/v2/health/ready", 5, 3),
-        "liveness_probe": probe("/v2/health/live", 10, 3),
+        "startup_probe": probe(contracts.HEALTH_READY_PATH, 5, 120 if gpu else 60),
+        "readiness_probe": probe(contracts.HEALTH_READY_PATH, 5, 3),
+        "liveness_probe": probe(contracts.HEALTH_LIVE_PATH, 10, 3),
     }

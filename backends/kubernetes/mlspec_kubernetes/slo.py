@@ -1,49 +1,25 @@
 """SLO alerting: recording rules and multi-window, multi-burn-rate alerts (Google SRE workbook, ch. 5),
-plus the ServiceMonitor that scrapes the server.
+latency percentiles for dashboards, and the ServiceMonitor that scrapes the server.
 
-Metric contract with the model server (mlspec serve):
-  mlspec_request_duration_seconds  histogram, buckets = IR serving.latency_buckets_seconds
-  mlspec_requests_total{code="<HTTP status>"}  counter
-The latency SLO is read from the bucket whose `le` equals IR serving.slo.latency_bucket_seconds exactly,
-formatted the way prometheus_client formats `le` (Go float formatting), so no interpolation is involved.
+Everything a verdict depends on comes from the IR's `serving.slo`: the objective's exact bucket, the error
+budget, the status classes that count as errors, the burn-rate alerts and their windows. The server
+exports the metrics named in mlspec.contracts with `slo.histogram_buckets_seconds` as its buckets.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from typing import Any
 
-from mlspec.ir.model import IR
+from mlspec import contracts
+from mlspec.ir.model import IR, SloObjective
+from mlspec.units import duration_seconds
+from mlspec_kubernetes import promql
 from mlspec_kubernetes.meta import dict_metadata, serving_of
 
 MONITORING_API = "monitoring.coreos.com/v1"
-REQUESTS = "mlspec_requests_total"
-DURATION = "mlspec_request_duration_seconds"
-# (severity, long window, short window, burn-rate factor)
-BURN_RATES = (
-    ("page", "1h", "5m", 14.4),
-    ("page", "6h", "30m", 6.0),
-    ("ticket", "1d", "2h", 3.0),
-    ("ticket", "3d", "6h", 1.0),
-)
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-LATENCY_QUANTILE = 0.99  # the latency objective is a p99: 1% of requests may exceed the bucket
-
-
-def go_float(value: float) -> str:
-    """`le` label text as prometheus_client writes it (its floatToGoString)."""
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    text = repr(float(value))
-    dot = text.find(".")
-    if value > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+0{dot - 1}"
-    return text
-
-
-def _num(value: float) -> str:
-    return repr(round(value, 10))
+BY_JOB = "sum by (namespace, job)"
+PERCENTILE_WINDOW = "5m"
 
 
 def user_facing_jobs(ir: IR) -> list[str]:
@@ -52,66 +28,78 @@ def user_facing_jobs(ir: IR) -> list[str]:
     return [s.id, f"{s.id}-challenger"] if s.rollout.strategy == "a-b" else [s.id]
 
 
+def _selector(ir: IR, jobs: list[str]) -> str:
+    return f'namespace="{ir.system.namespace}",{promql.job_matcher(jobs)}'
+
+
+def windows(objective: SloObjective) -> list[str]:
+    """Every window the burn-rate alerts read, shortest first."""
+    found = {w for a in objective.burn_rate_alerts for w in (a.long_window, a.short_window)}
+    return sorted(found, key=duration_seconds)
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
 def prometheus_rule(ir: IR) -> dict[str, Any]:
     s = serving_of(ir)
-    assert s is not None and s.slo is not None
-    jobs = user_facing_jobs(ir)
-    job = f'job="{jobs[0]}"' if len(jobs) == 1 else f'job=~"{"|".join(jobs)}"'
-    sel = f'namespace="{ir.system.namespace}",{job}'
-    le = go_float(s.slo.latency_bucket_seconds)
-    by = "sum by (namespace, job)"
+    slo = s.slo
+    objective = slo.objective
+    assert objective is not None
+    sel = _selector(ir, user_facing_jobs(ir))
     records = []
-    for w in WINDOWS:
+    for w in windows(objective):
         records.append(
             {
                 "record": f"mlspec:request_errors:ratio_rate{w}",
-                "expr": (
-                    f'{by} (rate({REQUESTS}{{{sel},code=~"5.."}}[{w}]))\n/\n{by} (rate({REQUESTS}{{{sel}}}[{w}]))'
-                ),
+                "expr": promql.error_ratio(sel, slo.error_status_classes, w, BY_JOB),
             }
         )
         records.append(
             {
                 "record": f"mlspec:request_slow:ratio_rate{w}",
-                "expr": (
-                    f'1 - (\n  {by} (rate({DURATION}_bucket{{{sel},le="{le}"}}[{w}]))\n  /\n'
-                    f"  {by} (rate({DURATION}_count{{{sel}}}[{w}]))\n)"
-                ),
+                "expr": promql.slow_ratio(sel, objective.latency_bucket_seconds, w, BY_JOB),
             }
         )
-
+    le = promql.go_float(objective.latency_bucket_seconds)
+    slow_budget = round(1 - slo.latency_quantile, 10)
     objectives = (
         (
             "availability",
             "request_errors",
-            round(1 - s.slo.availability_percent / 100, 10),
-            f"availability below {s.slo.availability_percent}%",
+            objective.error_budget,
+            f"availability below {objective.availability_percent:g}%; errors are "
+            + ", ".join(f"{c}xx" for c in slo.error_status_classes),
         ),
         (
             "latency",
             "request_slow",
-            round(1 - LATENCY_QUANTILE, 10),
-            f"more than 1% of requests slower than {s.slo.latency_p99_ms:g} ms (le={le})",
+            slow_budget,
+            f"more than {_percent(slow_budget)} of requests slower than {objective.latency_p99_ms:g} ms "
+            f"(le={le})",
         ),
     )
+    severities = list(dict.fromkeys(a.severity for a in objective.burn_rate_alerts))
     alerts = []
-    for slo, series, budget, what in objectives:
-        for severity in ("page", "ticket"):
-            terms = [
-                f"(mlspec:{series}:ratio_rate{long} > ({_num(f)} * {_num(budget)})"
-                f" and mlspec:{series}:ratio_rate{short} > ({_num(f)} * {_num(budget)}))"
-                for sev, long, short, f in BURN_RATES
-                if sev == severity
-            ]
+    for name, series, budget, what in objectives:
+        for severity in severities:
+            terms = []
+            for a in (a for a in objective.burn_rate_alerts if a.severity == severity):
+                limit = f"({promql.number(a.factor)} * {promql.number(budget)})"
+                terms.append(
+                    f"(mlspec:{series}:ratio_rate{a.long_window} > {limit}"
+                    f" and mlspec:{series}:ratio_rate{a.short_window} > {limit})"
+                )
             alerts.append(
                 {
-                    "alert": f"{_camel(s.id)}{slo.capitalize()}BudgetBurn{severity.capitalize()}",
+                    "alert": f"{_camel(s.id)}{name.capitalize()}BudgetBurn{severity.capitalize()}",
                     "expr": "\n or \n".join(terms),
-                    "labels": {"severity": severity, "slo": slo, "service": s.id},
+                    "labels": {"severity": severity, "slo": name, "service": s.id},
                     "annotations": {
-                        "summary": f"{s.id}: {slo} error budget burning too fast ({severity})",
-                        "description": f"The {s.slo.window} {slo} SLO ({what}) is at risk: the error budget is "
-                        "being consumed faster than the multi-window burn-rate thresholds allow.",
+                        "summary": f"{s.id}: {name} error budget burning too fast ({severity})",
+                        "description": f"The {objective.window} {name} SLO ({what}) is at risk: the error "
+                        "budget is being consumed faster than the multi-window burn-rate thresholds allow.",
                     },
                 }
             )
@@ -128,24 +116,58 @@ def prometheus_rule(ir: IR) -> dict[str, Any]:
     }
 
 
+def percentile_name(percentile: float) -> str:
+    """95 -> p95, 99.9 -> p99_9 (a legal metric-name part)."""
+    return "p" + f"{percentile:g}".replace(".", "_")
+
+
+def latency_percentiles_rule(ir: IR, servers: list[str]) -> dict[str, Any] | None:
+    """Recording rules for `monitoring.operational.latency_percentiles`, per server Service and variant.
+
+    These are for dashboards only: histogram_quantile interpolates inside a bucket, so no alert or rollout
+    verdict reads them (those read the exact SLO bucket, see prometheus_rule and the AnalysisTemplate).
+    """
+    s = serving_of(ir)
+    if ir.monitoring is None or not ir.monitoring.latency_percentiles:
+        return None
+    sel = _selector(ir, servers)  # every server of the system, a shadow too: dashboards compare variants
+    rules = [
+        {
+            "record": f"mlspec:request_duration_seconds:{percentile_name(p)}_rate{PERCENTILE_WINDOW}",
+            "expr": promql.quantile(sel, p / 100, PERCENTILE_WINDOW, "namespace, job, variant"),
+        }
+        for p in ir.monitoring.latency_percentiles
+    ]
+    return {
+        "apiVersion": MONITORING_API,
+        "kind": "PrometheusRule",
+        "metadata": dict_metadata(ir, f"{s.id}-latency", "metrics"),
+        "spec": {"groups": [{"name": f"{s.id}-latency-percentiles", "interval": "30s", "rules": rules}]},
+    }
+
+
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
+def _meta_label(label: str) -> str:
+    """The service-discovery label Prometheus derives from a pod label (non [a-zA-Z0-9_] -> _)."""
+    return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+
 def service_monitor(ir: IR) -> dict[str, Any]:
     s = serving_of(ir)
-    assert s is not None
     relabel = [
         # Argo Rollouts' per-revision hash: the AnalysisTemplate selects the new revision's pods with it.
         {
             "action": "replace",
-            "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
+            "sourceLabels": [_meta_label("rollouts-pod-template-hash")],
             "targetLabel": "rollouts_pod_template_hash",
         },
         # champion / challenger / shadow / canary / stable: compare variants on the same dashboard.
         {
             "action": "replace",
-            "sourceLabels": ["__meta_kubernetes_pod_label_mlspec_io_variant"],
+            "sourceLabels": [_meta_label(contracts.VARIANT_LABEL)],
             "targetLabel": "variant",
         },
     ]
@@ -161,6 +183,13 @@ def service_monitor(ir: IR) -> dict[str, Any]:
                 }
             },
             "namespaceSelector": {"matchNames": [ir.system.namespace]},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s", "relabelings": relabel}],
+            "endpoints": [
+                {
+                    "port": contracts.PORT_NAME,
+                    "path": contracts.METRICS_PATH,
+                    "interval": "15s",
+                    "relabelings": relabel,
+                }
+            ],
         },
     }

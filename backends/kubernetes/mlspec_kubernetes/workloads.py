@@ -7,9 +7,10 @@ import hashlib
 
 from kubernetes import client as k
 
+from mlspec import contracts
 from mlspec.ir.model import IR, ServiceAccount, Serving
 from mlspec_kubernetes import pod
-from mlspec_kubernetes.meta import CONFIG_DIR, IR_FILE, VARIANT, labels, metadata, selector
+from mlspec_kubernetes.meta import CONFIG_DIR, IR_FILE, labels, metadata, selector
 
 RPS_METRIC = "mlspec_requests_per_second"  # served by prometheus-adapter from mlspec_requests_total
 PSS_VERSION_LABELS = ("enforce", "audit", "warn")
@@ -37,12 +38,17 @@ def service_account(ir: IR, sa: ServiceAccount) -> k.V1ServiceAccount:
 
 def config_map(ir: IR, name: str, ir_json: str) -> k.V1ConfigMap:
     return k.V1ConfigMap(
-        api_version="v1", kind="ConfigMap", metadata=metadata(ir, name, "config"), data={"ir.json": ir_json}
+        api_version="v1",
+        kind="ConfigMap",
+        metadata=metadata(ir, name, "config"),
+        data={contracts.IR_FILE: ir_json},
     )
 
 
 def config_volume(config_name: str) -> tuple[k.V1Volume, k.V1VolumeMount]:
-    source = k.V1ConfigMapVolumeSource(name=config_name, items=[k.V1KeyToPath(key="ir.json", path="ir.json")])
+    source = k.V1ConfigMapVolumeSource(
+        name=config_name, items=[k.V1KeyToPath(key=contracts.IR_FILE, path=contracts.IR_FILE)]
+    )
     return (
         k.V1Volume(name="config", config_map=source),
         k.V1VolumeMount(name="config", mount_path=CONFIG_DIR, read_only=True),
@@ -64,24 +70,22 @@ def server_pod_template(
         args += ["--model", model_uri]
     tmp, tmp_mount = pod.tmp_volume()
     cfg, cfg_mount = config_volume(config_name)
-    gpu = s.accelerator == "gpu"
     container = k.V1Container(
         name="server",
         image=ir.images["runtime"],
         image_pull_policy="Always",
         command=["mlspec"],
         args=args,
-        ports=[k.V1ContainerPort(name="http", container_port=s.port, protocol="TCP")],
+        ports=[k.V1ContainerPort(name=contracts.PORT_NAME, container_port=s.port, protocol="TCP")],
         env=[
             k.V1EnvVar(name="HOME", value="/tmp"),
             k.V1EnvVar(name="MLSPEC_VARIANT", value=variant or "stable"),
         ],
-        resources=pod.resources(s.resources),
+        resources=pod.resources(s.placement),
         security_context=pod.container_security_context(),
         volume_mounts=[cfg_mount, tmp_mount],
-        **pod.http_probes(s.port, gpu),
+        **pod.http_probes(gpu=s.placement.gpu is not None),
     )
-    pool = pod.node_pool_for(ir, s.resources)
     spec = k.V1PodSpec(
         service_account_name=ir.service_account(s.service_account).name,
         automount_service_account_token=False,
@@ -89,14 +93,16 @@ def server_pod_template(
         security_context=pod.pod_security_context(),
         containers=[container],
         volumes=[cfg, tmp],
-        node_selector=dict(pool.node_selector) if pool else None,
-        tolerations=pod.tolerations(pool),
+        **pod.scheduling(s.placement),
         topology_spread_constraints=pod.spread(selector(ir, name)),
         termination_grace_period_seconds=30,
     )
-    extra = {VARIANT: variant} if variant else {}  # Rollouts label their variants via canary/stableMetadata
+    extra = (
+        {contracts.VARIANT_LABEL: variant} if variant else {}
+    )  # Rollouts label their variants via canary/stableMetadata
     meta = k.V1ObjectMeta(
-        labels=labels(ir, name, "server", **extra), annotations={"mlspec.io/config-sha256": checksum(ir_json)}
+        labels=labels(ir, name, "server", **extra),
+        annotations={contracts.CONFIG_SHA_ANNOTATION: checksum(ir_json)},
     )
     return k.V1PodTemplateSpec(metadata=meta, spec=spec)
 
@@ -124,7 +130,7 @@ def deployment(
 
 
 def service(
-    ir: IR, name: str, target: str, port: int, component: str = "server", port_name: str = "http"
+    ir: IR, name: str, target: str, port: int, component: str = "server", port_name: str = contracts.PORT_NAME
 ) -> k.V1Service:
     spec = k.V1ServiceSpec(
         type="ClusterIP",

@@ -29,16 +29,29 @@ ROLLOUTS = {
 }
 
 
-def churn_text(rollout: dict | None = None, gpu: bool = False) -> str:
+# Serving accelerators: the GPU type served on, and whether the spec keeps its infrastructure.
+ACCELERATORS = {
+    "gpu": ("nvidia-a10g", True),  # churn's own GPU pool (g5.xlarge)
+    "neuron": ("aws-inferentia2", True),  # an inf2 pool added for it
+    "gpu-unmanaged": ("nvidia-t4", False),  # a cluster mlspec does not manage: no pool to select
+}
+
+
+def churn_text(rollout: dict | None = None, accelerator: str | None = None) -> str:
     from ruamel.yaml import YAML
 
     rt = YAML()  # YAML 1.2 and round-trip: `on:` keys stay strings
     data = rt.load(CHURN.read_text("utf-8"))
     if rollout is not None:
         data["serving"]["rollout"] = rollout
-    if gpu:
+    if accelerator is not None:
+        gpu_type, managed = ACCELERATORS[accelerator]
         data["serving"]["accelerator"] = "gpu"
-        data["serving"]["resources"]["gpu"] = {"type": "nvidia-a10g", "count": 1}
+        data["serving"]["resources"]["gpu"] = {"type": gpu_type, "count": 1}
+        if gpu_type.startswith("aws-"):
+            data["infrastructure"]["node_pools"]["inf"] = {"instance_type": "inf2.xlarge", "min": 0, "max": 2}
+        if not managed:
+            del data["infrastructure"], data["environments"]
     buf = io.StringIO()
     rt.dump(data, buf)
     return buf.getvalue()
@@ -67,9 +80,14 @@ def kustomize(folder: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+ENVIRONMENTS = ("staging", "prod")
+# Every variant build_all() compiles, by name.
+VARIANTS = [*ROLLOUTS, *ACCELERATORS, *(f"env-{env}" for env in ENVIRONMENTS)]
+
+
 def variants() -> dict[str, str]:
     out = {name: churn_text(r) for name, r in ROLLOUTS.items()}
-    out["gpu"] = churn_text(gpu=True)
+    out.update({name: churn_text(accelerator=name) for name in ACCELERATORS})
     return out
 
 
@@ -77,7 +95,7 @@ def build_all(base: Path) -> dict[str, tuple[object, Path, list[dict]]]:
     """name -> (IR, output folder, objects as `kubectl kustomize` builds them), for every variant and env."""
     result = {}
     cases = [(name, text, None) for name, text in variants().items()]
-    cases += [(f"env-{env}", churn_text(), env) for env in ("staging", "prod")]
+    cases += [(f"env-{env}", churn_text(), env) for env in ENVIRONMENTS]
     for name, text, env in cases:
         ir = ir_for(text, env)
         artifacts, _ = emit(ir)

@@ -23,22 +23,45 @@ def all_pod_specs(objects):
             yield o["metadata"]["name"], o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
-def test_gpu_scheduling_equals_the_ir_node_pool(built):
-    ir, _, objects = built["gpu"]
-    (pool,) = [p for p in ir.infrastructure.node_pools if p.gpu_count]
+@pytest.mark.parametrize("name", ["gpu", "neuron", "gpu-unmanaged"])
+def test_accelerator_scheduling_equals_the_ir_placement(built, name):
+    ir, _, objects = built[name]
+    placement = ir.serving.placement
     specs = dict(all_pod_specs(objects))
     spec = specs[ir.serving.id]
-    assert spec["nodeSelector"] == pool.node_selector
-    assert spec["tolerations"] == [
-        {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints
+    (container,) = spec["containers"]
+    expected = {"cpu": placement.cpu, "memory": placement.memory, placement.gpu.resource: "1"}
+    assert container["resources"] == {"requests": expected, "limits": expected}
+    assert spec.get("nodeSelector", {}) == placement.node_selector
+    assert spec.get("tolerations", []) == [
+        {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+        for t in placement.tolerations
     ]
-    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == str(
-        ir.serving.resources.gpu_count
-    )
-    # CPU workloads must not land on (or tolerate) the GPU pool.
-    for name, other in specs.items():
-        if name != ir.serving.id:
+    pool = ir.node_pool(placement.node_pool)
+    if name == "gpu-unmanaged":
+        # No pool in the IR: the cluster is not mlspec's, so the pod only requests the resource.
+        assert pool is None and "nodeSelector" not in spec and "tolerations" not in spec
+        return
+    assert pool is not None and pool.gpu is not None
+    assert (pool.gpu.product, pool.gpu.resource) == (placement.gpu.product, placement.gpu.resource)
+    assert placement.node_selector == pool.node_selector and placement.tolerations == pool.taints
+    # CPU workloads (the cache next to a GPU server, the monitor) neither select nor tolerate the pool.
+    for pod_name, other in specs.items():
+        if pod_name != ir.serving.id:
             assert "tolerations" not in other and other.get("nodeSelector") != pool.node_selector
+            assert placement.gpu.resource not in other["containers"][0]["resources"]["limits"]
+
+
+def test_cpu_workloads_request_their_placement(built):
+    ir, _, objects = built["canary"]
+    specs = dict(all_pod_specs(objects))
+    monitor = next(s for s in ir.pipeline("monitoring").steps if s.action == "monitor").placement
+    for pod_name, placement in (
+        (ir.serving.id, ir.serving.placement),
+        (f"{ir.system.name}-monitor", monitor),
+    ):
+        amounts = {"cpu": placement.cpu, "memory": placement.memory}
+        assert specs[pod_name]["containers"][0]["resources"] == {"requests": amounts, "limits": amounts}
 
 
 @pytest.mark.parametrize("name", ["canary", "shadow", "a-b"])
@@ -92,26 +115,29 @@ def test_monitor_cronjob_runs_on_the_ir_schedule(built):
     ]
 
 
-def _alert_le(objects) -> set[str]:
-    (rule,) = by_kind(objects, "PrometheusRule")
-    exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+def _rules(objects, name):
+    rule = next(o for o in by_kind(objects, "PrometheusRule") if o["metadata"]["name"] == name)
+    return [r for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+def _alert_le(objects, ir) -> set[str]:
+    exprs = " ".join(r["expr"] for r in _rules(objects, f"{ir.serving.id}-slo"))
     return set(re.findall(r'le="([^"]+)"', exprs))
 
 
 @pytest.mark.parametrize("name", ["canary", "env-staging", "a-b"])
 def test_alert_bucket_is_the_servers_slo_bucket(built, name):
-    """The `le` the alerts read is exported verbatim by the real server metrics for this IR."""
+    """The `le` the alerts read is exported verbatim by the server's metrics with the IR's buckets."""
     from prometheus_client import generate_latest
 
-    from mlspec.serving.config import from_ir
     from mlspec.serving.metrics import Metrics
 
     ir, _, objects = built[name]
-    assert ir.serving.slo.latency_bucket_seconds in ir.serving.latency_buckets_seconds
-    (le,) = _alert_le(objects)
-    assert float(le) == ir.serving.slo.latency_bucket_seconds
-    config = from_ir(ir)
-    metrics = Metrics(config.latency_buckets, config.max_batch_size)
+    slo = ir.serving.slo
+    assert slo.objective.latency_bucket_seconds in slo.histogram_buckets_seconds
+    (le,) = _alert_le(objects, ir)
+    assert float(le) == slo.objective.latency_bucket_seconds
+    metrics = Metrics(slo.histogram_buckets_seconds, ir.serving.max_batch_size)
     metrics.latency.labels(route="infer").observe(0.01)
     metrics.requests.labels(route="infer", code="200").inc()
     exposition = generate_latest(metrics.registry).decode()
@@ -119,23 +145,89 @@ def test_alert_bucket_is_the_servers_slo_bucket(built, name):
     assert 'mlspec_requests_total{code="200",route="infer"}' in exposition
 
 
-def test_burn_rate_windows_and_factors(built):
+def test_server_config_takes_the_ir_buckets(built):
+    """The server builds its histogram from the IR's buckets, so every threshold is an exact bucket."""
+    from mlspec.serving.config import from_ir
+
+    ir, _, _ = built["canary"]
+    assert from_ir(ir).latency_buckets == ir.serving.slo.histogram_buckets_seconds
+
+
+def test_burn_rate_alerts_follow_the_ir(built):
     ir, _, objects = built["canary"]
-    (rule,) = by_kind(objects, "PrometheusRule")
-    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
-    assert len(alerts) == 4
-    page = next(
-        r
-        for r in alerts.values()
-        if r["labels"] == {"severity": "page", "slo": "availability", "service": ir.serving.id}
-    )
-    assert "ratio_rate1h > (14.4 * 0.001)" in page["expr"] and "ratio_rate5m > (14.4 * 0.001)" in page["expr"]
-    assert "ratio_rate6h > (6.0 * 0.001)" in page["expr"] and "ratio_rate30m > (6.0 * 0.001)" in page["expr"]
-    ticket = next(
-        r for r in alerts.values() if r["labels"]["severity"] == "ticket" and r["labels"]["slo"] == "latency"
-    )
-    assert "ratio_rate1d > (3.0 * 0.01)" in ticket["expr"] and "ratio_rate2h > (3.0 * 0.01)" in ticket["expr"]
-    assert "ratio_rate3d > (1.0 * 0.01)" in ticket["expr"] and "ratio_rate6h > (1.0 * 0.01)" in ticket["expr"]
-    recorded = {r["record"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r}
+    objective = ir.serving.slo.objective
+    rules = _rules(objects, f"{ir.serving.id}-slo")
+    alerts = {r["alert"]: r for r in rules if "alert" in r}
+    severities = {a.severity for a in objective.burn_rate_alerts}
+    assert len(alerts) == 2 * len(severities)  # availability and latency, per severity
+    budgets = {
+        "availability": objective.error_budget,
+        "latency": round(1 - ir.serving.slo.latency_quantile, 10),
+    }
+    for alert in alerts.values():
+        labels = alert["labels"]
+        budget = budgets[labels["slo"]]
+        series = "request_errors" if labels["slo"] == "availability" else "request_slow"
+        expected = [
+            f"(mlspec:{series}:ratio_rate{a.long_window} > ({a.factor!r} * {budget!r})"
+            f" and mlspec:{series}:ratio_rate{a.short_window} > ({a.factor!r} * {budget!r}))"
+            for a in objective.burn_rate_alerts
+            if a.severity == labels["severity"]
+        ]
+        assert alert["expr"].split("\n or \n") == expected
+    recorded = {r["record"] for r in rules if "record" in r}
     used = set(re.findall(r"mlspec:[a-z_]+:ratio_rate\w+", json.dumps(list(alerts.values()))))
-    assert used <= recorded
+    assert used == recorded
+
+
+def test_rules_read_the_slo_policy_not_defaults(built):
+    """Another policy in the IR (4xx and 5xx as errors, one page alert on other windows) changes the rules
+    and the analysis together: nothing in the backend re-derives them."""
+    from mlspec_kubernetes import delivery, slo
+
+    from mlspec.backends import EmitContext
+    from mlspec.ir.model import BurnRateAlert
+
+    ir, _, _ = built["canary"]
+    policy = ir.serving.slo
+    objective = policy.objective.model_copy(
+        update={
+            "burn_rate_alerts": [
+                BurnRateAlert(severity="page", long_window="2h", short_window="10m", factor=10)
+            ]
+        }
+    )
+    policy = policy.model_copy(
+        update={"error_status_classes": [4, 5], "objective": objective, "latency_quantile": 0.95}
+    )
+    ir = ir.model_copy(update={"serving": ir.serving.model_copy(update={"slo": policy})})
+    rule = slo.prometheus_rule(ir)
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert {r["record"] for r in rules if "record" in r} == {
+        f"mlspec:request_{series}:ratio_rate{w}" for series in ("errors", "slow") for w in ("10m", "2h")
+    }
+    assert all(
+        'code=~"4..|5.."' in r["expr"]
+        for r in rules
+        if r.get("record", "").startswith("mlspec:request_errors")
+    )
+    latency = next(r for r in rules if r.get("labels", {}).get("slo") == "latency")
+    assert latency["expr"].startswith("(mlspec:request_slow:ratio_rate2h > (10.0 * 0.05)")
+    template = delivery.analysis_template(ir, EmitContext(), count=None)
+    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+    assert 'code=~"4..|5.."' in metrics["error-rate"]["provider"]["prometheus"]["query"]
+    assert metrics["slow-request-rate"]["successCondition"].endswith("result[0] <= 0.05")
+
+
+def test_latency_percentiles_are_recorded_for_dashboards(built):
+    ir, _, objects = built["shadow"]
+    rules = _rules(objects, f"{ir.serving.id}-latency")
+    assert [r["record"] for r in rules] == [
+        f"mlspec:request_duration_seconds:p{p:g}_rate5m" for p in ir.monitoring.latency_percentiles
+    ]
+    for rule, p in zip(rules, ir.monitoring.latency_percentiles, strict=True):
+        assert rule["expr"].startswith(
+            f"histogram_quantile({p / 100!r}, sum by (namespace, job, variant, le)"
+        )
+        # every server, the shadow included: its latency is what a shadow rollout is for
+        assert f'job=~"{ir.serving.id}|{ir.serving.id}-shadow"' in rule["expr"]

@@ -24,10 +24,23 @@ def test_canary_steps_and_analysis_follow_the_ir(built):
     assert pauses == [f"{r.step_duration_seconds}s"] * (len(r.steps) - 1)
     (template,) = find(objects, "AnalysisTemplate")
     assert canary["analysis"]["templates"] == [{"templateName": template["metadata"]["name"]}]
-    conditions = {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
-    assert conditions["error-rate"].endswith(f"result[0] <= {r.max_error_rate!r}")
-    assert conditions["latency-p99-seconds"].endswith(f"result[0] <= {r.max_latency_p99_ms / 1000!r}")
+    assert_analysis_judges_like_the_slo(ir, template)
     assert not find(objects, "Deployment", ir.serving.id)
+
+
+def assert_analysis_judges_like_the_slo(ir, template):
+    """Errors are the SLO's status classes; latency is the share of requests above the rollback bucket
+    (exact `le`), which may not exceed 1 - latency_quantile: the same reading as the burn-rate alerts."""
+    slo = ir.serving.slo
+    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+    errors, slow = metrics["error-rate"], metrics["slow-request-rate"]
+    assert errors["successCondition"].endswith(f"result[0] <= {slo.rollback.max_error_rate!r}")
+    assert slow["successCondition"].endswith(f"result[0] <= {round(1 - slo.latency_quantile, 10)!r}")
+    assert 'code=~"5.."' in errors["provider"]["prometheus"]["query"] and slo.error_status_classes == [5]
+    query = slow["provider"]["prometheus"]["query"]
+    assert f'le="{slo.rollback.max_latency_bucket_seconds!r}"' in query
+    assert slo.rollback.max_latency_bucket_seconds in slo.histogram_buckets_seconds
+    assert "histogram_quantile" not in query
 
 
 def test_blue_green_analyses_after_promotion(built):
@@ -37,6 +50,7 @@ def test_blue_green_analyses_after_promotion(built):
     assert bg["activeService"] == ir.serving.id and find(objects, "Service", bg["previewService"])
     (template,) = find(objects, "AnalysisTemplate")
     assert all(m["count"] == 5 for m in template["spec"]["metrics"])  # 5m step_duration at 60s
+    assert_analysis_judges_like_the_slo(ir, template)
     assert bg["postPromotionAnalysis"]["templates"][0]["templateName"] == template["metadata"]["name"]
 
 
@@ -82,10 +96,39 @@ def test_a_b_splits_traffic_with_labelled_variants(built):
 
 
 def test_a_b_experiment_duration_is_reported_not_dropped():
+    """From the capability table (what lint predicts), not from inside generate()."""
+    from mlspec_kubernetes import KubernetesBackend
+
     text = churn_text({"strategy": "a-b", "traffic_split": 20, "experiment_duration": "7d"})
-    _, ctx = emit(ir_for(text), allow_unsupported=False)
+    ir = ir_for(text)
+    artifacts, ctx = emit(ir, allow_unsupported=False)
     (diag,) = ctx.diagnostics
-    assert diag.code == "MS301" and "rollout.a-b" in diag.message and diag.severity.name == "ERROR"
+    assert diag.code == "MS301" and "rollout.experiment_duration" in diag.message
+    assert diag.severity.name == "ERROR"
+    predicted = [usage.feature for usage, _ in KubernetesBackend().check(ir, {})]
+    assert predicted == ["rollout.experiment_duration"]
+    vs = next(a.content for a in artifacts if a.path.startswith("virtualservice-"))
+    assert "mlspec.io/experiment-duration-seconds: '604800'" in vs
+
+
+def test_every_report_comes_from_the_capability_table():
+    """Compile reports exactly what check() (and so lint) predicts, for every variant and environment."""
+    from k8s_testlib import variants
+    from mlspec_kubernetes import KubernetesBackend
+
+    cases = [ir_for(text) for text in variants().values()]
+    cases += [ir_for(churn_text(), env) for env in ("staging", "prod")]
+    without_account = "\n".join(line for line in churn_text().splitlines() if "account_id" not in line)
+    cases.append(ir_for(without_account))
+    for ir in cases:
+        _, ctx = emit(ir, allow_unsupported=True)
+        predicted = [(u.feature, u.where) for u, _ in KubernetesBackend().check(ir, {})]
+        reported = [d.message for d in ctx.diagnostics]
+        assert len(reported) == len(predicted)
+        assert all(f"cannot express {f}" in m for (f, _), m in zip(predicted, reported, strict=True))
+    assert [u.feature for u, _ in KubernetesBackend().check(cases[-1], {})] == [
+        "infrastructure.no_account_id"
+    ]
 
 
 def test_churn_compiles_without_diagnostics():

@@ -4,8 +4,7 @@ checked on every pod template (Deployments, the Argo Rollout, the CronJob) of ev
 from __future__ import annotations
 
 import pytest
-
-VARIANTS = ["canary", "rolling", "blue-green", "shadow", "a-b", "gpu", "env-staging"]
+from k8s_testlib import VARIANTS
 
 
 def pod_templates(objects):

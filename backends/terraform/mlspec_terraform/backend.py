@@ -7,12 +7,11 @@ from typing import ClassVar
 from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
-# Everything outside infrastructure is another backend's job (pipelines, serving) and is not reported here.
-
 
 class TerraformBackend(BaseBackend):
     name = "terraform"
     version = "2"
+    # Everything outside infrastructure is another backend's job (pipelines, serving): NOT_APPLICABLE.
     capabilities: ClassVar = capability_table(
         full=(
             Feature.INFRASTRUCTURE_AWS,
@@ -30,13 +29,8 @@ class TerraformBackend(BaseBackend):
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         infra = ir.infrastructure
-        if infra is None:
-            self.unsupported(
-                ctx, "infrastructure", "the spec has no infrastructure section to build", "infrastructure"
-            )
-            return []
-        if infra.cloud != "aws":
-            return []  # already reported through the capability table (infrastructure.gcp)
+        if infra is None or infra.cloud != "aws":
+            return []  # reported by check() from the capability table (infrastructure.none / .gcp)
         from mlspec_terraform.readme import readme
         from mlspec_terraform.synth import render
 

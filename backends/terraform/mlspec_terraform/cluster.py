@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlspec.ir.model import Infrastructure, NodePool
+from mlspec.ir.model import Infrastructure
 from mlspec_terraform.cdk import Construct, attr, resource
 from mlspec_terraform.policy import assume_role
 
@@ -26,9 +26,14 @@ class ClusterRefs:
     oidc_issuer: str
 
 
-def ami_type(pool: NodePool) -> str:
-    """EKS-optimized Amazon Linux 2023; the NVIDIA variant (driver and container toolkit) for GPU pools."""
-    return "AL2023_x86_64_NVIDIA" if pool.gpu_count else "AL2023_x86_64_STANDARD"
+# The EKS-optimized Amazon Linux 2023 AMI of each IR image family (x86_64): the NVIDIA variant ships the
+# driver and container toolkit, the Neuron variant the Inferentia/Trainium driver. Names as hashicorp/aws
+# 5.100 validates them (`terraform validate` proves each in the tests).
+AMI_TYPES: dict[str, str] = {
+    "standard": "AL2023_x86_64_STANDARD",
+    "nvidia": "AL2023_x86_64_NVIDIA",
+    "neuron": "AL2023_x86_64_NEURON",
+}
 
 
 def _role(
@@ -105,7 +110,7 @@ def build_cluster(
                 "node_role_arn": node_role,
                 "subnet_ids": subnet_ids,
                 "instance_types": [pool.instance_type],
-                "ami_type": ami_type(pool),
+                "ami_type": AMI_TYPES[pool.image_family],
                 "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
                 "disk_size": pool.disk_size_gb,
                 "scaling_config": [

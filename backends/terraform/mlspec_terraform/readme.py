@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlspec.ir.model import IR
-from mlspec_terraform.cluster import ami_type
+from mlspec_terraform.cluster import AMI_TYPES
 from mlspec_terraform.identity import artifacts_prefix
 
 
@@ -36,15 +36,16 @@ def readme(ir: IR) -> str:
         "all control-plane log types, secrets encrypted with the platform KMS key.",
         "- Managed node groups:",
         "",
-        "| pool | instance type | AMI type | min/desired/max | labels | taints |",
-        "|---|---|---|---|---|---|",
+        "| pool | instance type | accelerators per node | AMI type | min/desired/max | labels | taints |",
+        "|---|---|---|---|---|---|---|",
     ]
     for pool in infra.node_pools:
         labels = ", ".join(f"`{k}={v}`" for k, v in sorted(pool.labels.items())) or "-"
         taints = ", ".join(f"`{t.key}={t.value}:{t.effect}`" for t in pool.taints) or "-"
+        gpus = f"{pool.gpu.per_node} {pool.gpu.product} (`{pool.gpu.resource}`)" if pool.gpu else "-"
         lines.append(
-            f"| {pool.id} | {pool.instance_type} | {ami_type(pool)} | {pool.min}/{pool.desired}/{pool.max} "
-            f"| {labels} | {taints} |"
+            f"| {pool.id} | {pool.instance_type} | {gpus} | {AMI_TYPES[pool.image_family]} "
+            f"| {pool.min}/{pool.desired}/{pool.max} | {labels} | {taints} |"
         )
     lines += [
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlspec import contracts
 from mlspec.ir.model import IR
 from mlspec_terraform.cdk import (
     AWS,
@@ -13,6 +14,8 @@ from mlspec_terraform.cluster import build_cluster
 from mlspec_terraform.identity import build_identity
 from mlspec_terraform.network import build_network
 from mlspec_terraform.storage import build_kms_key, build_storage
+
+MANAGED_BY_TAG = f"{contracts.LABEL_PREFIX}managed-by"
 
 
 class MLPlatformStack(cdktf.TerraformStack):
@@ -43,8 +46,8 @@ class MLPlatformStack(cdktf.TerraformStack):
             [
                 {
                     "tags": {
-                        "mlspec.io/system": ir.system.name,
-                        "mlspec.io/managed-by": "mlspec",
+                        contracts.SYSTEM_LABEL: ir.system.name,
+                        MANAGED_BY_TAG: contracts.MANAGED_BY,
                         **ir.system.labels,
                     }
                 }

@@ -16,12 +16,16 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 @pytest.fixture(scope="session")
 def churn_tf(churn_ir) -> dict[str, str]:
     """path -> text of the terraform backend's artifacts for the churn example."""
+    return emit(churn_ir)
+
+
+def emit(ir) -> dict[str, str]:
     from mlspec_terraform import TerraformBackend
 
     from mlspec.backends import EmitContext
 
     ctx = EmitContext()
-    artifacts = TerraformBackend().emit(churn_ir, ctx)
+    artifacts = TerraformBackend().emit(ir, ctx)
     assert not ctx.diagnostics, [d.message for d in ctx.diagnostics]
     return {a.path: a.content for a in artifacts}
 
@@ -29,6 +33,29 @@ def churn_tf(churn_ir) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def churn_doc(churn_tf) -> dict:
     return json.loads(churn_tf["main.tf.json"])
+
+
+@pytest.fixture(scope="session")
+def families_ir(churn_spec_path):
+    """churn plus an Inferentia pool: a standard, an NVIDIA and a Neuron node image."""
+    import mlspec
+
+    text = churn_spec_path.read_text("utf-8").replace(
+        "    gpu: {instance_type: g5.xlarge,",
+        "    inf: {instance_type: inf2.xlarge, min: 0, max: 2}\n    gpu: {instance_type: g5.xlarge,",
+    )
+    assert "inf2.xlarge" in text
+    return mlspec.lower(mlspec.loads(text, "specs/churn.yaml"))
+
+
+@pytest.fixture(scope="session")
+def families_tf(families_ir) -> dict[str, str]:
+    return emit(families_ir)
+
+
+@pytest.fixture(scope="session")
+def families_doc(families_tf) -> dict:
+    return json.loads(families_tf["main.tf.json"])
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,8 @@ def test_compile_in_a_fresh_process_is_byte_identical(churn_tf, tmp_path):
             "PYTHONHASHSEED": "123",
             "PATH": "/usr/bin:/usr/local/bin",
             "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            # a checkout that is not the installed one (a git worktree) imports its own code
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
         },
     )
     assert out.stdout == churn_tf["main.tf.json"]
@@ -65,33 +68,59 @@ def test_no_absolute_paths_or_cdktf_metadata(churn_tf, churn_doc):
     }
 
 
-def test_gpu_pool_taints_labels_and_sizes_equal_the_ir(churn_ir, churn_doc):
-    groups = churn_doc["resource"]["aws_eks_node_group"]
-    assert set(groups) == {p.task_id for p in churn_ir.infrastructure.node_pools}
-    effects = {
-        "NoSchedule": "NO_SCHEDULE",
-        "PreferNoSchedule": "PREFER_NO_SCHEDULE",
-        "NoExecute": "NO_EXECUTE",
-    }
-    for pool in churn_ir.infrastructure.node_pools:
+# The EKS AMI of each IR image family, as the AWS provider names them (validated in test_engines.py).
+AMI_TYPES = {
+    "standard": "AL2023_x86_64_STANDARD",
+    "nvidia": "AL2023_x86_64_NVIDIA",
+    "neuron": "AL2023_x86_64_NEURON",
+}
+TF_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+
+
+def assert_node_groups_equal_the_ir_pools(ir, doc):
+    groups = doc["resource"]["aws_eks_node_group"]
+    assert set(groups) == {p.task_id for p in ir.infrastructure.node_pools}
+    for pool in ir.infrastructure.node_pools:
         group = groups[pool.task_id]
         assert group["labels"] == pool.labels
         assert group["taint"] == [
-            {"key": t.key, "value": t.value, "effect": effects[t.effect]} for t in pool.taints
+            {"key": t.key, "value": t.value, "effect": TF_EFFECTS[t.effect]} for t in pool.taints
         ]
         assert group["scaling_config"] == [
             {"min_size": pool.min, "max_size": pool.max, "desired_size": pool.desired}
         ]
         assert group["instance_types"] == [pool.instance_type]
-        assert group["ami_type"] == ("AL2023_x86_64_NVIDIA" if pool.gpu_count else "AL2023_x86_64_STANDARD")
+        assert group["ami_type"] == AMI_TYPES[pool.image_family]
+        assert group["disk_size"] == pool.disk_size_gb
+        assert group["capacity_type"] == ("SPOT" if pool.spot else "ON_DEMAND")
+        assert pool.node_selector.items() <= group["labels"].items()
+
+
+def test_node_groups_equal_the_ir_pools(churn_ir, churn_doc):
+    assert_node_groups_equal_the_ir_pools(churn_ir, churn_doc)
     gpu = churn_ir.node_pool("gpu")
-    assert gpu is not None and groups["gpu"]["taint"] == [
+    assert gpu is not None and gpu.image_family == "nvidia"
+    assert churn_doc["resource"]["aws_eks_node_group"]["gpu"]["taint"] == [
         {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
     ]
     # The GPU training step selects this pool through the same labels the node group carries.
-    train = next(s for s in churn_ir.pipeline("training").steps if s.resources.gpu_count)
-    pool = churn_ir.node_pool(train.resources.node_pool)
-    assert pool is not None and pool.node_selector.items() <= groups[pool.task_id]["labels"].items()
+    train = next(s for s in churn_ir.pipeline("training").steps if s.id == "train")
+    assert train.placement.node_pool == gpu.id and train.placement.gpu.resource == gpu.gpu.resource
+
+
+def test_every_image_family_gets_its_ami(families_ir, families_doc, families_tf):
+    assert {p.image_family for p in families_ir.infrastructure.node_pools} == set(AMI_TYPES)
+    assert_node_groups_equal_the_ir_pools(families_ir, families_doc)
+    inf = families_ir.node_pool("inf")
+    assert families_doc["resource"]["aws_eks_node_group"]["inf"]["ami_type"] == "AL2023_x86_64_NEURON"
+    assert (
+        f"| inf | inf2.xlarge | 1 aws-inferentia2 (`{inf.gpu.resource}`) | AL2023_x86_64_NEURON |"
+        in (families_tf["README.md"])
+    )
 
 
 def test_bucket_repository_cluster_and_roles_equal_the_ir(churn_ir, churn_doc):
@@ -151,6 +180,15 @@ def test_gcp_is_reported_unsupported_through_the_seam(churn_ir):
     assert [d.code for d in ctx.diagnostics] == ["MS301"]
     assert "infrastructure.gcp" in ctx.diagnostics[0].message
     assert ctx.diagnostics[0].severity.name == "ERROR"
+
+
+def test_no_infrastructure_is_reported_from_the_capability_table(churn_ir):
+    ir = churn_ir.model_copy(update={"infrastructure": None})
+    ctx = EmitContext()
+    assert TerraformBackend().emit(ir, ctx) == []
+    (diag,) = ctx.diagnostics
+    assert diag.code == "MS301" and "infrastructure.none" in diag.message
+    assert [u.feature for u, _ in TerraformBackend().check(ir, {})] == ["infrastructure.none"]
 
 
 def test_stack_embeds_in_a_users_app(churn_ir, tmp_path):

@@ -20,22 +20,31 @@ SERVICES = ("ec2", "eks", "iam", "kms", "s3", "ecr", "sts", "cloudwatchlogs")
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def initialized(tmp_path_factory, churn_tf, tf_cli_config) -> Path:
+def initialized(path: Path, files: dict[str, str], cli_config: Path) -> Path:
     """A copy of the output with the aws provider installed from the filesystem mirror (no network)."""
-    path = tmp_path_factory.mktemp("tf")
-    for name, text in churn_tf.items():
+    for name, text in files.items():
         (path / name).write_text(text)
-    terraform(["init", "-backend=false", "-input=false"], path, tf_cli_config)
+    terraform(["init", "-backend=false", "-input=false"], path, cli_config)
     return path
 
 
-def test_terraform_validate_with_the_real_provider(initialized, tf_cli_config):
-    out = terraform(["validate", "-json"], initialized, tf_cli_config)
+def validate(path: Path, cli_config: Path) -> None:
+    out = terraform(["validate", "-json"], path, cli_config)
     result = json.loads(out.stdout)
     assert result["valid"] and result["error_count"] == 0 and result["warning_count"] == 0, result
-    lock = (initialized / ".terraform.lock.hcl").read_text()
+    lock = (path / ".terraform.lock.hcl").read_text()
     assert 'version     = "5.100.0"' in lock
+
+
+def test_terraform_validate_with_the_real_provider(tmp_path, churn_tf, tf_cli_config):
+    validate(initialized(tmp_path, churn_tf, tf_cli_config), tf_cli_config)
+
+
+def test_every_ami_type_is_one_the_provider_accepts(tmp_path, families_tf, families_doc, tf_cli_config):
+    """The provider validates ami_type against its list: standard, NVIDIA and Neuron pools all pass."""
+    amis = {g["ami_type"] for g in families_doc["resource"]["aws_eks_node_group"].values()}
+    assert amis == {"AL2023_x86_64_STANDARD", "AL2023_x86_64_NVIDIA", "AL2023_x86_64_NEURON"}
+    validate(initialized(tmp_path, families_tf, tf_cli_config), tf_cli_config)
 
 
 def accepted_checks() -> dict[str, str]:
