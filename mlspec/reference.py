@@ -78,7 +78,9 @@ def reference(root: type[BaseModel], intro: str) -> str:
         out.append("| key | type | default | notes |\n|---|---|---|---|\n")
         for name, field in model.model_fields.items():
             key = field.alias or name
-            out.append(f"| `{key}` | {type_text(field.annotation)} | {_default(field)} | {_cell(field.description)} |\n")
+            out.append(
+                f"| `{key}` | {type_text(field.annotation)} | {_default(field)} | {_cell(field.description)} |\n"
+            )
     return "".join(out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 SPEC_SCHEMA_FILE = "mlspec.v1.schema.json"
 IR_SCHEMA_FILE = "mlspec-ir.v2.schema.json"
@@ -38,7 +39,7 @@ def ir_schema() -> dict:
     }
 
 
-def _keyed_unions(node: object, defs: dict) -> object:
+def _keyed_unions(node: Any, defs: dict) -> Any:
     """A union of objects that each have one required key (the search dimensions) picks its branch by the
     key present, so `{unifrom: [0, 1]}` is reported as an unknown key, not as four failed branches."""
     if isinstance(node, list):
@@ -67,7 +68,7 @@ def _keyed_unions(node: object, defs: dict) -> object:
 _BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
 
-def _for_editors(node: object) -> object:
+def _for_editors(node: Any) -> Any:
     """Rewrite pydantic's schema into forms that standard validators (and so editors) report well:
 
     - a discriminated union (`oneOf` + OpenAPI `discriminator`, which JSON Schema validators ignore) becomes
