@@ -52,6 +52,7 @@ class Feature(StrEnum):
     INFRASTRUCTURE_GCP = "infrastructure.gcp"
     INFRASTRUCTURE_NO_ACCOUNT_ID = "infrastructure.no_account_id"
     INFRASTRUCTURE_GPU_POOL = "infrastructure.gpu_pool"
+    INFRASTRUCTURE_AMD_GPU_POOL = "infrastructure.amd_gpu_pool"
     INFRASTRUCTURE_STATE = "infrastructure.state"
 
 
@@ -246,11 +247,10 @@ def features_used(ir: IR) -> Iterator[Usage]:
         yield Usage(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID, "infrastructure.account_id", ("infrastructure",))
     for pool in infra.node_pools:
         if pool.gpu:
-            yield Usage(
-                Feature.INFRASTRUCTURE_GPU_POOL,
-                f"infrastructure.node_pools.{pool.id}",
-                ("infrastructure", "node_pools", pool.id),
-            )
+            where, path = f"infrastructure.node_pools.{pool.id}", ("infrastructure", "node_pools", pool.id)
+            yield Usage(Feature.INFRASTRUCTURE_GPU_POOL, where, path)
+            if pool.gpu.vendor == "amd":
+                yield Usage(Feature.INFRASTRUCTURE_AMD_GPU_POOL, where, (*path, "instance_type"))
     if infra.state:
         yield Usage(Feature.INFRASTRUCTURE_STATE, "infrastructure.state", ("infrastructure", "state"))
 

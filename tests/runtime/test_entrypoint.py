@@ -37,7 +37,8 @@ def data_args(
         (["deploy", "--ir", "IR", "--run-dir", "x"], "unknown STEP_ID 'deploy'"),
         (["validate-data", "--ir", "IR", "--run-dir", "x", "--data", "novalue"], "--data expects KEY=VALUE"),
         (["validate-data", "--ir", "/nonexistent/ir.json", "--run-dir", "x"], "no such file"),
-        (["validate-data", "--ir", '{"ir_version": "1"}', "--run-dir", "x"], "not a valid mlspec IR"),
+        (["validate-data", "--ir", '{"ir_version": "2.0"}', "--run-dir", "x"], "not a valid mlspec IR"),
+        (["validate-data", "--ir", '{"ir_version": "1"}', "--run-dir", "x"], "recompile the spec"),
         (["tune-trial", "--ir", "IR", "--run-dir", "x"], "tune-trial needs --trial N"),
     ],
 )

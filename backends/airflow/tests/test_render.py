@@ -137,8 +137,8 @@ def test_unsupported_features_come_from_the_capability_table(churn_ir):
 
     data = churn_data()
     data["steps"] = [
-        {"name": "report", "command": ["python", "report.py"], "after": "evaluate"}
-    ]  # cache: true
+        {"name": "report", "command": ["python", "report.py"], "after": "evaluate", "cache": True}
+    ]
     data["training"]["distributed"] = {"workers": 2}
     ir = ir_from(data)
     _, ctx = emit(ir)
@@ -156,7 +156,9 @@ def test_lint_predicts_exactly_what_compile_reports(mode):
     data = churn_data()
     data["targets"] = ["airflow"]
     data["orchestration"] = {"airflow_mode": mode}
-    data["steps"] = [{"name": "report", "command": ["python", "report.py"], "after": "evaluate"}]
+    data["steps"] = [
+        {"name": "report", "command": ["python", "report.py"], "after": "evaluate", "cache": True}
+    ]
     gpu = (
         ["step.gpu", "step.gpu"] if mode == "local" else []
     )  # train and tune-trial, both at training.resources

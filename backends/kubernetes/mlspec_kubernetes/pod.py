@@ -37,7 +37,7 @@ def container_security_context() -> k.V1SecurityContext:
 
 def resources(placement: Placement) -> k.V1ResourceRequirements:
     """Requests equal limits (Guaranteed QoS): predictable latency and no CPU-throttling surprises.
-    A GPU is the extended resource the IR names (nvidia.com/gpu, amd.com/gpu, aws.amazon.com/neuron)."""
+    A GPU is the extended resource the placement names (its vendor's device-plugin resource)."""
     amounts = {"cpu": placement.cpu, "memory": placement.memory}
     if placement.gpu is not None:
         amounts[placement.gpu.resource] = str(placement.gpu.count)

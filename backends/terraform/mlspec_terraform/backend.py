@@ -19,12 +19,14 @@ class TerraformBackend(BaseBackend):
             Feature.INFRASTRUCTURE_STATE,
             Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,
         ),
-        not_yet=(Feature.INFRASTRUCTURE_GCP,),
+        not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.INFRASTRUCTURE_AMD_GPU_POOL),
         impossible=(Feature.INFRASTRUCTURE_NONE,),
     )
     reasons: ClassVar = {
         Feature.INFRASTRUCTURE_NONE: "the spec has no infrastructure section to build",
         Feature.INFRASTRUCTURE_GCP: "only AWS resources are synthesized",
+        Feature.INFRASTRUCTURE_AMD_GPU_POOL: "EKS node images ship no AMD GPU driver or device plugin; "
+        "an AMD pool needs a custom AMI that this backend does not build",
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
