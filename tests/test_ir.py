@@ -206,3 +206,14 @@ def test_a_reader_ignores_fields_of_a_newer_minor_version_and_refuses_a_newer_ma
         read_ir({**data, "ir_version": "3.0"})
     with pytest.raises(IRVersionError, match=r"IR version 1 .* recompile the spec"):
         read_ir({**data, "ir_version": "1"})
+
+
+def test_one_catalog_of_built_in_steps() -> None:
+    from mlspec.ir.catalog import BUILTIN_STEP_IDS
+    from mlspec.runtime.steps import ACTIONS
+
+    assert set(ACTIONS) == set(BUILTIN_STEP_IDS)
+    ir = mlspec.lower(mlspec.load(CHURN))
+    for pipeline in ir.pipelines:
+        for step in pipeline.steps:
+            assert step.kind == "user" or step.action == step.id in BUILTIN_STEP_IDS

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlspec import contracts
 from mlspec.runtime import StepError
 
 INPUT, OUTPUT = "input", "output"
@@ -99,7 +100,7 @@ def write_bundle(
     from mlspec.runtime import drift, training
 
     out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / "model.onnx"
+    onnx_path = out / contracts.MODEL_FILE
     to_onnx(model, X_test, onnx_path, ir.training.opset)
     add_metadata(onnx_path, spec)
     diff = parity(model, onnx_path, X_test, ir.training.parity_tolerance)
@@ -107,7 +108,9 @@ def write_bundle(
         profile = drift.reference_profile(train_frame, list(ir.data.features), list(ir.data.columns))
     except ValueError as exc:
         raise StepError(f"cannot build the reference profile: {exc}") from exc
-    (out / "reference_profile.json").write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
+    (out / contracts.PROFILE_FILE).write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
     training.save(model, spec, out)
-    (out / "metrics.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True, default=str) + "\n")
+    (out / contracts.METRICS_FILE).write_text(
+        json.dumps(evaluation, indent=2, sort_keys=True, default=str) + "\n"
+    )
     return {"onnx_path": str(onnx_path), "parity_max_abs_diff": diff, "parity_rows": len(X_test)}

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlspec import contracts
 from mlspec.runtime import StepError
 from mlspec.runtime.context import StepContext
 
@@ -46,7 +47,7 @@ def _gates_required(ctx: StepContext, step: str, champion: bool = False) -> dict
 
 
 def _model_dir(ctx: StepContext, *parts: str) -> Path:
-    names = ["model.pt", "preprocessing.json"]
+    names = [contracts.TORCH_MODEL_FILE, contracts.PREPROCESSING_FILE]
     for name in names:
         if not ctx.run.exists(*parts, name):
             raise StepError(f"{'/'.join([*parts, name])} is missing in {ctx.run.root} (run train first)")
@@ -278,7 +279,7 @@ def _score_champion(ctx: StepContext, version: str, test) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = registry.download(ctx.ir, version, Path(tmp))
-        onnx_path, spec_path = bundle / "model.onnx", bundle / "preprocessing.json"
+        onnx_path, spec_path = bundle / contracts.MODEL_FILE, bundle / contracts.PREPROCESSING_FILE
         if not onnx_path.exists() or not spec_path.exists():
             raise StepError(f"champion version {version} lacks model.onnx/preprocessing.json in the registry")
         spec = json.loads(spec_path.read_text())
@@ -297,7 +298,7 @@ def export_step(ctx: StepContext) -> dict[str, Any]:
     out = ctx.run.local_dir("export")
     result = export.write_bundle(out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev)
     ctx.run.publish(out, "export")
-    result["onnx_path"] = ctx.run.uri("export", "model.onnx")
+    result["onnx_path"] = ctx.run.uri("export", contracts.MODEL_FILE)
     result["bundle"] = ctx.run.uri("export")
     return result
 
@@ -308,7 +309,7 @@ def register(ctx: StepContext) -> dict[str, Any]:
 
     ev = _gates_required(ctx, "register")
     ctx.run.require("export", "register")
-    files = ["model.onnx", "model.pt", "preprocessing.json", "reference_profile.json", "metrics.json"]
+    files = list(contracts.BUNDLE_FILES)
     local = None
     for name in files:
         if not ctx.run.exists("export", name):

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mlspec import contracts
 from mlspec.ir.model import IR
 from mlspec.runtime import StepError, preprocessing
 
@@ -288,13 +289,13 @@ def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
 
 def save(model: nn.Module, spec: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(model, directory / "model.pt")
-    (directory / "preprocessing.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    torch.save(model, directory / contracts.TORCH_MODEL_FILE)
+    (directory / contracts.PREPROCESSING_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
 def load(directory: Path) -> tuple[Predictor, dict[str, Any]]:
     if os.getcwd() not in sys.path:  # user model classes are importable from the project root
         sys.path.insert(0, os.getcwd())
-    model = torch.load(directory / "model.pt", weights_only=False, map_location="cpu")
-    spec = json.loads((directory / "preprocessing.json").read_text())
+    model = torch.load(directory / contracts.TORCH_MODEL_FILE, weights_only=False, map_location="cpu")
+    spec = json.loads((directory / contracts.PREPROCESSING_FILE).read_text())
     return model.eval(), spec

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlspec import contracts
 from mlspec.runtime import StepError, data
 from mlspec.runtime import now as runtime_now
 
@@ -224,7 +225,7 @@ def _airflow(ir, result: dict[str, Any]) -> dict[str, Any]:
     if not base:
         raise SinkError("airflow sink: set AIRFLOW_API_URL (e.g. http://airflow-api-server:8080)")
     base = base.rstrip("/")
-    uri = f"mlspec://{ir.system.name}/retrain"
+    uri = contracts.retrain_event_uri(ir.system.name)
     headers = {"Accept": "application/json"}
     with httpx.Client(timeout=float(os.environ.get("MLSPEC_SINK_TIMEOUT", "30"))) as client:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from mlspec import contracts
 from mlspec.serving.resources import cpu_limit
 
 log = logging.getLogger("mlspec.serving")
@@ -251,7 +252,9 @@ def download_version(name: str, version: str, tracking_uri: str | None) -> Path:
         raise ModelError(f"cannot download models:/{name}/{version}: {exc}") from exc
     if local.is_file():
         return local
-    found = sorted(local.rglob("*.onnx"), key=lambda p: (p.name != "model.onnx", len(p.parts), str(p)))
+    found = sorted(
+        local.rglob("*.onnx"), key=lambda p: (p.name != contracts.MODEL_FILE, len(p.parts), str(p))
+    )
     if not found:
         raise ModelError(f"models:/{name}/{version} holds no .onnx file")
     return found[0]
