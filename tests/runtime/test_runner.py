@@ -75,7 +75,7 @@ def test_churn_trains_gates_exports_registers_and_promotes(project: Path) -> Non
     train_sha = (
         __import__("hashlib").sha256((project / "data" / "churn" / "train.csv").read_bytes()).hexdigest()
     )
-    assert tags["mlspec.spec_sha256"] == spec_sha and tags["mlspec.ir_version"] == "1"
+    assert tags["mlspec.spec_sha256"] == spec_sha and tags["mlspec.ir_version"] == IR_VERSION
     assert (
         tags["mlspec.data.train.uri"] == "data/churn/train.csv"
         and tags["mlspec.data.train.sha256"] == train_sha
