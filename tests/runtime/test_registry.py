@@ -15,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from mlspec.ir.model import IR_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 MLSPEC = [sys.executable, "-c", "from mlspec.cli import main; main()"]
 
@@ -273,7 +275,6 @@ def test_a_missing_registry_is_an_error_naming_it_and_is_not_created(
 _PROMOTER = """
 import sys, time
 from pathlib import Path
-from mlspec.ir.model import IR_VERSION
 from mlspec import api
 from mlspec.runtime import registry
 ir = api.load_ir(sys.argv[1])

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from mlspec.ir.model import IR_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 MLSPEC = [sys.executable, "-c", "from mlspec.cli import main; main()"]
 
