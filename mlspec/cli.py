@@ -145,7 +145,7 @@ def init(name: str | None, example: str | None, out: str, force: bool) -> None:
         hint = did_you_mean(example, EXAMPLES) or "examples: " + ", ".join(sorted(EXAMPLES))
         raise click.UsageError(f"no example named {example!r}; {hint}")
     name = name or example
-    if not re.match(NAME_PATTERN, name or ""):
+    if not re.fullmatch(NAME_PATTERN, name or ""):
         raise click.UsageError(
             f"NAME {name!r} must be lowercase letters, digits and '-', starting with a letter"
         )

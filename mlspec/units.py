@@ -36,7 +36,7 @@ _DECIMAL: dict[str, Decimal | int] = {
 
 def duration_seconds(text: str) -> int:
     """'10m' -> 600. Sub-second values round up to 1 s."""
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text.strip())
     if not match:
         raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 10m")
     seconds = Decimal(match.group(1)) * _DURATION_SECONDS[match.group(2)]
@@ -48,7 +48,7 @@ def is_quantity(value: object) -> bool:
         return False
     if isinstance(value, int | float):
         return value >= 0
-    return isinstance(value, str) and bool(_QUANTITY.match(value))
+    return isinstance(value, str) and bool(_QUANTITY.fullmatch(value))
 
 
 def quantity(value: str | int | float | None) -> str | None:
@@ -73,7 +73,7 @@ def quantity_value(value: str | int | float) -> Decimal:
     """The numeric value of a quantity (cores or bytes)."""
     text = quantity(value)
     assert text is not None
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if not match:
         raise ValueError(f"invalid Kubernetes quantity {value!r}")
     number, suffix = Decimal(match.group(1)), match.group(2) or ""

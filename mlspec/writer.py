@@ -116,7 +116,7 @@ def output_root(out: Path, system: str, environment: str | None = None) -> Path:
     """<out>/<system>[/<environment>], refused unless each part is a plain name and it stays inside out."""
     parts = [system] if environment is None else [system, environment]
     for part in parts:
-        if not _PLAIN_NAME.match(part):
+        if not _PLAIN_NAME.fullmatch(part):
             raise _refused(out / part, f"{part!r} is not a plain name for an output folder")
     root = out.joinpath(*parts)
     _require_inside(out, root)
@@ -209,7 +209,7 @@ def write(
     """Replace the target folders under root, then the manifest; all or nothing, even under SIGKILL."""
     _require_inside(out, root)
     for target in targets:
-        if not _PLAIN_NAME.match(target):
+        if not _PLAIN_NAME.fullmatch(target):
             raise _refused(root / target, f"{target!r} is not a plain name for an output folder")
         _require_inside(out, root / target)
     _require_unclaimed(out, root)
@@ -303,7 +303,7 @@ def _finish(root: Path) -> None:
 def _remove_old_staging(root: Path, targets: list[str]) -> None:
     """Remove what an interrupted writer of an earlier release left for the targets being replaced now."""
     for path in root.iterdir():
-        match = _OLD_STAGING.match(path.name)
+        match = _OLD_STAGING.fullmatch(path.name)
         if match and match["target"] in targets and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.name == _OLD_MANIFEST_TMP and path.is_file():
@@ -316,7 +316,7 @@ def _leftovers(root: Path) -> list[str]:
     return sorted(
         path.name + ("/" if path.is_dir() else "")
         for path in root.iterdir()
-        if path.name in (STAGING, _OLD_MANIFEST_TMP) or _OLD_STAGING.match(path.name)
+        if path.name in (STAGING, _OLD_MANIFEST_TMP) or _OLD_STAGING.fullmatch(path.name)
     )
 
 

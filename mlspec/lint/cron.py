@@ -32,7 +32,7 @@ def cron_error(expr: str) -> str | None:
         return f"expected 5 fields, found {len(parts)}"
     for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
-            match = _ATOM.match(item)
+            match = _ATOM.fullmatch(item)
             if not match:
                 return f"{name} field {item!r} is malformed"
             base, step = match.group(1), match.group(2)

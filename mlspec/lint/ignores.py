@@ -79,7 +79,7 @@ def config_ignores(spec_path: str | Path) -> frozenset[str]:
     if unknown:
         raise _config_error(path, f"unknown setting(s) {', '.join(unknown)}; the one setting is 'ignore'")
     codes = table.get("ignore", [])
-    if not isinstance(codes, list) or not all(isinstance(c, str) and CODE.match(c) for c in codes):
+    if not isinstance(codes, list) or not all(isinstance(c, str) and CODE.fullmatch(c) for c in codes):
         raise _config_error(path, "'ignore' must be a list of codes such as [\"MS211\"]")
     return frozenset(codes)
 

@@ -317,11 +317,11 @@ def bucket_name(ctx: LintContext) -> Iterator[Diagnostic]:
         names.append((("infrastructure", "state", "bucket"), infra.state.bucket))
     for path, name in names:
         problem = None
-        if not _S3_BUCKET.match(name):
+        if not _S3_BUCKET.fullmatch(name):
             problem = (
                 "3-63 characters of lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
             )
-        elif ".." in name or re.match(r"^\d+\.\d+\.\d+\.\d+$", name):
+        elif ".." in name or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
             problem = "no '..' and not an IP address"
         elif name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
             problem = "reserved prefix or suffix"
@@ -564,6 +564,6 @@ def metric_goal(ctx: LintContext) -> Iterator[Diagnostic]:
         )
 
 
-from mlspec.lint import capabilities  # noqa: E402, F401  (registers MS301, which lint predicts)
+from mlspec.lint import capabilities, values  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}

@@ -157,7 +157,7 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str) -> DagView:
     used: set[str] = set()
 
     def variable(task_id: str) -> str:
-        if not _IDENT.match(task_id):
+        if not _IDENT.fullmatch(task_id):
             raise ValueError(f"IR task id {task_id!r} is not an identifier")
         name = task_id
         if (
@@ -203,7 +203,7 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str) -> DagView:
 
     tasks = []
     for step in pipeline.steps:
-        if not _DNS.match(step.id):
+        if not _DNS.fullmatch(step.id):
             raise ValueError(f"IR step id {step.id!r} is not a DNS-1123 label")
         upstream = [variables[d] for d in step.depends_on] + [condition_vars[c] for c in step.conditions]
         outlets_retrain = pipeline.id == "monitoring" and step.id == emits_retrain_step

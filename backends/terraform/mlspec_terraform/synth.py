@@ -26,14 +26,15 @@ def strip_metadata(node: Any) -> Any:
 def synthesize(ir: IR) -> dict[str, Any]:
     """The Terraform JSON document (as a dict) for the IR's AWS infrastructure."""
     from mlspec_terraform.cdk import cdktf
+    from mlspec_terraform.literals import escape_ir, restore
     from mlspec_terraform.stack import MLPlatformStack
 
     # to_terraform() resolves every token in memory, but constructing an App creates its outdir (cdktf.out/
     # in the working directory by default): give it a throwaway one so compile writes nothing outside --out.
     with tempfile.TemporaryDirectory(prefix="mlspec-cdktf-") as outdir:
         app = cdktf.App(outdir=outdir, skip_validation=False)
-        stack = MLPlatformStack(app, STACK_ID, ir)
-        return strip_metadata(stack.to_terraform())
+        stack = MLPlatformStack(app, STACK_ID, escape_ir(ir))
+        return restore(strip_metadata(stack.to_terraform()))
 
 
 def render(ir: IR, comment: str) -> str:
