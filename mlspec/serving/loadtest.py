@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from mlspec.serving.httpclient import Connection, split_url
 
 MAX_IN_FLIGHT = 1024
+# The server logs this as the record's `source`, so monitoring can tell synthetic traffic from live traffic.
+SOURCE_HEADER = {"x-mlspec-source": "loadtest"}
 
 
 @dataclass
@@ -65,7 +67,7 @@ def require_loopback(host: str) -> None:
 async def _one(conn: Connection, path: str, body: bytes, result: LoadResult) -> None:
     start = time.perf_counter()
     try:
-        status, _ = await conn.request("POST", path, body)
+        status, _ = await conn.request("POST", path, body, headers=SOURCE_HEADER)
         result.record(time.perf_counter() - start, str(status), 200 <= status < 300)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         result.record(time.perf_counter() - start, type(exc).__name__, False)
