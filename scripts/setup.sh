@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, from scratch and idempotently:
-#   Debian: redis-server (tests run a real one on 127.0.0.1)
+#   Debian: redis-server (tests run a real one on 127.0.0.1), chromium (opens the monitoring report offline)
 #   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "setup: installing redis-server from Debian's packages"
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} from Debian's packages"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 for tool in terraform kubectl node; do
   command -v "$tool" >/dev/null 2>&1 || { echo "setup: '$tool' is required on PATH" >&2; exit 1; }
