@@ -32,6 +32,7 @@ FEATURES = (
     "trigger.drift",
     "trigger.performance",
     "trigger.volume",
+    "trigger.data_quality",
     "serving",
     "serving.gpu",
     "serving.autoscaling",

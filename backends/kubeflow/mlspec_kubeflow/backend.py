@@ -28,6 +28,7 @@ class KubeflowBackend(BaseBackend):
         "trigger.drift": True,
         "trigger.performance": True,
         "trigger.volume": True,
+        "trigger.data_quality": True,
     }
     not_applicable = frozenset(
         f for f in FEATURES if f.startswith(("serving", "rollout.", "infrastructure."))
