@@ -208,3 +208,38 @@ def test_mlspec_report_rerenders_a_report_json(broken, tmp_path: Path) -> None:
     done = CliRunner().invoke(cli, ["report", "--from-json", str(bad)])
     assert done.exit_code == 2 and "is not a monitoring report.json" in done.output
     shutil.rmtree(tmp_path / "report.html", ignore_errors=True)
+
+
+@pytest.mark.engine
+def test_the_monitoring_run_is_logged_to_mlflow_with_its_report(broken, tmp_path: Path, monkeypatch) -> None:
+    from mlflow import MlflowClient
+
+    from mlspec.runtime.monitoring import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert not tracking.enabled(broken["ir"], None)  # no registry database yet: nothing is created for it
+    result = monitor.run_monitor(
+        broken["ir"],
+        str(tmp_path / "run"),
+        reference=str(broken["reference"]),
+        log=str(broken["tmp"] / "log"),
+        now=scenario.NOW,
+        state=str(tmp_path / "state.json"),
+        mlflow=True,
+    )
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.data.tags["mlspec.run_kind"] == "monitoring" and run.data.tags["mlspec.retrain"] == "true"
+    report = json.loads(Path(result["report_path"]).read_text())
+    assert (
+        run.data.metrics["drift.monthly_charges"] == report["drift"]["features"]["monthly_charges"]["score"]
+    )
+    assert (
+        run.data.metrics["null_rate.support_calls"]
+        == report["data_quality"]["features"]["support_calls"]["null_rate"]
+    )
+    assert run.data.metrics["live.auc"] == report["performance"]["metrics"]["auc"]
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "monitoring")}
+    assert files == {f"monitoring/{n}" for n in ("report.json", "metrics.prom", "report.html", "report.md")}
+    assert tracking.enabled(broken["ir"], None)  # the registry exists now: later runs log by default

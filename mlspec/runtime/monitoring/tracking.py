@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mlspec.runtime import StepError, registry
+from mlspec.runtime import StepError, data, registry
 
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -73,8 +74,13 @@ def log_run(ir: Any, report: dict[str, Any], paths: dict[str, str]) -> str:
         stamp = int(when.timestamp() * 1000)
         metrics = [Metric(k, v, stamp, 0) for k, v in sorted(_metrics(report).items())]
         c.log_batch(run.info.run_id, metrics=metrics)
-        for path in paths.values():
-            if os.path.exists(path):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, path in paths.items():
+                if "://" in path:  # a remote run directory: copy the file here first
+                    local = os.path.join(tmp, name)
+                    with data.open_file(path, "rb") as src, open(local, "wb") as dst:
+                        dst.write(src.read())
+                    path = local
                 c.log_artifact(run.info.run_id, path, "monitoring")
         c.set_terminated(run.info.run_id, end_time=stamp)
     except StepError:
