@@ -42,7 +42,7 @@ DEFAULT_VARIANT = "champion"
 DEFAULT_SOURCE = "live"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     ts: float
     request_id: str
@@ -126,6 +126,12 @@ class PredictionLogger:
     # --- the background thread ------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # Pay the imports (pyarrow pulls in pandas lazily) now, at startup, not on the first flush under load.
+        import fsspec  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+        one = np.zeros((1, 1), dtype=np.float32)
+        _to_batch([_Record(0.0, "", "", "", ["x"], one, [one])], ("x",), "")
         wake = min(WAKE_S, self.rotate_s)
         while not self._stop.wait(wake):
             self._step(final=False)
@@ -200,7 +206,16 @@ class PredictionLogger:
         temp = f"{fs_path.rsplit('/', 1)[0]}/.{name}.tmp" if isinstance(fs, LocalFileSystem) else fs_path
         fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
         handle = fs.open(temp, "wb")
-        writer = pq.ParquetWriter(handle, schema, compression="zstd")
+        # dictionary-encode the strings only (hashing random floats costs more than it saves); statistics for
+        # ts only, which is what readers filter on
+        writer = pq.ParquetWriter(
+            handle,
+            schema,
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=["request_id", "model_version", "variant", "source"],
+            write_statistics=["ts"],
+        )
         return _OpenFile(fs_path, temp, handle, writer, layout, time.monotonic())
 
     def _write_group(self, f: _OpenFile) -> None:
@@ -250,12 +265,7 @@ def _to_batch(records: list[_Record], names: tuple[str, ...], variant: str) -> A
     owner = pa.array(np.repeat(np.arange(len(records)), counts))
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     inputs = np.concatenate([r.inputs for r in records])
-    rows = [np.concatenate([o.reshape(len(r.inputs), -1) for o in r.outputs], axis=1) for r in records]
-    widths = np.repeat(np.fromiter((o.shape[1] for o in rows), dtype=np.int64, count=len(rows)), counts)
-    outputs = pa.ListArray.from_arrays(
-        pa.array(np.concatenate(([0], np.cumsum(widths))).astype(np.int32)),
-        pa.array(np.concatenate([o.ravel() for o in rows]).astype(np.float32)),
-    )
+    outputs = _outputs(records, counts, inputs.shape[0])
     ts_ms = np.fromiter((r.ts * 1000 for r in records), dtype=np.float64, count=len(records)).astype(np.int64)
     columns = {
         "ts": pa.array(np.repeat(ts_ms, counts), type=pa.timestamp("ms", tz="UTC")),
@@ -265,7 +275,29 @@ def _to_batch(records: list[_Record], names: tuple[str, ...], variant: str) -> A
         "source": pa.array([r.source for r in records], type=pa.string()).take(owner),
         "row": pa.array((np.arange(inputs.shape[0]) - np.repeat(starts, counts)).astype(np.int32)),
     }
+    by_feature = np.ascontiguousarray(inputs.T)  # one transposing copy, then a zero-copy array per column
     for j, name in enumerate(names):
-        columns[name] = pa.array(np.ascontiguousarray(inputs[:, j]))
+        columns[name] = pa.array(by_feature[j])
     columns["outputs"] = outputs
     return pa.RecordBatch.from_pydict(columns)
+
+
+def _outputs(records: list[_Record], counts: np.ndarray, n: int) -> Any:
+    """The model outputs of each input row, flattened, as list<float32>."""
+    import pyarrow as pa
+
+    if all(len(r.outputs) == 1 for r in records):  # the usual case: one output tensor, one shape
+        try:
+            flat = np.concatenate([r.outputs[0] for r in records])
+        except ValueError:
+            flat = None
+        if flat is not None and flat.shape[0] == n:
+            matrix = flat.reshape(n, -1)
+            offsets = np.arange(0, matrix.size + 1, matrix.shape[1], dtype=np.int32)
+            return pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.astype(np.float32).ravel()))
+    rows = [np.concatenate([o.reshape(len(r.inputs), -1) for o in r.outputs], axis=1) for r in records]
+    widths = np.repeat(np.fromiter((o.shape[1] for o in rows), dtype=np.int64, count=len(rows)), counts)
+    return pa.ListArray.from_arrays(
+        pa.array(np.concatenate(([0], np.cumsum(widths))).astype(np.int32)),
+        pa.array(np.concatenate([o.ravel() for o in rows]).astype(np.float32)),
+    )
