@@ -110,4 +110,4 @@ def test_a_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
     logger._thread.join()
     logger.submit("a", "1", FEATURES, _rows(2, 6), [_rows(2, 6)[:, :1]])
     logger.submit("b", "1", FEATURES, _rows(2, 7), [_rows(2, 7)[:, :1]])
-    assert metrics.log_dropped._value.get() == 2 and len(logger._pending) == 1
+    assert metrics.log_dropped._value.get() == 2 and logger._pending_rows == 2
