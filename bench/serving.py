@@ -53,6 +53,16 @@ def rss_mb(pid: int) -> float:
         return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a server and its children."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def bodies(rows: int, count: int = 64) -> list[bytes]:
     rng = np.random.default_rng(rows)
     return [
@@ -218,6 +228,7 @@ def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_count
         ),
     ]
     procs = []
+    server_cpu: dict[tuple[str, int, int], float] = {}
     try:
         for name, argv, url, path in paired:
             proc, cold = start(argv, url, path, payloads[row_counts[0]][0], str(tmp))
@@ -229,7 +240,11 @@ def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_count
                 for k in range(args.rounds):
                     order = list(zip(paired, procs, strict=True))
                     for (name, _, url, path), proc in order if k % 2 == 0 else order[::-1]:
+                        before = cpu_s(proc.pid)
                         results[name].append(drive(url, path, payloads[rows], args.seconds, c))
+                        server_cpu[(name, rows, c)] = (
+                            server_cpu.get((name, rows, c), 0.0) + cpu_s(proc.pid) - before
+                        )
                         info[name]["rss_peak_mb"] = max(info[name]["rss_peak_mb"], rss_mb(proc.pid))
                 for name, parts in results.items():
                     rows_out.append((name, rows, c, combine(parts)))
@@ -296,16 +311,19 @@ def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_count
 
     by_key = {(name, rows, c): r for name, rows, c, r in rows_out}
     print(
-        f"\nprediction log cost (sample rate 1.0, {n_files} Parquet files written): throughput with the log "
-        "on / off, p99 on vs off"
+        f"\nprediction log cost (sample rate 1.0, {n_files} Parquet files written): throughput with the log on / off,"
+        " server CPU per request on / off, p99 on vs off"
     )
     for rows in row_counts:
         for c in concurrencies:
             off, on = by_key[("mlspec serve", rows, c)], by_key[("mlspec serve + prediction log", rows, c)]
             ratio = on.throughput / off.throughput if off.throughput else float("nan")
+            cpu_on = server_cpu[("mlspec serve + prediction log", rows, c)] / max(on.total, 1) * 1e6
+            cpu_off = server_cpu[("mlspec serve", rows, c)] / max(off.total, 1) * 1e6
             print(
-                f"  rows {rows:>2} conc {c:>2}: {ratio:6.3f}  ({on.throughput:7.0f} vs {off.throughput:7.0f} req/s, "
-                f"p99 {on.percentile_ms(99):6.2f} vs {off.percentile_ms(99):6.2f} ms)"
+                f"  rows {rows:>2} conc {c:>2}: throughput {ratio:6.3f} ({on.throughput:7.0f} vs {off.throughput:7.0f}"
+                f" req/s)   CPU {cpu_on / cpu_off:6.3f} ({cpu_on:5.0f} vs {cpu_off:5.0f} us/req)   "
+                f"p99 {on.percentile_ms(99):6.2f} vs {off.percentile_ms(99):6.2f} ms"
             )
     print("\nmlspec vs mlflow (throughput ratio, p99 ms) and HTTP overhead over the floor (p50 difference):")
     for rows in row_counts:

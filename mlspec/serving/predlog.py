@@ -51,8 +51,9 @@ class _Buffer:
         names, dtype, width = layout
         self.layout = layout
         self.capacity = capacity
-        # feature-major, so that each feature's column is already contiguous for Arrow: no transposing later
-        self.inputs = np.empty((len(names), capacity), dtype=np.dtype(dtype))
+        self.inputs = np.empty(
+            (capacity, len(names)), dtype=np.dtype(dtype)
+        )  # row-major: a plain copy per request
         self.outputs = np.empty((capacity, width), dtype=np.float32)
         self.rows = 0
         # per request, in arrival order (parallel lists: cheap to append, cheap to hand to numpy and Arrow)
@@ -69,7 +70,7 @@ class _Buffer:
         self, ts: float, request_id: str, version: str, source: str, x: np.ndarray, out: np.ndarray
     ) -> None:
         n = len(x)
-        self.inputs[:, self.rows : self.rows + n] = x.T
+        self.inputs[self.rows : self.rows + n] = x
         self.outputs[self.rows : self.rows + n] = out
         self.rows += n
         self.ts.append(ts)
@@ -124,6 +125,8 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._rotated = time.monotonic()
         self._refused: set[tuple[str, ...]] = set()
+        self._features: list[str] | None = None  # the model's feature list last seen, and its columns
+        self._columns: tuple[str, ...] | None = None
         # Pay the imports (pyarrow pulls in pandas lazily) here, while the server starts, not under load.
         import fsspec  # noqa: F401
         import pyarrow.parquet  # noqa: F401
@@ -148,16 +151,16 @@ class PredictionLogger:
     ) -> None:
         """Never blocks: two small copies into a buffer; encoding and writing happen on the background thread."""
         rows = len(inputs)
-        names = tuple(features) if features else tuple(f"f{i}" for i in range(inputs.shape[1]))
+        names = self._names(features, inputs.shape[1])
+        if names is None:
+            self.metrics.log_dropped.inc(rows)
+            return
         out = (
             outputs[0].reshape(rows, -1)
             if len(outputs) == 1
             else np.hstack([o.reshape(rows, -1) for o in outputs])
         )
         layout = (names, inputs.dtype.str, out.shape[1])
-        if names in self._refused or not self._allowed(names):
-            self.metrics.log_dropped.inc(rows)
-            return
         with self._lock:
             if self._pending_rows + rows > self.max_pending_rows:
                 self.metrics.log_dropped.inc(rows)
@@ -170,12 +173,16 @@ class PredictionLogger:
             buf.add(self.clock(), request_id, model_version, source, inputs, out)
             self._pending_rows += rows
 
-    def _allowed(self, names: tuple[str, ...]) -> bool:
-        clash = sorted(set(names) & set(RESERVED))
-        if clash:
-            self._refused.add(names)
-            log.error("prediction log: feature names %s are reserved columns; not logging", clash)
-        return not clash
+    def _names(self, features: list[str] | None, width: int) -> tuple[str, ...] | None:
+        """The feature columns, None when a name is reserved; worked out once per model (its list object)."""
+        if features is not self._features or features is None:
+            names = tuple(features) if features else tuple(f"f{i}" for i in range(width))
+            clash = sorted(set(names) & set(RESERVED))
+            if clash and names not in self._refused:
+                self._refused.add(names)
+                log.error("prediction log: feature names %s are reserved columns; not logging", clash)
+            self._features, self._columns = features, None if clash else names
+        return self._columns
 
     def _buffer(self, layout: tuple, rows: int) -> _Buffer:
         """A spare buffer of this layout, else a new one (under the lock)."""
@@ -328,8 +335,11 @@ def _to_batch(buf: _Buffer, variant: str, lo: int, hi: int, row_lo: int, row_hi:
         "source": per_request(buf.sources[lo:hi]),
         "row": pa.array((np.arange(rows) - np.repeat(starts, counts)).astype(np.int32)),
     }
+    by_feature = np.ascontiguousarray(
+        buf.inputs[row_lo:row_hi].T
+    )  # one transposing copy, off the request path
     for j, name in enumerate(names):
-        columns[name] = pa.array(buf.inputs[j, row_lo:row_hi])  # contiguous: no copy until Parquet encodes it
+        columns[name] = pa.array(by_feature[j])
     offsets = np.arange(0, rows * width + 1, width, dtype=np.int32)
     columns["outputs"] = pa.ListArray.from_arrays(
         pa.array(offsets), pa.array(buf.outputs[row_lo:row_hi].ravel())
