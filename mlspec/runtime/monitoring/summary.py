@@ -69,8 +69,8 @@ class NumericSummary:
     invalid: int = 0  # present but not a valid value of the schema type (text, +-inf, 2.5 in an int column)
     below_min: int = 0
     above_max: int = 0
-    le: list[int] = field(default_factory=list)  # finite values <= each edge
-    lt: list[int] = field(default_factory=list)  # finite values < each edge
+    le: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # finite values <= each edge
+    lt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # finite values < each edge
     finite: int = 0
     min: float | None = None
     max: float | None = None
@@ -83,8 +83,8 @@ class NumericSummary:
             invalid=self.invalid + other.invalid,
             below_min=self.below_min + other.below_min,
             above_max=self.above_max + other.above_max,
-            le=_add(self.le, other.le),
-            lt=_add(self.lt, other.lt),
+            le=self.le + other.le,
+            lt=self.lt + other.lt,
             finite=self.finite + other.finite,
             min=_pick(min, self.min, other.min),
             max=_pick(max, self.max, other.max),
@@ -144,7 +144,10 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if k not in ("features", "labeled")}
         out["features"] = {
-            name: {"kind": "numeric" if isinstance(s, NumericSummary) else "categorical", **s.__dict__}
+            name: {
+                "kind": "numeric" if isinstance(s, NumericSummary) else "categorical",
+                **{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in s.__dict__.items()},
+            }
             for name, s in self.features.items()
         }
         out["correlation"] = None if self.correlation is None else self.correlation.__dict__
@@ -158,7 +161,11 @@ class Summary:
         for name, raw in obj.pop("features").items():
             raw = dict(raw)
             kind = raw.pop("kind")
-            features[name] = NumericSummary(**raw) if kind == "numeric" else CategoricalSummary(**raw)
+            if kind == "numeric":
+                raw["le"], raw["lt"] = np.asarray(raw["le"], np.int64), np.asarray(raw["lt"], np.int64)
+                features[name] = NumericSummary(**raw)
+            else:
+                features[name] = CategoricalSummary(**raw)
         corr = obj.pop("correlation")
         labeled = obj.pop("labeled")
         return cls(
@@ -174,8 +181,8 @@ def empty(plan: Plan) -> Summary:
     features: dict[str, NumericSummary | CategoricalSummary] = {}
     for fp in plan.features:
         if fp.kind == "numeric":
-            zeros = [0] * len(fp.edges)
-            features[fp.name] = NumericSummary(le=list(zeros), lt=list(zeros))
+            zeros = np.zeros(len(fp.edges), dtype=np.int64)
+            features[fp.name] = NumericSummary(le=zeros, lt=zeros.copy())
         else:
             features[fp.name] = CategoricalSummary()
     c = len(plan.correlation)
@@ -351,8 +358,8 @@ def _numeric(column: Any, fp: FeaturePlan) -> NumericSummary:
         invalid=invalid,
         below_min=below,
         above_max=above,
-        le=le.tolist(),
-        lt=lt.tolist(),
+        le=le.astype(np.int64),
+        lt=lt.astype(np.int64),
         finite=finite.size,
         min=float(finite[0]) if finite.size else None,
         max=float(finite[-1]) if finite.size else None,
@@ -382,10 +389,12 @@ def _categorical(column: Any, fp: FeaturePlan, rows: int) -> CategoricalSummary:
 
 
 def _correlation(batch: Any, plan: Plan) -> CorrelationSummary:
-    matrix = np.empty((_length(batch), len(plan.correlation)), dtype=np.float64)
+    matrix = np.empty((len(plan.correlation), _length(batch)), dtype=np.float64)  # one contiguous row each
     for j, name in enumerate(plan.correlation):
-        matrix[:, j] = (_numeric_values(_column(batch, name))[0] - plan.center[j]) / plan.scale[j]
-    matrix = matrix[np.isfinite(matrix).all(axis=1)]
+        matrix[j] = _numeric_values(_column(batch, name))[0]
+    matrix -= np.asarray(plan.center)[:, None]
+    matrix /= np.asarray(plan.scale)[:, None]
+    matrix = matrix[:, np.isfinite(matrix).all(axis=0)].T
     return CorrelationSummary(
         n=matrix.shape[0], sums=exact(matrix.sum(axis=0)), cross=exact(matrix.T @ matrix)
     )
@@ -405,6 +414,13 @@ def _filter(batch: Any, mask: np.ndarray) -> Any:
     import pyarrow as pa
 
     return batch.filter(pa.array(mask))
+
+
+def _threads() -> int:
+    """MLSPEC_MONITOR_THREADS, else the CPUs this process may use."""
+    if value := os.environ.get("MLSPEC_MONITOR_THREADS"):
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) -> Summary:
@@ -458,11 +474,12 @@ def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) 
         column = _column(batch, fp.name)
         return _numeric(column, fp) if fp.kind == "numeric" else _categorical(column, fp, rows)
 
-    # numpy sorts and searches without the GIL: one thread per core over the features
-    with ThreadPoolExecutor(max_workers=min(len(plan.features), os.cpu_count() or 1) or 1) as pool:
+    # numpy sorts and searches without the GIL: one thread per core over the features (and the correlation)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(plan.features), _threads()))) as pool:
+        corr = pool.submit(_correlation, batch, plan) if out.correlation is not None else None
         out.features.update(zip((f.name for f in plan.features), pool.map(one, plan.features), strict=True))
-    if out.correlation is not None:
-        out.correlation = _correlation(batch, plan)
+        if corr is not None:
+            out.correlation = corr.result()
     if labels is not None and len(labels) and _has(batch, "request_id"):
         out.labeled = _join_labels(batch, plan, labels)
     return out

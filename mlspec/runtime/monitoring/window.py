@@ -31,6 +31,7 @@ LOG_SUFFIXES = (".parquet", ".pq", ".jsonl", ".json")
 LABEL_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
 BATCH_ROWS = 65_536
 RECORD_COLUMNS = ("ts", "request_id", "row", "model_version", "variant", "source", "outputs")
+LABEL_JOIN_COLUMNS = ("request_id", "row", "outputs")
 
 
 class LogError(MonitorError):
@@ -101,8 +102,10 @@ def partitions(base: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[list[
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def _wanted(plan: Plan) -> list[str]:
-    return [*RECORD_COLUMNS, *(f.name for f in plan.features)]
+def _wanted(plan: Plan, labels: bool) -> list[str]:
+    """The columns to decode: request ids, rows and outputs only when there are labels to join."""
+    record = RECORD_COLUMNS if labels else tuple(c for c in RECORD_COLUMNS if c not in LABEL_JOIN_COLUMNS)
+    return [*record, *(f.name for f in plan.features)]
 
 
 def iter_batches(uri: str, columns: list[str]) -> Iterator[Any]:
@@ -142,7 +145,7 @@ def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
 def summarize(partition: Partition, plan: Plan, labels: pd.DataFrame | None = None) -> Summary:
     """One partition's Summary, reading at most BATCH_ROWS rows at a time."""
     total = empty(plan)
-    columns = _wanted(plan)
+    columns = _wanted(plan, labels is not None and len(labels) > 0)
     for uri in partition.files:
         for batch in iter_batches(uri, columns):
             try:
