@@ -94,18 +94,19 @@ def _numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
 
 def _categorical_profile(series: pd.Series) -> dict[str, Any]:
     n_total = len(series)
-    counts = series.value_counts(
-        dropna=True, sort=False
-    )  # hash counts first, strings only for the categories
-    counts.index = counts.index.astype(str)
-    counts = counts.groupby(level=0).sum().sort_index()  # 1 and "1" are one category; deterministic order
-    if counts.empty:
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)  # hash once, then count integers
+    per_value = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    counts: dict[str, int] = {}
+    for value, n in zip(uniques.tolist(), per_value.tolist(), strict=True):
+        counts[str(value)] = counts.get(str(value), 0) + n  # 1 and "1" are one category
+    if not counts:
         raise ValueError("has no non-missing values in the reference")
+    categories = sorted(counts)  # deterministic order
     return {
         "kind": "categorical",
-        "categories": counts.index.tolist(),
-        "fractions": (counts.to_numpy() / n_total).tolist(),
-        "nan_fraction": float(series.isna().sum() / n_total),
+        "categories": categories,
+        "fractions": [counts[c] / n_total for c in categories],
+        "nan_fraction": float((codes < 0).sum() / n_total),
         "count": int(n_total),
     }
 
@@ -119,17 +120,22 @@ def reference_profile(
     missing = [f for f in features if f not in df.columns]
     if missing:
         raise ValueError(f"reference data lacks feature columns {missing}")
-    out: dict[str, Any] = {}
-    numeric: list[str] = []
-    for name in features:
+    numeric = [name for name in features if _is_numeric(name, df[name], columns_ir)]
+
+    def one(name: str) -> dict[str, Any]:
         try:
-            if _is_numeric(name, df[name], columns_ir):
-                out[name] = _numeric_profile(_as_float(df[name]), bins)
-                numeric.append(name)
-            else:
-                out[name] = _categorical_profile(df[name])
+            if name in numeric:
+                return _numeric_profile(_as_float(df[name]), bins)
+            return _categorical_profile(df[name])
         except ValueError as exc:
             raise ValueError(f"feature {name!r} {exc}") from exc
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlspec.runtime.monitoring.summary import threads
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(features), threads()))) as pool:  # numpy sorts: no GIL
+        out = dict(zip(features, pool.map(one, features), strict=True))
     return {
         "version": 1,
         "bins": bins,

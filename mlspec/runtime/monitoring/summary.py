@@ -300,14 +300,10 @@ def _category_counts(column: Any, fp: FeaturePlan) -> tuple[dict[str, int], int,
         tallies = counted.field("counts").to_pylist()
         nulls = sum(n for v, n in zip(values, tallies, strict=True) if v is None)
         return _as_text({v: n for v, n in zip(values, tallies, strict=True) if v is not None}), nulls, 0
-    counted = column.value_counts(dropna=False, sort=False)
-    isna = counted.index.isna()
-    nulls = int(counted[isna].sum())
-    return (
-        _as_text(dict(zip(counted.index[~isna], counted.to_numpy()[~isna].tolist(), strict=True))),
-        nulls,
-        0,
-    )
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)  # one hashing pass, then integer counting
+    per_value = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    nulls = int((codes < 0).sum())
+    return _as_text(dict(zip(uniques.tolist(), per_value.tolist(), strict=True))), nulls, 0
 
 
 def _as_text(counts: dict[Any, int]) -> dict[str, int]:
@@ -416,7 +412,7 @@ def _filter(batch: Any, mask: np.ndarray) -> Any:
     return batch.filter(pa.array(mask))
 
 
-def _threads() -> int:
+def threads() -> int:
     """MLSPEC_MONITOR_THREADS, else the CPUs this process may use."""
     if value := os.environ.get("MLSPEC_MONITOR_THREADS"):
         return int(value)
@@ -475,7 +471,7 @@ def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) 
         return _numeric(column, fp) if fp.kind == "numeric" else _categorical(column, fp, rows)
 
     # numpy sorts and searches without the GIL: one thread per core over the features (and the correlation)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(plan.features), _threads()))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(plan.features), threads()))) as pool:
         corr = pool.submit(_correlation, batch, plan) if out.correlation is not None else None
         out.features.update(zip((f.name for f in plan.features), pool.map(one, plan.features), strict=True))
         if corr is not None:
