@@ -189,12 +189,16 @@ def tvd(ref: np.ndarray, cur: np.ndarray) -> float:
 def _correlation(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     if len(columns) < 2:
         return np.eye(len(columns))
-    x = np.column_stack([_as_float(df[c]) for c in columns])
-    x = x[~np.isnan(x).any(axis=1)]
-    if x.shape[0] < 3:
+    x = np.empty((len(columns), len(df)))  # one contiguous row per feature: no wide temporaries
+    for j, c in enumerate(columns):
+        x[j] = _as_float(df[c])
+    x = x[:, ~np.isnan(x).any(axis=0)]
+    if x.shape[1] < 3:
         return np.full((len(columns), len(columns)), np.nan)
+    x -= x.mean(axis=1, keepdims=True)
+    cov = x @ x.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(x, rowvar=False)
+        corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     return np.nan_to_num(corr, nan=0.0)
 
 
