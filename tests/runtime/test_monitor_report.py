@@ -30,15 +30,13 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     frame = scenario.broken_window()
     ids = scenario.write_log(tmp / "log", frame)
     scenario.write_labels(tmp / "log", frame, ids)
-    result = monitor.run_monitor(
-        ir,
-        str(tmp / "run"),
-        log=str(tmp / "log"),
-        now=scenario.NOW,
-        state=str(tmp / "state.json"),
-        mlflow=False,
-    )
-    out = Path(result["report_path"]).parent
+    cwd = os.getcwd()
+    os.chdir(tmp)  # relative paths, as a user would type them (they show in the report)
+    try:
+        result = monitor.run_monitor(ir, "run", log="log", now=scenario.NOW, state="state.json", mlflow=False)
+    finally:
+        os.chdir(cwd)
+    out = tmp / Path(result["report_path"]).parent
     return {
         "ir": ir,
         "tmp": tmp,

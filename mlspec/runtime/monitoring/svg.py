@@ -118,7 +118,7 @@ def heatmap(
     n = len(labels)
     cell = 34 if n <= 10 else 22
     left, top = 110, 10
-    size_w, size_h = left + n * cell + 10, top + n * cell + 90
+    size_w, size_h = left + n * cell + 90, top + n * cell + 90  # room for the slanted labels
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size_w} {size_h}" width="{size_w}" '
         f'height="{size_h}" role="img" class="chart">'
