@@ -118,10 +118,11 @@ def _report(
             }
         if mon.drift.correlation_change is not None:
             report["correlation_alert"] = report["correlation_change"] > mon.drift.correlation_change
-    if summary.labeled is not None and len(summary.labeled):
+    labeled = summary.labeled
+    if labeled is not None and len(labeled):
         from mlspec.runtime.monitoring.performance import performance
 
-        report["performance"] = performance(ir, summary.labeled, ref.preprocessing, ref.metrics)
+        report["performance"] = performance(ir, labeled, ref.preprocessing, ref.metrics)
     return report
 
 

@@ -19,7 +19,6 @@ over partitions reduces to exactly what one process computes.
 
 from __future__ import annotations
 
-import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,10 +138,24 @@ class Summary:
     variants: dict[str, int] = field(default_factory=dict)
     features: dict[str, NumericSummary | CategoricalSummary] = field(default_factory=dict)
     correlation: CorrelationSummary | None = None
-    labeled: pd.DataFrame | None = None  # request_id, row, __label__, outputs as __out_<k>, the features
+    # the labeled predictions, one frame per batch that had any (concatenated only when read: merging stays
+    # cheap): request_id, row, __label__, outputs as __out_<k>, the features
+    labeled_parts: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def labeled(self) -> pd.DataFrame | None:
+        if not self.labeled_parts:
+            return None
+        return (
+            pd.concat(self.labeled_parts, ignore_index=True)
+            if len(self.labeled_parts) > 1
+            else self.labeled_parts[0]
+        )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if k not in ("features", "labeled")}
+        out: dict[str, Any] = {
+            k: v for k, v in self.__dict__.items() if k not in ("features", "labeled_parts")
+        }
         out["features"] = {
             name: {
                 "kind": "numeric" if isinstance(s, NumericSummary) else "categorical",
@@ -151,7 +164,8 @@ class Summary:
             for name, s in self.features.items()
         }
         out["correlation"] = None if self.correlation is None else self.correlation.__dict__
-        out["labeled"] = None if self.labeled is None else self.labeled.to_dict(orient="split")
+        labeled = self.labeled
+        out["labeled"] = None if labeled is None else labeled.to_dict(orient="split")
         return out
 
     @classmethod
@@ -172,7 +186,7 @@ class Summary:
             **obj,
             features=features,
             correlation=None if corr is None else CorrelationSummary(**corr),
-            labeled=None if labeled is None else pd.DataFrame(**labeled),
+            labeled_parts=[] if labeled is None else [pd.DataFrame(**labeled)],
         )
 
 
@@ -199,7 +213,6 @@ def merge(a: Summary, b: Summary) -> Summary:
     correlation = None
     if a.correlation is not None and b.correlation is not None:
         correlation = a.correlation.merge(b.correlation)
-    labeled = [f for f in (a.labeled, b.labeled) if f is not None and len(f)]
     return Summary(
         plan_id=a.plan_id,
         rows=a.rows + b.rows,
@@ -212,9 +225,7 @@ def merge(a: Summary, b: Summary) -> Summary:
         variants=_add_counts(a.variants, b.variants),
         features=features,
         correlation=correlation,
-        labeled=pd.concat(labeled, ignore_index=True)
-        if len(labeled) > 1
-        else copy.copy(next(iter(labeled), None)),
+        labeled_parts=[*a.labeled_parts, *b.labeled_parts],
     )
 
 
@@ -477,7 +488,9 @@ def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) 
         if corr is not None:
             out.correlation = corr.result()
     if labels is not None and len(labels) and _has(batch, "request_id"):
-        out.labeled = _join_labels(batch, plan, labels)
+        joined = _join_labels(batch, plan, labels)
+        if joined is not None and len(joined):
+            out.labeled_parts = [joined]
     return out
 
 
