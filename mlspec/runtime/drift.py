@@ -312,6 +312,19 @@ def _score_categorical(prof: dict[str, Any], s: Any, method: str) -> dict[str, A
     }
 
 
+def _checked(profile: dict[str, Any], method: str, rows: int, features: list[str] | str | None) -> list[str]:
+    """The features to score; a clear ValueError for an unknown method or feature, or no rows."""
+    if method not in METHODS:
+        raise ValueError(f"unknown drift method {method!r}; use one of {', '.join(METHODS)}")
+    if rows == 0:
+        raise ValueError("cannot compute drift on an empty window (0 rows)")
+    names = list(profile["features"]) if features in (None, "all") else list(features)
+    unknown = [f for f in names if f not in profile["features"]]
+    if unknown:
+        raise ValueError(f"features {unknown} are not in the reference profile")
+    return names
+
+
 def score(
     profile: dict[str, Any],
     summary: Any,
@@ -320,14 +333,7 @@ def score(
     features: list[str] | str | None = None,
 ) -> dict[str, Any]:
     """Drift per feature of a window Summary against `profile`; a feature drifts when score > threshold."""
-    if method not in METHODS:
-        raise ValueError(f"unknown drift method {method!r}; use one of {', '.join(METHODS)}")
-    if summary.rows == 0:
-        raise ValueError("cannot compute drift on an empty window (0 rows)")
-    names = list(profile["features"]) if features in (None, "all") else list(features)
-    unknown = [f for f in names if f not in profile["features"]]
-    if unknown:
-        raise ValueError(f"features {unknown} are not in the reference profile")
+    names = _checked(profile, method, summary.rows, features)
     per: dict[str, Any] = {}
     for name in names:
         prof = profile["features"][name]
@@ -394,14 +400,7 @@ def compute_drift(
     from mlspec.runtime.monitoring.plan import build_plan
     from mlspec.runtime.monitoring.summary import summarize_batch
 
-    if method not in METHODS:
-        raise ValueError(f"unknown drift method {method!r}; use one of {', '.join(METHODS)}")
-    if len(current_df) == 0:
-        raise ValueError("cannot compute drift on an empty window (0 rows)")
-    names = list(profile["features"]) if features in (None, "all") else list(features)
-    unknown = [f for f in names if f not in profile["features"]]
-    if unknown:
-        raise ValueError(f"features {unknown} are not in the reference profile")
+    names = _checked(profile, method, len(current_df), features)
     missing = [f for f in names if f not in current_df.columns]
     if missing:
         raise ValueError(f"the current data lacks feature columns {missing}")
