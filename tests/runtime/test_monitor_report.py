@@ -241,3 +241,36 @@ def test_the_monitoring_run_is_logged_to_mlflow_with_its_report(broken, tmp_path
     files = {f.path for f in client.list_artifacts(run.info.run_id, "monitoring")}
     assert files == {f"monitoring/{n}" for n in ("report.json", "metrics.prom", "report.html", "report.md")}
     assert tracking.enabled(broken["ir"], None)  # the registry exists now: later runs log by default
+
+
+def test_business_kpis_are_computed_on_the_labeled_predictions(tmp_path: Path, monkeypatch) -> None:
+    import mlspec
+
+    monkeypatch.chdir(tmp_path)  # the KPI module is imported from the working directory, as in a project
+    (tmp_path / "churn_kpis.py").write_text(
+        "def saved_revenue(y_true, y_pred, y_score, frame):\n"
+        "    caught = ((y_true == 1) & (y_pred == 1)).sum()\n"
+        "    return float(caught * 120.0 - (y_pred == 1).sum() * 10.0 + 0 * frame['tenure_months'].sum())\n"
+    )
+    scenario.churn_ir_with_data_quality(tmp_path)
+    spec = tmp_path / "churn-dq.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "  metrics: [accuracy, f1, auc]\n",
+            '  metrics: [accuracy, f1, auc]\n  custom_metrics: {saved_revenue: "churn_kpis:saved_revenue"}\n',
+        )
+    )
+    ir = mlspec.lower(mlspec.load(spec))
+    scenario.write_reference(tmp_path / "run", ir)
+    frame = scenario.broken_window(rows=1200)
+    ids = scenario.write_log(tmp_path / "log", frame)
+    scenario.write_labels(tmp_path / "log", frame, ids)
+    result = monitor.run_monitor(ir, "run", log="log", now=scenario.NOW, state="s.json", mlflow=False)
+    perf = json.loads(Path(result["report_path"]).read_text())["performance"]
+    cm = perf["confusion_matrix"]  # rows: true class, columns: predicted
+    assert perf["kpis"] == {"saved_revenue": cm[1][1] * 120.0 - (cm[0][1] + cm[1][1]) * 10.0}
+    prom = Path(result["metrics_path"]).read_text()
+    assert (
+        f'mlspec_business_kpi{{kpi="saved_revenue",system="churn"}} {perf["kpis"]["saved_revenue"]}' in prom
+    )
+    assert "Business KPIs" in Path(result["html_report_path"]).read_text()

@@ -237,6 +237,30 @@ def test_loadtest_meets_the_churn_slo(served, churn_spec_path):
     assert "p99" in done.stdout and "SLO met" in done.stdout
 
 
+def test_loadtest_traffic_is_logged_as_synthetic(served):
+    import pyarrow.parquet as pq
+
+    done = _loadtest(
+        served.url,
+        "--spec",
+        str(ROOT / "specs" / "churn.yaml"),
+        "--duration",
+        "1s",
+        "--max-requests",
+        "20",
+        "--model",
+        "mlp",
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    sources: set[str] = set()
+    while time.monotonic() < deadline and "loadtest" not in sources:
+        time.sleep(0.2)
+        for path in served.log_dir.rglob("*.parquet"):
+            sources |= set(pq.read_table(path, columns=["source"]).column("source").to_pylist())
+    assert "loadtest" in sources  # `mlspec loadtest` marks its requests with x-mlspec-source
+
+
 def test_loadtest_fails_when_the_slo_is_missed(served, churn_spec_path, tmp_path):
     strict = tmp_path / "strict.yaml"
     strict.write_text(churn_spec_path.read_text().replace("latency_p99_ms: 200", "latency_p99_ms: 0.001"))
