@@ -109,7 +109,9 @@ def write_spec_and_reference(root: Path) -> tuple[Path, Path]:
     frame = {name: _numeric(rng, j, n) for j, name in enumerate(nums)}
     for c, k in zip(cats, CATEGORIES, strict=True):
         weights = 1.0 / np.arange(1, k + 1)
-        frame[c] = np.array([f"v{i}" for i in range(k)], dtype=object)[rng.choice(k, n, p=weights / weights.sum())]
+        frame[c] = np.array([f"v{i}" for i in range(k)], dtype=object)[
+            rng.choice(k, n, p=weights / weights.sum())
+        ]
     profile = drift.reference_profile(pd.DataFrame(frame), list(ir.data.features), list(ir.data.columns))
     path = root / "reference_profile.json"
     path.write_text(json.dumps(profile))
@@ -175,8 +177,15 @@ def main() -> int:
             f"log written in {time.perf_counter() - t:.0f}s: {min(REAL_PARTITIONS, max(sizes))} partitions of "
             f"{ROWS_PER_PARTITION:,} rows x 25 features, {disk / 2**20:.0f} MiB on disk ({disk / min(REAL_PARTITIONS, max(sizes)) / ROWS_PER_PARTITION:.0f} B/row)"
         )
-        print(f"\n{'rows':>12} {'partitions':>10} {'wall s':>8} {'CPU s':>8} {'rows/s':>12} {'peak RSS MB':>12}")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+        print(
+            f"\n{'rows':>12} {'partitions':>10} {'wall s':>8} {'CPU s':>8} {'rows/s':>12} {'peak RSS MB':>12}"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
         results = []
         for millions in sizes:
             log = root / f"log-{millions}"
