@@ -1,10 +1,14 @@
-"""Model server benchmark: mlspec serve vs `mlflow models serve` vs bare InferenceSession.run (the floor).
+"""Model server benchmark: mlspec serve (prediction log off and on) vs `mlflow models serve` vs bare
+InferenceSession.run (the floor).
 
 The same ONNX MLP (20 float features, hidden 64-32), 1-row and 64-row requests at concurrency 1, 8 and 32,
-each cell bounded in time. The load generator is a keep-alive asyncio client in this process (both servers
-get the same one). Prints throughput, p50, p99, errors, RSS and cold start.
+each cell bounded in time. The load generator is a keep-alive asyncio client in this process (every server
+gets the same one). Prints throughput, p50, p99, errors, RSS and cold start, and the cost of the prediction log
+(sample rate 1.0, Parquet under a temporary directory) as the logging-on / logging-off throughput ratio per
+cell. The two mlspec servers run side by side and each cell drives them in turn, `--rounds` times in alternating order, so
+that machine noise falls on both alike.
 
-    .venv/bin/python bench/serving.py [--seconds 3] [--concurrency 1,8,32] [--rows 1,64]
+    .venv/bin/python bench/serving.py [--seconds 3] [--rounds 2] [--concurrency 1,8,32] [--rows 1,64]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +51,16 @@ def rss_mb(pid: int) -> float:
         return sum(p.memory_info().rss for p in procs) / 2**20
     except psutil.NoSuchProcess:
         return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a server and its children."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def bodies(rows: int, count: int = 64) -> list[bytes]:
@@ -133,17 +148,37 @@ def floor(model_path: Path, rows: int, concurrency: int, seconds: float) -> Load
     return result
 
 
+def combine(parts: list[LoadResult]) -> LoadResult:
+    """Several runs of one cell as one: all requests over the summed time."""
+    out = LoadResult()
+    for part in parts:
+        out.latencies_s += part.latencies_s
+        out.errors += part.errors
+        out.elapsed_s += part.elapsed_s
+        for key, n in part.statuses.items():
+            out.statuses[key] = out.statuses.get(key, 0) + n
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="Duration of each cell.")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--rows", default="1,64")
+    parser.add_argument("--rounds", type=int, default=2, help="Alternations of logging off/on per cell.")
     parser.add_argument("--skip-mlflow", action="store_true")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     row_counts = [int(r) for r in args.rows.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="mlspec-bench-serving-"))
+    try:
+        run(args, tmp, concurrencies, row_counts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the model, and the prediction log the bench wrote
+
+
+def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_counts: list[int]) -> None:
     model_path = tmp / "model.onnx"
     write_mlp(model_path, N_FEATURES, hidden=(64, 32), seed=0)
     mlflow_dir = tmp / "mlflow_model"
@@ -173,28 +208,52 @@ def main() -> None:
                 ("floor (InferenceSession.run)", rows, c, floor(model_path, rows, c, args.seconds))
             )
 
-    port_ours, port_mlflow = free_port(), free_port()
-    systems = [
+    port_ours, port_logged, port_mlflow = free_port(), free_port(), free_port()
+
+    def ours(port: int, *extra: str) -> list[str]:
+        return [
+            sys.executable, "-m", "mlspec", "serve", "--model", str(model_path), "--name", "mlp",
+            "--port", str(port), "--log-level", "warning", *extra,
+        ]  # fmt: skip
+
+    log_dir = tmp / "predictions"
+    payloads = {rows: bodies(rows) for rows in row_counts}
+    paired = [
+        ("mlspec serve", ours(port_ours), f"http://127.0.0.1:{port_ours}", "/predict"),
         (
-            "mlspec serve",
-            [
-                sys.executable,
-                "-m",
-                "mlspec",
-                "serve",
-                "--model",
-                str(model_path),
-                "--name",
-                "mlp",
-                "--port",
-                str(port_ours),
-                "--log-level",
-                "warning",
-            ],
-            f"http://127.0.0.1:{port_ours}",
+            "mlspec serve + prediction log",
+            ours(port_logged, "--prediction-log", str(log_dir), "--sample-rate", "1.0"),
+            f"http://127.0.0.1:{port_logged}",
             "/predict",
-        )
+        ),
     ]
+    procs = []
+    server_cpu: dict[tuple[str, int, int], float] = {}
+    try:
+        for name, argv, url, path in paired:
+            proc, cold = start(argv, url, path, payloads[row_counts[0]][0], str(tmp))
+            procs.append(proc)
+            info[name] = {"cold_start_s": cold, "rss_idle_mb": rss_mb(proc.pid), "rss_peak_mb": 0.0}
+        for rows in row_counts:
+            for c in concurrencies:
+                results: dict[str, list[LoadResult]] = {name: [] for name, *_ in paired}
+                for k in range(args.rounds):
+                    order = list(zip(paired, procs, strict=True))
+                    for (name, _, url, path), proc in order if k % 2 == 0 else order[::-1]:
+                        before = cpu_s(proc.pid)
+                        results[name].append(drive(url, path, payloads[rows], args.seconds, c))
+                        server_cpu[(name, rows, c)] = (
+                            server_cpu.get((name, rows, c), 0.0) + cpu_s(proc.pid) - before
+                        )
+                        info[name]["rss_peak_mb"] = max(info[name]["rss_peak_mb"], rss_mb(proc.pid))
+                for name, parts in results.items():
+                    rows_out.append((name, rows, c, combine(parts)))
+    finally:
+        for proc in procs:
+            stop(proc)
+    n_files = sum(1 for _ in log_dir.rglob("*.parquet"))
+
+    systems = []
     if not args.skip_mlflow:
         systems.append(
             (
@@ -216,7 +275,6 @@ def main() -> None:
                 "/invocations",
             )
         )
-    payloads = {rows: bodies(rows) for rows in row_counts}
     for name, argv, url, path in systems:
         proc, cold = start(argv, url, path, payloads[row_counts[0]][0], str(tmp))
         try:
@@ -252,6 +310,21 @@ def main() -> None:
         )
 
     by_key = {(name, rows, c): r for name, rows, c, r in rows_out}
+    print(
+        f"\nprediction log cost (sample rate 1.0, {n_files} Parquet files written): throughput with the log on / off,"
+        " server CPU per request on / off, p99 on vs off"
+    )
+    for rows in row_counts:
+        for c in concurrencies:
+            off, on = by_key[("mlspec serve", rows, c)], by_key[("mlspec serve + prediction log", rows, c)]
+            ratio = on.throughput / off.throughput if off.throughput else float("nan")
+            cpu_on = server_cpu[("mlspec serve + prediction log", rows, c)] / max(on.total, 1) * 1e6
+            cpu_off = server_cpu[("mlspec serve", rows, c)] / max(off.total, 1) * 1e6
+            print(
+                f"  rows {rows:>2} conc {c:>2}: throughput {ratio:6.3f} ({on.throughput:7.0f} vs {off.throughput:7.0f}"
+                f" req/s)   CPU {cpu_on / cpu_off:6.3f} ({cpu_on:5.0f} vs {cpu_off:5.0f} us/req)   "
+                f"p99 {on.percentile_ms(99):6.2f} vs {off.percentile_ms(99):6.2f} ms"
+            )
     print("\nmlspec vs mlflow (throughput ratio, p99 ms) and HTTP overhead over the floor (p50 difference):")
     for rows in row_counts:
         for c in concurrencies:

@@ -36,6 +36,7 @@ class Feature(StrEnum):
     TRIGGER_DRIFT = "trigger.drift"
     TRIGGER_PERFORMANCE = "trigger.performance"
     TRIGGER_VOLUME = "trigger.volume"
+    TRIGGER_DATA_QUALITY = "trigger.data_quality"
     SERVING = "serving"
     SERVING_GPU = "serving.gpu"
     SERVING_AUTOSCALING = "serving.autoscaling"
@@ -105,6 +106,7 @@ ORCHESTRATION = (
     Feature.TRIGGER_DRIFT,
     Feature.TRIGGER_PERFORMANCE,
     Feature.TRIGGER_VOLUME,
+    Feature.TRIGGER_DATA_QUALITY,
 )
 
 

@@ -26,6 +26,7 @@ from mlspec.term import use_color
 LAZY_COMMANDS = {
     "run": ("mlspec.runtime.cli", "run", "Run the training pipeline locally, step by step."),
     "monitor": ("mlspec.runtime.cli", "monitor", "Compute drift and performance; fire retraining triggers."),
+    "report": ("mlspec.runtime.cli", "report", "Write the monitoring report (HTML, Markdown) of the window."),
     "promote": ("mlspec.runtime.cli", "promote", "Move the champion alias to a model version."),
     "rollback": ("mlspec.runtime.cli", "rollback", "Return the champion alias to the previous champion."),
     "serve": ("mlspec.serving.cli", "serve", "Serve a model over the Open Inference Protocol."),

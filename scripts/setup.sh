@@ -2,7 +2,8 @@
 # Installs everything the tests need, from scratch and idempotently:
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
-#           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server)
+#           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
+#           chromium (opens the monitoring report offline)
 #   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
@@ -12,7 +13,7 @@ PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests run for real, each named by the command it provides.
-declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus)
+declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus [chromium]=chromium)
 missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")

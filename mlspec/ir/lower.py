@@ -578,6 +578,16 @@ class _Lowering:
                 triggers.append(
                     ir.Trigger(id=tid, kind="performance", metric=t.metric, below=t.below, above=t.above)
                 )
+            elif isinstance(t, sm.DataQualityTrigger):
+                triggers.append(
+                    ir.Trigger(
+                        id=tid,
+                        kind="data_quality",
+                        max_null_rate=t.max_null_rate,
+                        max_out_of_range_rate=t.max_out_of_range_rate,
+                        max_unseen_rate=t.max_unseen_rate,
+                    )
+                )
             else:
                 triggers.append(ir.Trigger(id=tid, kind="volume", new_rows=t.new_rows))
         return ir.Retraining(

@@ -297,7 +297,7 @@ class Monitoring(Node):
 
 class Trigger(Node):
     id: str
-    kind: Literal["schedule", "drift", "performance", "volume"]
+    kind: Literal["schedule", "drift", "performance", "volume", "data_quality"]
     cron: str | None = None
     threshold: float | None = None
     features: int | None = None
@@ -305,6 +305,9 @@ class Trigger(Node):
     below: float | None = None
     above: float | None = None
     new_rows: int | None = None
+    max_null_rate: float | None = None
+    max_out_of_range_rate: float | None = None
+    max_unseen_rate: float | None = None
 
 
 class Retraining(Node):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mlspec.diagnostics import Diagnostic
@@ -102,11 +102,11 @@ def kubernetes_labels(ctx: LintContext) -> Iterator[Diagnostic]:
         for name, pool in ctx.spec.infrastructure.node_pools.items():
             places.append((("infrastructure", "node_pools", name, "labels"), pool.labels))
             for i, taint in enumerate(pool.taints or []):
-                path = ("infrastructure", "node_pools", name, "taints", i)
+                taint_path: KeyPath = ("infrastructure", "node_pools", name, "taints", i)
                 if problem := label_key_problem(taint.key):
-                    yield ctx.diag("MS241", f"taint key {taint.key!r}: {problem}", (*path, "key"))
+                    yield ctx.diag("MS241", f"taint key {taint.key!r}: {problem}", (*taint_path, "key"))
                 if problem := label_value_problem(taint.value):
-                    yield ctx.diag("MS241", f"taint value {taint.value!r}: {problem}", (*path, "value"))
+                    yield ctx.diag("MS241", f"taint value {taint.value!r}: {problem}", (*taint_path, "value"))
     for path, labels in places:
         for key, value in labels.items():
             if problem := label_key_problem(key):
@@ -153,7 +153,7 @@ def legal_names(ctx: LintContext) -> Iterator[Diagnostic]:
             )
 
 
-def _collisions(names: list[tuple[KeyPath, str]], normalize: Any) -> Iterator[tuple[KeyPath, str, str]]:
+def _collisions(names: Sequence[tuple[KeyPath, str]], normalize: Any) -> Iterator[tuple[KeyPath, str, str]]:
     seen: dict[str, str] = {}
     for path, name in names:
         form = normalize(name)

@@ -93,10 +93,23 @@ def run(
     show_default=True,
     help="text: a summary for people; json: one JSON object (the result and the trigger sent) for tools.",
 )
+@click.option(
+    "--mlflow/--no-mlflow",
+    "mlflow",
+    default=None,
+    help="Log the run to MLflow (default: when the registry exists).",
+)
 def monitor(
-    spec: str, env: str | None, run_dir: str, log: str | None, labels: str | None, dry_run: bool, fmt: str
+    spec: str,
+    env: str | None,
+    run_dir: str,
+    log: str | None,
+    labels: str | None,
+    dry_run: bool,
+    fmt: str,
+    mlflow: bool | None,
 ) -> None:
-    """Compute drift and performance; fire retraining triggers.
+    """Compute drift, data quality and performance; fire retraining triggers.
 
     \b
     Example:
@@ -110,7 +123,7 @@ def monitor(
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     try:
-        result = mon.run_monitor(ir, run_dir, log=log, labels=labels)
+        result = mon.run_monitor(ir, run_dir, log=log, labels=labels, mlflow=mlflow)
         sent = None
         if result.get("retrain") and ir.retraining is not None and not dry_run:
             sent = triggers.send(ir, result)
@@ -122,11 +135,84 @@ def monitor(
         click.echo(json.dumps({**result, "trigger": sent}, indent=2, sort_keys=True, default=str))
         return
     click.echo(result["summary"])
-    click.echo(f"report: {result['report_path']}")
+    click.echo(f"report: {result['html_report_path']} ({result['report_path']})")
     if sent is not None:
         click.echo(f"retraining triggered via the {ir.retraining.sink} sink")
     elif result.get("retrain"):
         click.echo("retraining not triggered: " + ("--dry-run" if dry_run else "no retraining section"))
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=str))
+@ENV
+@click.option("--out", default=".mlspec/report", show_default=True, help="Where the report files go.")
+@click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
+@click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
+@click.option("--reference", default=None, help="Reference profile (default: the run's or the champion's).")
+@click.option(
+    "--from-json",
+    "from_json",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Re-render a monitoring run's report.json instead of reading the log.",
+)
+def report(
+    spec: str | None,
+    env: str | None,
+    out: str,
+    log: str | None,
+    labels: str | None,
+    reference: str | None,
+    from_json: str | None,
+) -> None:
+    """Write the monitoring report (HTML and Markdown) of the current window.
+
+    Reads the window like `mlspec monitor` and shows what the triggers would decide, but records nothing:
+    no trigger state, no retraining, no MLflow run. Writes report.html (self-contained, opens offline),
+    report.md, report.json and metrics.prom.
+
+    \b
+    Example:
+      mlspec report specs/churn.yaml --log predictions/
+      mlspec report --from-json .mlspec/monitor/steps/monitor/report.json --out /tmp/report
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from mlspec.runtime import monitor as mon
+    from mlspec.runtime import triggers
+    from mlspec.runtime.monitoring import report as rendering
+
+    if from_json:
+        data = json.loads(Path(from_json).read_text())
+        if not isinstance(data, dict) or "distributions" not in data:
+            raise click.UsageError(f"{from_json} is not a monitoring report.json")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "report.html").write_text(rendering.render_html(data))
+        (Path(out) / "report.md").write_text(rendering.render_markdown(data))
+        click.echo(f"report: {Path(out) / 'report.html'}")
+        return
+    if spec is None:
+        raise click.UsageError("give a SPEC (or --from-json REPORT)")
+    ir = _ir(spec, env)
+    if ir.monitoring is None:
+        raise click.UsageError(f"{spec} has no monitoring section")
+    with tempfile.TemporaryDirectory() as tmp:
+        # decide on a copy of the trigger state, so that a report changes nothing the monitor relies on
+        state = Path(tmp) / "trigger-state.json"
+        state.write_text(json.dumps(triggers.read_state(triggers.default_state_path(ir, ".mlspec/monitor"))))
+        try:
+            result = mon.run_monitor(
+                ir, tmp, reference=reference, log=log, labels=labels, state=str(state), mlflow=False
+            )
+        except (StepError, triggers.SinkError) as exc:
+            raise click.ClickException(f"report failed: {exc}") from exc
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for produced in Path(result["report_path"]).parent.iterdir():
+            shutil.copy(produced, Path(out) / produced.name)
+    click.echo(Path(out, "report.md").read_text())
+    click.echo(f"report: {Path(out) / 'report.html'}")
 
 
 @click.command()

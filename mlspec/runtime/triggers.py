@@ -4,8 +4,9 @@
   schedule    a tick of the cron expression passed since the previous evaluation;
   drift       at least `features` features score above the trigger's threshold (default: the monitor's);
   performance the live metric is below `below` / above `above`;
-  volume      at least `new_rows` predictions were logged since the last retraining.
-Drift and performance need `retraining.min_samples` rows (labeled rows for performance). A trigger that fires
+  volume      at least `new_rows` predictions were logged since the last retraining;
+  data_quality a feature's null, out-of-range or unseen-category rate is above the trigger's bound.
+Drift, performance and data quality need `retraining.min_samples` rows (labeled rows for performance). A trigger that fires
 within `cooldown` of the last retraining is suppressed. The state (last evaluation, last retraining, rows
 counted for the volume trigger) lives in a small JSON file; `send` records a retraining there once the sink
 accepted it.
@@ -86,10 +87,25 @@ def _schedule_due(cron: str, since: pd.Timestamp, now: pd.Timestamp) -> tuple[bo
     return nxt <= now, f"next tick of '{cron}' after {since.isoformat()} is {nxt.isoformat()}"
 
 
+def volume_cutoff(state_path: str) -> pd.Timestamp | None:
+    """Rows logged after this are new for the volume trigger (None: every row in the window is)."""
+    return _ts(read_state(state_path).get("volume_counted_until"))
+
+
 def decide(
-    ir, report: dict[str, Any], *, now: pd.Timestamp, state_path: str, timestamps: pd.Series | None = None
+    ir,
+    report: dict[str, Any],
+    *,
+    now: pd.Timestamp,
+    state_path: str,
+    timestamps: pd.Series | None = None,
+    new_rows: tuple[int, pd.Timestamp | None] | None = None,
 ) -> dict[str, Any]:
-    """{"retrain", "fired_triggers", "suppressed_triggers", "triggers": [...], "state_path"}; updates the state."""
+    """{"retrain", "fired_triggers", "suppressed_triggers", "triggers": [...], "state_path"}; updates the state.
+
+    The volume trigger counts the window's rows logged after the state's cutoff: from their `timestamps`, or
+    as `new_rows` = (count after volume_cutoff(state_path), newest timestamp) from a window summary.
+    """
     out: dict[str, Any] = {
         "retrain": False,
         "fired_triggers": [],
@@ -109,10 +125,13 @@ def decide(
     # volume: count rows logged after the last counted timestamp, accumulated across monitor runs
     counted_until = _ts(state.get("volume_counted_until"))
     if timestamps is not None and len(timestamps):
-        new = int((timestamps > counted_until).sum()) if counted_until is not None else len(timestamps)
-        state["volume_counted_until"] = max(timestamps.max(), counted_until or timestamps.max()).isoformat()
-    else:
-        new = 0
+        new_rows = (
+            int((timestamps > counted_until).sum()) if counted_until is not None else len(timestamps),
+            timestamps.max(),
+        )
+    new, newest = new_rows if new_rows is not None else (0, None)
+    if newest is not None:
+        state["volume_counted_until"] = max(newest, counted_until or newest).isoformat()
     state["volume_rows"] = int(state.get("volume_rows", 0)) + new
     for trig in rt.triggers:
         fired, reason = False, ""
@@ -147,6 +166,19 @@ def decide(
                 reason = f"{trig.metric}={value:.4f}" + (
                     f" < {trig.below}" if low else f" > {trig.above}" if high else " within bounds"
                 )
+        elif trig.kind == "data_quality":
+            from mlspec.runtime.monitoring.quality import violations
+
+            if "data_quality" not in report or not enough:
+                reason = (
+                    f"not evaluated: {rows} rows, fewer than min_samples {rt.min_samples}"
+                    if not enough
+                    else "no data quality computed"
+                )
+            else:
+                broken = violations(report["data_quality"], trig)
+                fired = bool(broken)
+                reason = "; ".join(broken) if broken else "every feature within its bounds"
         elif trig.kind == "volume":
             fired = state["volume_rows"] >= (trig.new_rows or 0)
             reason = f"{state['volume_rows']} new rows since the last retraining (need {trig.new_rows})"

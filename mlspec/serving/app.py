@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlspec import contracts
 from mlspec.serving import jsonio
 from mlspec.serving.batcher import MicroBatcher, Overloaded
 from mlspec.serving.config import ServerConfig
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlspec.serving")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 JSON = [(b"content-type", b"application/json")]
+_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ServingApp:
@@ -63,7 +66,7 @@ class ServingApp:
             from mlspec.serving.predlog import PredictionLogger
 
             self.predlog = PredictionLogger(
-                c.prediction_log, c.sample_rate, self.metrics, flush_interval_s=c.log_flush_interval_s
+                c.prediction_log, c.sample_rate, self.metrics, rotate_s=c.log_flush_interval_s
             )
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
@@ -261,7 +264,8 @@ class ServingApp:
 
             await _respond_raw(send, 200, encode_predict(model, request_id, outputs), JSON)
         if self.predlog is not None and self.predlog.sampled():
-            self.predlog.submit(request_id, model.version, model.features, x, outputs)
+            source = _traffic_source(headers.get(contracts.SOURCE_HEADER.encode()))
+            self.predlog.submit(request_id, model.version, model.features, x, outputs, source)
         return 200
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Any) -> bytes:
@@ -319,6 +323,14 @@ def _file_version(path: str) -> str:
 
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()[:12]
+
+
+def _traffic_source(value: bytes | None) -> str:
+    """The prediction log's `source`: the x-mlspec-source header (e.g. loadtest) when it is a plain name."""
+    if value is None:
+        return "live"
+    text = value.decode("latin-1")
+    return text if _SOURCE.fullmatch(text) else "other"
 
 
 def _known_get(path: str) -> bool:

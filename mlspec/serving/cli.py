@@ -39,7 +39,12 @@ def _ir(spec: str, env: str | None):
 @click.option("--no-cache", is_flag=True, help="Serve without the cache even when the spec has one.")
 @click.option("--prediction-log", help="Directory or s3:// URL for sampled prediction logs.")
 @click.option("--sample-rate", type=float)
-@click.option("--log-flush-interval", "log_flush_interval_s", type=float, help="Seconds between log writes.")
+@click.option(
+    "--log-flush-interval",
+    "log_flush_interval_s",
+    type=float,
+    help="Seconds before a prediction log file is closed and readable (60).",
+)
 @click.option("--max-batch-size", type=int)
 @click.option("--max-batch-delay-ms", type=float)
 @click.option("--max-rows", type=int, help="Rows accepted in one request.")

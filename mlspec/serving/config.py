@@ -25,7 +25,7 @@ class ServerConfig:
     cache_ttl_seconds: int = 600
     prediction_log: str | None = None
     sample_rate: float = 1.0
-    log_flush_interval_s: float = 5.0
+    log_flush_interval_s: float = 60.0  # prediction log files are closed (readable) this often
     features: list[str] | None = None  # fallback when the model carries no mlspec.features metadata
     max_body_bytes: int = 4 * 1024 * 1024
     max_rows: int = 1024

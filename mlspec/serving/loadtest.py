@@ -13,12 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mlspec import contracts
 from mlspec.serving.httpclient import Connection, split_url
 
 if TYPE_CHECKING:
     from mlspec.ir.model import SloPolicy
 
 MAX_IN_FLIGHT = 1024
+# The server logs this as the record's `source`, so monitoring can tell synthetic traffic from live traffic.
+SOURCE_HEADER = {contracts.SOURCE_HEADER: "loadtest"}
 
 
 @dataclass
@@ -77,7 +80,7 @@ def require_loopback(host: str) -> None:
 async def _one(conn: Connection, path: str, body: bytes, result: LoadResult) -> None:
     start = time.perf_counter()
     try:
-        status, _ = await conn.request("POST", path, body)
+        status, _ = await conn.request("POST", path, body, headers=SOURCE_HEADER)
         result.record(time.perf_counter() - start, str(status))
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         result.record(time.perf_counter() - start, type(exc).__name__)

@@ -468,8 +468,36 @@ class VolumeTrigger(Model):
     new_rows: PositiveInt
 
 
+_QUALITY_BOUNDS = ("max_null_rate", "max_out_of_range_rate", "max_unseen_rate")
+
+
+class DataQualityTrigger(Model):
+    """Fires when a monitored feature's live data breaks a bound (see docs/monitoring.md, data quality)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [b]} for b in _QUALITY_BOUNDS]})
+
+    on: Literal["data_quality"]
+    max_null_rate: float | None = Field(None, ge=0, le=1, description="Largest share of missing values.")
+    max_out_of_range_rate: float | None = Field(
+        None, ge=0, le=1, description="Largest share of values outside the schema's min/max, type or values."
+    )
+    max_unseen_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest share of categories outside the schema's values (or training's).",
+    )
+
+    @model_validator(mode="after")
+    def _bound(self) -> DataQualityTrigger:
+        if all(getattr(self, b) is None for b in _QUALITY_BOUNDS):
+            raise ValueError(f"a data_quality trigger needs at least one of {', '.join(_QUALITY_BOUNDS)}")
+        return self
+
+
 Trigger = Annotated[
-    ScheduleTrigger | DriftTrigger | PerformanceTrigger | VolumeTrigger, Field(discriminator="on")
+    ScheduleTrigger | DriftTrigger | PerformanceTrigger | VolumeTrigger | DataQualityTrigger,
+    Field(discriminator="on"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 pytestmark = pytest.mark.engine
@@ -118,12 +120,11 @@ def test_sigterm_drains_in_flight_requests(h, mlp, start_server, tmp_path):
         assert head.startswith(b"HTTP/1.1 200"), head
         np.testing.assert_allclose(json.loads(payload)["predictions"], mlp.expected(x), rtol=1e-5, atol=1e-6)
     assert server.proc.wait(timeout=20) == 0
-    logged = {
-        json.loads(line)["request_id"]
-        for p in log_dir.rglob("*.jsonl")
-        for line in p.read_text().splitlines()
-    }
+    logged = set()
+    for path in log_dir.rglob("*.parquet"):
+        logged |= set(pq.read_table(path, columns=["request_id"]).column("request_id").to_pylist())
     assert logged == {f"drain-{i}" for i in range(4)}  # the log is flushed on shutdown
+    assert not list(log_dir.rglob(".*.tmp"))  # and every file completed
 
 
 def test_a_model_that_cannot_load_exits_non_zero_and_is_never_ready(h, start_server, tmp_path):
@@ -167,10 +168,10 @@ def test_prediction_log_to_s3(h, mlp, start_server, aws_env):
     while time.monotonic() < deadline and not keys:
         time.sleep(0.3)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="predictions").get("Contents", [])]
-    assert keys and keys[0].startswith("churn/date=") and keys[0].endswith(".jsonl")
-    lines = s3.get_object(Bucket="predictions", Key=keys[0])["Body"].read().decode().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [r["request_id"] for r in records] == ["s3-1"] * 3
+    assert keys and keys[0].startswith("churn/date=") and "/hour=" in keys[0] and keys[0].endswith(".parquet")
+    body = s3.get_object(Bucket="predictions", Key=keys[0])["Body"].read()
+    records = pq.read_table(io.BytesIO(body)).to_pandas()
+    assert records["request_id"].tolist() == ["s3-1"] * 3
     np.testing.assert_allclose(
-        [r["outputs"][0] for r in records], mlp.expected(x).ravel(), rtol=1e-5, atol=1e-6
+        [o[0] for o in records["outputs"]], mlp.expected(x).ravel(), rtol=1e-5, atol=1e-6
     )

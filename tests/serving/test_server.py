@@ -154,19 +154,47 @@ def test_metrics_expose_latency_codes_batches_and_version(served, h):
     assert "mlspec_cache_misses_total" in text and "mlspec_cache_errors_total 0.0" in text
 
 
+def _logged(log_dir, request_id: str, timeout: float = 10.0):
+    """The Parquet log rows of one request, once the server has closed the file holding them."""
+    import pyarrow.parquet as pq
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        for path in log_dir.rglob("*.parquet"):
+            table = pq.read_table(path).to_pandas()
+            rows = table[table["request_id"] == request_id]
+            if len(rows):
+                return path, rows
+    raise AssertionError(f"request {request_id} not in the prediction log after {timeout}s")
+
+
 def test_prediction_log_is_written_in_the_monitoring_format(served, h):
     h.http("POST", f"{served.url}/predict", {"inputs": rows(2, seed=9)}, headers={"X-Request-Id": "req-42"})
-    deadline = time.monotonic() + 10
-    found = []
-    while time.monotonic() < deadline and not found:
-        time.sleep(0.2)
-        for path in served.log_dir.rglob("*.jsonl"):
-            found += [json.loads(line) for line in path.read_text().splitlines() if "req-42" in line]
-    assert [r["row"] for r in found] == [0, 1]
-    record = found[0]
-    assert set(record) == {"ts", "request_id", "model_version", "row", "inputs", "outputs"}
-    assert list(record["inputs"]) == h.features and len(record["outputs"]) == 1
-    assert record["ts"].endswith("Z") and record["model_version"]
+    h.http(
+        "POST",
+        f"{served.url}/predict",
+        {"inputs": rows(1, seed=8)},
+        headers={"X-Request-Id": "req-43", "X-Mlspec-Source": "loadtest"},
+    )
+    path, found = _logged(served.log_dir, "req-42")
+    assert path.parent.name.startswith("hour=") and path.parent.parent.name.startswith("date=")
+    assert found["row"].tolist() == [0, 1]
+    assert list(found.columns) == [
+        "ts",
+        "request_id",
+        "model_version",
+        "variant",
+        "source",
+        "row",
+        *h.features,
+        "outputs",
+    ]
+    assert found["source"].tolist() == ["live", "live"] and set(found["variant"]) == {"champion"}
+    np.testing.assert_allclose(found[h.features].to_numpy(), rows(2, seed=9), rtol=1e-6)
+    assert all(len(o) == 1 for o in found["outputs"]) and found["model_version"].iloc[0]
+    _, synthetic = _logged(served.log_dir, "req-43")
+    assert synthetic["source"].tolist() == ["loadtest"]  # the header marks synthetic traffic
 
 
 def test_tritonclient_http_client_gets_correct_outputs(served, mlp):
@@ -209,6 +237,30 @@ def test_loadtest_meets_the_churn_slo(served, churn_spec_path):
     )
     assert done.returncode == 0, done.stderr
     assert "p99" in done.stdout and "SLO met" in done.stdout
+
+
+def test_loadtest_traffic_is_logged_as_synthetic(served):
+    import pyarrow.parquet as pq
+
+    done = _loadtest(
+        served.url,
+        "--spec",
+        str(ROOT / "specs" / "churn.yaml"),
+        "--duration",
+        "1s",
+        "--max-requests",
+        "20",
+        "--model",
+        "mlp",
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    sources: set[str] = set()
+    while time.monotonic() < deadline and "loadtest" not in sources:
+        time.sleep(0.2)
+        for path in served.log_dir.rglob("*.parquet"):
+            sources |= set(pq.read_table(path, columns=["source"]).column("source").to_pylist())
+    assert "loadtest" in sources  # `mlspec loadtest` marks its requests with x-mlspec-source
 
 
 def test_loadtest_fails_when_the_slo_is_missed(served, churn_spec_path, tmp_path):

@@ -15,7 +15,6 @@ from mlspec.serving.config import from_ir
 from mlspec.serving.loadtest import LoadResult, require_loopback, slo_violations
 from mlspec.serving.metrics import Metrics
 from mlspec.serving.model import choose_providers, load_onnx, parse_models_uri
-from mlspec.serving.predlog import _records
 from mlspec.serving.protocol import BadRequest, V2Request, decode_predict
 from mlspec.serving.resources import cpu_limit
 
@@ -162,22 +161,6 @@ def test_gpu_request_without_cuda_falls_back_to_cpu_with_a_warning(caplog):
 def test_models_uri_forms():
     assert parse_models_uri("models:/churn@champion") == ("churn", "champion", None)
     assert parse_models_uri("models:/churn/3") == ("churn", None, "3")
-
-
-def test_prediction_log_records_have_the_monitoring_format():
-    lines = _records(
-        0.0, "r1", "7", ["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]]), [np.array([[0.5], [0.25]])]
-    )
-    first = json.loads(lines[0])
-    assert first == {
-        "ts": "1970-01-01T00:00:00.000Z",
-        "request_id": "r1",
-        "model_version": "7",
-        "row": 0,
-        "inputs": {"a": 1.0, "b": 2.0},
-        "outputs": [0.5],
-    }
-    assert json.loads(lines[1])["outputs"] == [0.25]
 
 
 def test_loopback_only_and_slo_judgement(churn_ir):

@@ -15,7 +15,7 @@ from mlspec import contracts
 from mlspec.ir.model import IR, Pipeline, Step
 
 MODES = ("kubernetes", "local")
-RETRAIN_TRIGGERS = ("drift", "performance", "volume")
+RETRAIN_TRIGGERS = ("drift", "performance", "volume", "data_quality")
 PLACEHOLDER = re.compile(r"\{(run_dir|outputs\.[^{}]+)\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DNS = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")

@@ -1,0 +1,137 @@
+"""A day of churn traffic logged by the real PredictionLogger, with drift and broken live data planted.
+
+Used by the monitor, report and summary tests. What is planted (against data/churn/reference.csv rows):
+  monthly_charges x 1.6 (drift); support_calls missing in 50.8% of the rows (null rate); tenure_months
+  negative in 3% (below the schema's min 0); contract unknown to the model (logged as -1) in 6%; labels for
+  every second request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "churn"
+NOW = pd.Timestamp("2025-07-01T12:00:00Z")
+CONTRACTS = ["month-to-month", "one-year", "two-year"]
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "contract"]
+DATA_QUALITY_TRIGGER = (
+    "    - {on: data_quality, max_null_rate: 0.2, max_out_of_range_rate: 0.02, max_unseen_rate: 0.05}\n"
+)
+
+
+def churn_ir_with_data_quality(tmp: Path):
+    """The churn spec plus a data_quality trigger (its only targets: kubeflow and kubernetes)."""
+    import mlspec
+
+    text = (ROOT / "specs" / "churn.yaml").read_text()
+    text = text.replace(
+        "    - {on: volume, new_rows: 100000}\n",
+        "    - {on: volume, new_rows: 100000}\n" + DATA_QUALITY_TRIGGER,
+    )
+    text = text.replace(
+        "targets: [kubeflow, airflow, terraform, kubernetes]", "targets: [kubeflow, kubernetes]"
+    )
+    spec = tmp / "churn-dq.yaml"
+    spec.write_text(text)
+    return mlspec.lower(mlspec.load(spec))
+
+
+def write_reference(run_dir: Path, ir) -> Path:
+    """RUN_DIR/steps/export/ as the export step leaves it: profile, preprocessing values, metrics."""
+    from mlspec.runtime import drift
+
+    export = run_dir / "steps" / "export"
+    export.mkdir(parents=True, exist_ok=True)
+    train = pd.read_csv(DATA / "train.csv")
+    profile = drift.reference_profile(train, list(ir.data.features), list(ir.data.columns))
+    (export / "reference_profile.json").write_text(json.dumps(profile))
+    (export / "metrics.json").write_text(
+        json.dumps({"test": {"confusion_matrix": [[2800, 380], [700, 1120]]}})
+    )
+    (export / "preprocessing.json").write_text(
+        json.dumps(
+            {"features": [{"name": "contract", "kind": "category", "values": CONTRACTS}], "classes": [0, 1]}
+        )
+    )
+    return export / "reference_profile.json"
+
+
+def model_inputs(frame: pd.DataFrame) -> np.ndarray:
+    """Rows as the server passes them to the model: categories as value indexes, float32."""
+    codes = frame["contract"].map({c: i for i, c in enumerate(CONTRACTS)}).fillna(-1)
+    return np.column_stack(
+        [frame["tenure_months"], frame["monthly_charges"], frame["support_calls"], codes]
+    ).astype(np.float32)
+
+
+def broken_window(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cur = pd.read_csv(DATA / "reference.csv").head(rows).reset_index(drop=True)
+    cur["monthly_charges"] = cur["monthly_charges"] * 1.6
+    cur["support_calls"] = cur["support_calls"].astype(float).mask(rng.random(rows) < 0.508)
+    cur.loc[rng.random(rows) < 0.03, "tenure_months"] = -5
+    cur.loc[rng.random(rows) < 0.06, "contract"] = "lifetime"  # not a value the model knows
+    return cur
+
+
+def churn_probability(frame: pd.DataFrame) -> np.ndarray:
+    calls = frame["support_calls"].fillna(0)
+    return (1 / (1 + np.exp(-(0.45 * calls - 0.04 * frame["tenure_months"])))).to_numpy()
+
+
+def write_log(base: Path, frame: pd.DataFrame, *, now: pd.Timestamp = NOW, per_request: int = 2) -> list[str]:
+    """Log `frame` through mlspec.serving.predlog.PredictionLogger, spread evenly over the day before `now`.
+
+    Returns the request ids; each request holds `per_request` rows.
+    """
+    from mlspec.serving.metrics import Metrics
+    from mlspec.serving.predlog import PredictionLogger
+
+    class Clock:
+        t = 0.0
+
+        def __call__(self) -> float:
+            return self.t
+
+    clock = Clock()
+    logger = PredictionLogger(str(base), 1.0, Metrics([0.1], 64), clock=clock, rotate_s=3600)
+    x = model_inputs(frame)
+    p = churn_probability(frame).astype(np.float32)
+    starts = range(0, len(frame), per_request)
+    span = 86_000.0
+    ids = []
+    for k, i in enumerate(starts):
+        clock.t = (now - pd.Timedelta(seconds=span)).timestamp() + span * (k + 0.5) / len(starts)
+        rid = f"req-{k}"
+        ids.append(rid)
+        chunk = slice(i, i + per_request)
+        logger.submit(rid, "1", FEATURES, x[chunk], [np.column_stack([1 - p[chunk], p[chunk]])])
+    logger.close()
+    return ids
+
+
+def write_labels(base: Path, frame: pd.DataFrame, ids: list[str], per_request: int = 2) -> None:
+    labels = base / "labels"
+    labels.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"request_id": rid, "row": j, "churned": int(frame["churned"].iloc[k * per_request + j])}
+        for k, rid in enumerate(ids)
+        if k % 2 == 0
+        for j in range(per_request)
+        if k * per_request + j < len(frame)
+    ]
+    pd.DataFrame(rows).to_csv(labels / "labels.csv", index=False)
+
+
+def summarize_to_json(args: tuple) -> str:
+    """A fan-out worker: one partition's Summary as JSON (what a pipeline task would write)."""
+    from mlspec.runtime.monitoring import window
+    from mlspec.runtime.monitoring.plan import Plan
+
+    partition, plan_json, labels = args
+    return json.dumps(window.summarize(partition, Plan.from_json(plan_json), labels).to_json())

@@ -1,0 +1,113 @@
+"""The Parquet prediction log: partitions by hour, columns, rotation, the traffic source, and the monitor reading it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from mlspec.runtime.monitoring import window
+from mlspec.serving.metrics import Metrics
+from mlspec.serving.predlog import PredictionLogger
+
+FEATURES = ["a", "b", "c"]
+BEFORE_NOON = pd.Timestamp("2025-07-01T11:59:59.250Z").timestamp()
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _logger(base: Path, clock: Clock, **kwargs) -> tuple[PredictionLogger, Metrics]:
+    metrics = Metrics([0.1], 64)
+    return PredictionLogger(str(base), 1.0, metrics, clock=clock, **kwargs), metrics
+
+
+def _rows(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, len(FEATURES))).astype(np.float32)
+
+
+def test_records_land_in_hour_partitions_with_one_column_per_feature(tmp_path: Path) -> None:
+    clock = Clock(BEFORE_NOON)
+    logger, metrics = _logger(tmp_path, clock)
+    x1, x2 = _rows(2, 1), _rows(3, 2)
+    logger.submit("r1", "7", FEATURES, x1, [x1[:, :1] * 2], source="loadtest")
+    clock.t += 1.5  # 12:00:00.75: the next hour's partition
+    logger.submit("r2", "7", FEATURES, x2, [x2[:, :1] * 2, x2[:, 1:2]])
+    logger.close()
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet"))
+    assert [f.rsplit("/", 1)[0] for f in files] == ["date=2025-07-01/hour=11", "date=2025-07-01/hour=12"]
+    assert not list(tmp_path.rglob(".*.tmp"))  # complete files only
+    first = pq.read_table(tmp_path / files[0]).to_pandas()
+    assert list(first.columns) == [
+        "ts",
+        "request_id",
+        "model_version",
+        "variant",
+        "source",
+        "row",
+        *FEATURES,
+        "outputs",
+    ]
+    assert first["request_id"].tolist() == ["r1", "r1"] and first["row"].tolist() == [0, 1]
+    assert first["source"].tolist() == ["loadtest"] * 2 and first["variant"].tolist() == ["champion"] * 2
+    np.testing.assert_array_equal(first[FEATURES].to_numpy(), x1)
+    assert first["ts"].iloc[0] == pd.Timestamp("2025-07-01T11:59:59.250Z")
+    second = pq.read_table(tmp_path / files[1]).to_pandas()
+    assert second["source"].tolist() == ["live"] * 3  # no header: live traffic
+    np.testing.assert_allclose(
+        np.stack(second["outputs"].to_numpy()), np.column_stack([x2[:, 0] * 2, x2[:, 1]])
+    )
+    assert metrics.log_written._value.get() == 5 and metrics.log_dropped._value.get() == 0
+
+
+def test_files_rotate_and_the_monitor_reads_parquet_and_jsonl_side_by_side(tmp_path: Path) -> None:
+    clock = Clock(BEFORE_NOON - 600)
+    logger, _ = _logger(tmp_path, clock, rotate_s=0.05)
+    logger.submit("p1", "1", FEATURES, _rows(4, 3), [_rows(4, 3)[:, :1]])
+    for _ in range(200):  # the writer thread closes the file after rotate_s
+        if list(tmp_path.rglob("*.parquet")):
+            break
+        time.sleep(0.05)
+    logger.submit("p2", "1", FEATURES, _rows(1, 4), [_rows(1, 4)[:, :1]])
+    logger.close()
+    assert len(list(tmp_path.rglob("*.parquet"))) == 2
+    old = tmp_path / "date=2025-07-01" / "old.jsonl"  # a log written by an older server
+    old.write_text(
+        '{"ts": "2025-07-01T11:00:00Z", "request_id": "j1", "inputs": {"a": 0.5, "b": 0.1, "c": 0.2}}\n'
+    )
+    parts, skipped = window.partitions(
+        str(tmp_path), pd.Timestamp("2025-07-01T10:00:00Z"), pd.Timestamp("2025-07-01T12:00:00Z")
+    )
+    assert skipped == 0 and [p.key for p in parts] == ["date=2025-07-01", "date=2025-07-01/hour=11"]
+    early = window.partitions(
+        str(tmp_path), pd.Timestamp("2025-07-01T12:00:00Z"), pd.Timestamp("2025-07-01T13:00:00Z")
+    )
+    assert [p.key for p in early[0]] == ["date=2025-07-01"] and early[1] == 2  # hour=11 skipped unread
+
+
+def test_reserved_feature_names_are_refused_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON))
+    logger.submit("r", "1", ["ts", "b", "c"], _rows(2, 5), [_rows(2, 5)[:, :1]])
+    logger.close()
+    assert not list(tmp_path.rglob("*.parquet")) and metrics.log_dropped._value.get() == 2
+    assert "reserved" in caplog.text
+
+
+def test_a_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), max_pending_rows=3)
+    logger._stop.set()  # park the writer: nothing drains
+    logger._thread.join()
+    logger.submit("a", "1", FEATURES, _rows(2, 6), [_rows(2, 6)[:, :1]])
+    logger.submit("b", "1", FEATURES, _rows(2, 7), [_rows(2, 7)[:, :1]])
+    assert metrics.log_dropped._value.get() == 2 and logger._pending_rows == 2
