@@ -7,11 +7,12 @@ import json
 import re
 
 import pytest
+from pathlib import Path
 
 import mlspec
 from mlspec.api import compile as compile_spec
 
-from .conftest import SPECS
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 IMAGE_FIELD = re.compile(r"""(?:image|image_uri)["']?\s*[:=]\s*["']?([^"'\s,)]+)""")
 CACHE_IMAGE = "docker.io/library/redis:"
@@ -44,7 +45,8 @@ def test_every_generated_reference_is_the_ir_image(spec):
     dockerfile = next(str(a.content) for a in result.artifacts["container"] if a.path == "Dockerfile")
     assert f'org.opencontainers.image.ref.name="{image.reference}"' in dockerfile
     workflows = "".join(str(a.content) for a in result.artifacts["ci"])
-    assert ".image.reference" in workflows and "ecr" in workflows
+    assert '["image"]["reference"]' in workflows  # read from the IR when the job runs
+    assert f'--repository-name "{image.ecr_repository}"' in workflows and "amazon-ecr-login" in workflows
 
 
 def test_without_an_account_the_spec_reference_is_kept():
