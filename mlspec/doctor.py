@@ -41,7 +41,9 @@ def toolchain(ir: IR, which: Callable[[str], str | None] = shutil.which) -> list
     for tool, targets in TOOLS.items():
         if set(targets) & set(ir.targets):
             path = which(tool)
-            found.append(Finding(path is not None, tool, path or f"not on PATH (needed for {', '.join(targets)})"))
+            found.append(
+                Finding(path is not None, tool, path or f"not on PATH (needed for {', '.join(targets)})")
+            )
     return found
 
 
@@ -93,7 +95,9 @@ def cluster(ir: IR, fetch: Fetch) -> list[Finding]:
                 Finding(
                     kind in kinds,
                     f"{component.id}: {kind_path}",
-                    "served" if kind in kinds else f"not served: install {component.source} ({component.version})",
+                    "served"
+                    if kind in kinds
+                    else f"not served: install {component.source} ({component.version})",
                 )
             )
         for api in component.apis:
@@ -107,7 +111,11 @@ def cluster(ir: IR, fetch: Fetch) -> list[Finding]:
             )
         for resource in component.resources:
             found.append(
-                Finding(None, f"{component.id}: resource {resource}", "on GPU nodes only; not visible in API discovery")
+                Finding(
+                    None,
+                    f"{component.id}: resource {resource}",
+                    "on GPU nodes only; not visible in API discovery",
+                )
             )
     return found
 

@@ -7,7 +7,6 @@ backends/kubernetes/tests/data/crds."""
 
 from __future__ import annotations
 
-import functools
 import http.server
 import json
 import subprocess
@@ -33,7 +32,9 @@ def resource_lists(without_groups: tuple[str, ...] = ()) -> dict[str, dict]:
 
     def add(group_version: str, kind: str, plural: str) -> None:
         path = "api/v1" if group_version == "v1" else f"apis/{group_version}"
-        doc = lists.setdefault(path, {"kind": "APIResourceList", "groupVersion": group_version, "resources": []})
+        doc = lists.setdefault(
+            path, {"kind": "APIResourceList", "groupVersion": group_version, "resources": []}
+        )
         doc["resources"].append({"name": plural, "kind": kind, "namespaced": True, "verbs": ["get", "list"]})
 
     plurals = {}
@@ -54,7 +55,7 @@ def resource_lists(without_groups: tuple[str, ...] = ()) -> dict[str, dict]:
 class Discovery(http.server.BaseHTTPRequestHandler):
     documents: dict[str, dict] = {}
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         doc = self.documents.get(self.path.strip("/"))
         body = json.dumps(doc or {"kind": "Status", "code": 404}).encode()
         self.send_response(200 if doc else 404)
@@ -62,7 +63,7 @@ class Discovery(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format, *args):  # noqa: A002
+    def log_message(self, format, *args):
         pass
 
 
@@ -79,7 +80,9 @@ def api_server(tmp_path):
                 {
                     "apiVersion": "v1",
                     "kind": "Config",
-                    "clusters": [{"name": "rec", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+                    "clusters": [
+                        {"name": "rec", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
+                    ],
                     "users": [{"name": "rec", "user": {}}],
                     "contexts": [{"name": "recorded", "context": {"cluster": "rec", "user": "rec"}}],
                     "current-context": "recorded",
@@ -120,9 +123,14 @@ def test_every_prerequisite_served_is_clean(api_server):
 
 
 def test_a_missing_controller_fails_naming_what_to_install(api_server):
-    out = doctor("--context", "recorded", kubeconfig=api_server(resource_lists(without_groups=("argoproj.io",))))
+    out = doctor(
+        "--context", "recorded", kubeconfig=api_server(resource_lists(without_groups=("argoproj.io",)))
+    )
     assert out.returncode == 1
-    assert "MISSING  argo-rollouts: argoproj.io/v1alpha1/Rollout: not served: install argoproj/argo-rollouts" in out.stdout
+    assert (
+        "MISSING  argo-rollouts: argoproj.io/v1alpha1/Rollout: not served: install argoproj/argo-rollouts"
+        in out.stdout
+    )
 
 
 def test_recorded_documents_from_files(tmp_path):
@@ -131,7 +139,10 @@ def test_recorded_documents_from_files(tmp_path):
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(doc))
     out = doctor("--discovery", str(tmp_path))
-    assert out.returncode == 1 and "MISSING  prometheus-operator: monitoring.coreos.com/v1/ServiceMonitor" in out.stdout
+    assert (
+        out.returncode == 1
+        and "MISSING  prometheus-operator: monitoring.coreos.com/v1/ServiceMonitor" in out.stdout
+    )
 
 
 def test_without_a_context_only_the_toolchain():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 import mlspec
 from mlspec.api import compile as compile_spec
@@ -40,7 +40,10 @@ def test_every_generated_reference_is_the_ir_image(spec):
     doc = json.loads(next(str(a.content) for a in result.artifacts["terraform"] if a.path == "main.tf.json"))
     repo = next(iter(doc["resource"]["aws_ecr_repository"].values()))
     assert repo["name"] == image.ecr_repository and doc["provider"]["aws"][0]["region"] == image.region
-    assert image.repository == f"{ir.infrastructure.account_id}.dkr.ecr.{image.region}.amazonaws.com/{repo['name']}"
+    assert (
+        image.repository
+        == f"{ir.infrastructure.account_id}.dkr.ecr.{image.region}.amazonaws.com/{repo['name']}"
+    )
     # The container backend labels and builds that reference; CI tags and pushes that repository.
     dockerfile = next(str(a.content) for a in result.artifacts["container"] if a.path == "Dockerfile")
     assert f'org.opencontainers.image.ref.name="{image.reference}"' in dockerfile

@@ -405,8 +405,12 @@ class PlatformComponent(Node):
 
     id: str = Field(description="DNS-1123 name of the component.")
     purpose: str = Field(description="Which part of the system needs it.")
-    kinds: list[str] = Field(description="Object kinds it serves, as apiVersion/Kind (e.g. argoproj.io/v1alpha1/Rollout).")
-    apis: list[str] = Field(description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1).")
+    kinds: list[str] = Field(
+        description="Object kinds it serves, as apiVersion/Kind (e.g. argoproj.io/v1alpha1/Rollout)."
+    )
+    apis: list[str] = Field(
+        description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1)."
+    )
     resources: list[str] = Field(description="Extended node resources it advertises (e.g. nvidia.com/gpu).")
     installed_by: Literal["cluster", "terraform", "kubernetes", "you"] = Field(
         description="cluster: Kubernetes itself; terraform: main.tf.json; kubernetes: the generated platform "
@@ -415,7 +419,9 @@ class PlatformComponent(Node):
     source: str = Field(description="What provides it: an EKS add-on, a pinned upstream manifest or chart.")
     version: str
     namespace: str | None
-    service_account: str | None = Field(description="namespace/name of its ServiceAccount when it needs IRSA.")
+    service_account: str | None = Field(
+        description="namespace/name of its ServiceAccount when it needs IRSA."
+    )
     role_name: str | None = Field(description="IAM role Terraform creates for it (IRSA).")
     role_arn: str | None
 

@@ -67,23 +67,41 @@ PROMETHEUS_OPERATOR = Upstream(
 PROMETHEUS_ADAPTER = Upstream(
     "kubernetes-sigs/prometheus-adapter", "v0.12.0", "17cef511b1854441490bceeca7a710a04ce091ad"
 )
-NVIDIA_DEVICE_PLUGIN = Upstream("NVIDIA/k8s-device-plugin", "v0.19.3", "570e776d6813cb9f3e9c8c105cf8d79989db6650")
+NVIDIA_DEVICE_PLUGIN = Upstream(
+    "NVIDIA/k8s-device-plugin", "v0.19.3", "570e776d6813cb9f3e9c8c105cf8d79989db6650"
+)
 # Cluster Autoscaler releases follow the Kubernetes minor they are built and tested for.
 CLUSTER_AUTOSCALER = {
-    "1.29": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.29.5", "d4bbc686ac02a77a6ad1362fe7bbda387e8f074a"),
-    "1.30": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.30.7", "4be8b2d7d49352fc158fec8773186516eec126c8"),
-    "1.31": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.31.5", "f0fb6c4b57c807f7544afbb2819ed2bf351f69c8"),
-    "1.32": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.32.7", "f645beb1ec472b785e5c196b3768c0d93195a75a"),
-    "1.33": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.33.6", "be4b5a18814a53539d0fe6299c92839152cae54c"),
-    "1.34": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.34.5", "cb2123ed13148c38fbdb1ede42d8e99761ee2909"),
-    "1.35": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.35.2", "2d42588803c71fe9b35dcd9e3669ac6bb550ca22"),
-    "1.36": Upstream("kubernetes/autoscaler", "cluster-autoscaler-1.36.1", "35e8a280425c76a4040f57ae0fa232a952c02024"),
+    "1.29": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.29.5", "d4bbc686ac02a77a6ad1362fe7bbda387e8f074a"
+    ),
+    "1.30": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.30.7", "4be8b2d7d49352fc158fec8773186516eec126c8"
+    ),
+    "1.31": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.31.5", "f0fb6c4b57c807f7544afbb2819ed2bf351f69c8"
+    ),
+    "1.32": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.32.7", "f645beb1ec472b785e5c196b3768c0d93195a75a"
+    ),
+    "1.33": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.33.6", "be4b5a18814a53539d0fe6299c92839152cae54c"
+    ),
+    "1.34": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.34.5", "cb2123ed13148c38fbdb1ede42d8e99761ee2909"
+    ),
+    "1.35": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.35.2", "2d42588803c71fe9b35dcd9e3669ac6bb550ca22"
+    ),
+    "1.36": Upstream(
+        "kubernetes/autoscaler", "cluster-autoscaler-1.36.1", "35e8a280425c76a4040f57ae0fa232a952c02024"
+    ),
 }
-CLUSTER_AUTOSCALER_MANIFEST = "cluster-autoscaler/cloudprovider/aws/examples/cluster-autoscaler-autodiscover.yaml"
-METRICS_SERVER_VERSION = "v0.8.1"
-METRICS_SERVER_MANIFEST = (
-    f"https://github.com/kubernetes-sigs/metrics-server/releases/download/{METRICS_SERVER_VERSION}/components.yaml"
+CLUSTER_AUTOSCALER_MANIFEST = (
+    "cluster-autoscaler/cloudprovider/aws/examples/cluster-autoscaler-autodiscover.yaml"
 )
+METRICS_SERVER_VERSION = "v0.8.1"
+METRICS_SERVER_MANIFEST = f"https://github.com/kubernetes-sigs/metrics-server/releases/download/{METRICS_SERVER_VERSION}/components.yaml"
 ISTIO_VERSION = "1.28.3"
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 NEURON_DEVICE_PLUGIN_VERSION = "2.x"
@@ -125,7 +143,7 @@ def _component(
         kinds=list(kinds),
         apis=list(apis),
         resources=list(resources),
-        installed_by=installed_by,  # type: ignore[arg-type]
+        installed_by=installed_by,
         source=source,
         version=version,
         namespace=namespace,
@@ -174,7 +192,9 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 "EKS community add-on `metrics-server`"
                 if terraform
                 else f"kubernetes-sigs/metrics-server release manifest {METRICS_SERVER_VERSION}",
-                f"EKS default for Kubernetes {infra.cluster_version}" if terraform and infra else METRICS_SERVER_VERSION,
+                f"EKS default for Kubernetes {infra.cluster_version}"
+                if terraform and infra
+                else METRICS_SERVER_VERSION,
                 apis=(METRICS_API,),
                 namespace="kube-system",
             )
@@ -187,12 +207,15 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 "cluster-autoscaler",
                 "scales every node pool between min and max, GPU pools from zero",
                 "kubernetes" if aws else "you",
-                upstream.label(CLUSTER_AUTOSCALER_MANIFEST) + (" + IRSA role and node-template tags" if terraform else ""),
+                upstream.label(CLUSTER_AUTOSCALER_MANIFEST)
+                + (" + IRSA role and node-template tags" if terraform else ""),
                 upstream.tag.removeprefix("cluster-autoscaler-"),
                 namespace=CLUSTER_AUTOSCALER_SA[0],
                 service_account="/".join(CLUSTER_AUTOSCALER_SA),
                 role_name=role if terraform else None,
-                role_arn=f"arn:aws:iam::{infra.account_id}:role/{role}" if terraform and infra.account_id else None,
+                role_arn=f"arn:aws:iam::{infra.account_id}:role/{role}"
+                if terraform and infra.account_id
+                else None,
             )
         )
     vendors = {p.gpu.vendor for p in (infra.node_pools if infra else []) if p.gpu}
@@ -245,7 +268,8 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 PROMETHEUS_OPERATOR.label("example/") + " + a Prometheus and an Alertmanager",
                 PROMETHEUS_OPERATOR.tag,
                 kinds=tuple(
-                    f"{MONITORING_API}/{k}" for k in ("ServiceMonitor", "PrometheusRule", "Prometheus", "Alertmanager")
+                    f"{MONITORING_API}/{k}"
+                    for k in ("ServiceMonitor", "PrometheusRule", "Prometheus", "Alertmanager")
                 ),
                 namespace=MONITORING_NAMESPACE,
             )
@@ -365,7 +389,9 @@ def runtime_image(system: ir.IR) -> ir.RuntimeImage:
     infra = system.infrastructure
     ecr = ecr_repository_uri(infra) if infra else None
     first = repository.split("/", 1)[0]
-    registry = first if "/" in repository and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    registry = (
+        first if "/" in repository and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    )
     kind = "ecr" if ecr is not None and repository == ecr else "ghcr" if registry == "ghcr.io" else "other"
     gpus = [s.placement.gpu for p in system.pipelines for s in p.steps if s.placement.gpu]
     if system.serving and system.serving.placement.gpu:
@@ -405,8 +431,14 @@ def markdown_table(components: list[ir.PlatformComponent]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for c in components:
-        provides = [f"`{k}`" for k in c.kinds] + [f"API `{a}`" for a in c.apis] + [f"resource `{r}`" for r in c.resources]
-        shown = ", ".join(provides[:6]) + (f" and {len(provides) - 6} more built-in kinds" if len(provides) > 6 else "")
+        provides = (
+            [f"`{k}`" for k in c.kinds]
+            + [f"API `{a}`" for a in c.apis]
+            + [f"resource `{r}`" for r in c.resources]
+        )
+        shown = ", ".join(provides[:6]) + (
+            f" and {len(provides) - 6} more built-in kinds" if len(provides) > 6 else ""
+        )
         lines.append(
             f"| {shown or '-'} | {c.id} | {c.source} | {c.version} | {who[c.installed_by]} | {c.purpose} |"
         )

@@ -107,7 +107,9 @@ def install(ir: IR, extras: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def job(name: str, steps: list[dict[str, Any]], *, permissions: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+def job(
+    name: str, steps: list[dict[str, Any]], *, permissions: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "name": name,
         "runs-on": "ubuntu-24.04",
@@ -144,7 +146,10 @@ def pull_request(ir: IR) -> dict[str, Any]:
     jobs: dict[str, Any] = {}
     jobs["data-validation"] = job(
         "Data validation",
-        [*install(ir, runtime_extras), run("Validate the data", f"mlspec run {spec} --until validate-data --run-id ci-data")],
+        [
+            *install(ir, runtime_extras),
+            run("Validate the data", f"mlspec run {spec} --until validate-data --run-id ci-data"),
+        ],
     )
     has_gates = bool(ir.evaluation.gates) or ir.evaluation.champion_metric is not None
     if has_gates:
@@ -156,7 +161,9 @@ def pull_request(ir: IR) -> dict[str, Any]:
                 run("Gates and regression against the champion", evaluate_verdict("ci-model")),
             ],
         )
-    check = "\n".join([f"mlspec compile {spec} --check", *(f"mlspec compile {spec} --env {e} --check" for e in envs)])
+    check = "\n".join(
+        [f"mlspec compile {spec} --check", *(f"mlspec compile {spec} --env {e} --check" for e in envs)]
+    )
     integration = [
         *install(ir, compile_extras),
         run("Generated output is current", check),
@@ -179,7 +186,12 @@ def pull_request(ir: IR) -> dict[str, Any]:
             "Load and performance",
             [
                 *install(ir, runtime_extras),
-                uses("download-artifact", "Set up: the registry the integration job filled", name="mlspec-registry", path=".mlspec/"),
+                uses(
+                    "download-artifact",
+                    "Set up: the registry the integration job filled",
+                    name="mlspec-registry",
+                    path=".mlspec/",
+                ),
                 run(
                     "Serve and drive load against the SLO",
                     f"""
@@ -216,7 +228,9 @@ mlspec loadtest http://127.0.0.1:{port} --spec {spec} --duration 30s
             f"{SETUP_PREFIX}: scanners",
             f'python -m pip install "checkov=={CHECKOV_VERSION}" "detect-secrets=={DETECT_SECRETS_VERSION}"',
         ),
-        run("Lint: PII used as a feature, secrets written in the spec", f"mlspec lint {spec} --format github"),
+        run(
+            "Lint: PII used as a feature, secrets written in the spec", f"mlspec lint {spec} --format github"
+        ),
         run("PII and leakage checks on the data", f"mlspec run {spec} --until validate-data --run-id ci-pii"),
         run(
             "Secret scan of the tracked files",
@@ -232,7 +246,10 @@ mlspec loadtest http://127.0.0.1:{port} --spec {spec} --duration 30s
         "name": f"mlspec {ir.system.name}: pull request",
         "on": {"pull_request": {"branches": ["main"]}},
         "permissions": {},
-        "concurrency": {"group": f"mlspec-{ir.system.name}-pr-${{{{ github.ref }}}}", "cancel-in-progress": True},
+        "concurrency": {
+            "group": f"mlspec-{ir.system.name}-pr-${{{{ github.ref }}}}",
+            "cancel-in-progress": True,
+        },
         "jobs": jobs,
     }
 
@@ -296,19 +313,22 @@ if {exists}; then
   echo "::notice::$image exists (tags are immutable); bump the tag in images.runtime to publish a new image"
   exit 0
 fi
-docker build --file {out(ir, 'container')}/Dockerfile --tag "$image" .
+docker build --file {out(ir, "container")}/Dockerfile --tag "$image" .
 docker push "$image"
 """,
         )
     )
-    permissions = {"contents": "read", "id-token": "write"} if image.registry_kind == "ecr" else {"contents": "read"}
+    permissions = (
+        {"contents": "read", "id-token": "write"} if image.registry_kind == "ecr" else {"contents": "read"}
+    )
     if image.registry_kind == "ghcr":
         permissions["packages"] = "write"
     jobs["image"] = job("Runtime image", build, permissions=permissions)
 
     previous = "image"
     deployable = ir.infrastructure is not None and ir.infrastructure.cloud == "aws"
-    for env in ir.system.environments or [None]:
+    environments: list[str | None] = list(ir.system.environments) or [None]
+    for env in environments:
         key = env or "default"
         env_flag = f" --env {env}" if env else ""
         region_expr = region
@@ -319,9 +339,23 @@ docker push "$image"
                 [
                     *install(ir, ["runtime"]),
                     aws(region_expr),
-                    uses("setup-terraform", "Set up: Terraform", terraform_version=TERRAFORM_VERSION, terraform_wrapper=False),
-                    run("Plan", f"terraform -chdir={tf} init -input=false\nterraform -chdir={tf} plan -input=false -out=tfplan"),
-                    uses("upload-artifact", "Keep the plan", name=f"tfplan-{key}", path=f"{tf}/tfplan", **{"retention-days": 5}),
+                    uses(
+                        "setup-terraform",
+                        "Set up: Terraform",
+                        terraform_version=TERRAFORM_VERSION,
+                        terraform_wrapper=False,
+                    ),
+                    run(
+                        "Plan",
+                        f"terraform -chdir={tf} init -input=false\nterraform -chdir={tf} plan -input=false -out=tfplan",
+                    ),
+                    uses(
+                        "upload-artifact",
+                        "Keep the plan",
+                        name=f"tfplan-{key}",
+                        path=f"{tf}/tfplan",
+                        **{"retention-days": 5},
+                    ),
                 ],
                 permissions={"contents": "read", "id-token": "write"},
                 needs=previous,
@@ -331,9 +365,17 @@ docker push "$image"
                 [
                     *install(ir, ["runtime"]),
                     aws(region_expr),
-                    uses("setup-terraform", "Set up: Terraform", terraform_version=TERRAFORM_VERSION, terraform_wrapper=False),
+                    uses(
+                        "setup-terraform",
+                        "Set up: Terraform",
+                        terraform_version=TERRAFORM_VERSION,
+                        terraform_wrapper=False,
+                    ),
                     uses("download-artifact", "Set up: the reviewed plan", name=f"tfplan-{key}", path=tf),
-                    run("Apply the reviewed plan", f"terraform -chdir={tf} init -input=false\nterraform -chdir={tf} apply -input=false tfplan"),
+                    run(
+                        "Apply the reviewed plan",
+                        f"terraform -chdir={tf} init -input=false\nterraform -chdir={tf} apply -input=false tfplan",
+                    ),
                 ],
                 permissions={"contents": "read", "id-token": "write"},
                 needs=f"plan-{key}",
@@ -347,9 +389,14 @@ docker push "$image"
             if serving is not None:
                 name = serving.id
                 if serving.rollout.strategy in ("canary", "blue-green"):
-                    total = sum(
-                        (serving.rollout.step_duration_seconds or 0) for w in serving.rollout.steps if w < 100
-                    ) + 600
+                    total = (
+                        sum(
+                            (serving.rollout.step_duration_seconds or 0)
+                            for w in serving.rollout.steps
+                            if w < 100
+                        )
+                        + 600
+                    )
                     watch = (
                         f"kubectl --namespace {ir.system.namespace} wait rollout/{name} "
                         f"--for=jsonpath='{{.status.phase}}'=Healthy --timeout={total}s"
@@ -411,7 +458,11 @@ _Dumper.add_representer(str, _str)
 def dump(doc: dict[str, Any]) -> str:
     header = "# Generated by mlspec. Do not edit: change the spec and run `mlspec compile`.\n"
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100_000)
-    for repo, commit, tag in ACTIONS.values():  # the release each pinned commit is, for reviewers and Dependabot
+    for (
+        repo,
+        commit,
+        tag,
+    ) in ACTIONS.values():  # the release each pinned commit is, for reviewers and Dependabot
         text = text.replace(f"uses: {repo}@{commit}\n", f"uses: {repo}@{commit}  # {tag}\n")
     return header + text
 

@@ -45,7 +45,9 @@ def test_actionlint_passes(spec, tmp_path):
 def test_actionlint_fails_a_broken_workflow(tmp_path):
     folder = tmp_path / ".github" / "workflows"
     folder.mkdir(parents=True)
-    (folder / "bad.yml").write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    (folder / "bad.yml").write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     out = subprocess.run(
         [shutil.which("actionlint") or "actionlint", "-no-color", str(folder / "bad.yml")],
         cwd=tmp_path,
@@ -69,7 +71,10 @@ def test_five_layers_on_pull_requests_and_delivery_on_main():
         "apply-prod",
         "deploy-prod",
     ]
-    assert main["jobs"]["apply-prod"]["environment"] == "prod" and main["jobs"]["plan-prod"]["needs"] == "deploy-staging"
+    assert (
+        main["jobs"]["apply-prod"]["environment"] == "prod"
+        and main["jobs"]["plan-prod"]["needs"] == "deploy-staging"
+    )
 
 
 def test_pinned_actions_and_least_privilege():

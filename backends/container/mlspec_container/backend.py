@@ -16,7 +16,9 @@ from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capabil
 from mlspec.ir.model import IR
 
 # python:3.11-slim-bookworm (Debian 12), the image index digest; see docs/backends/container.md.
-BASE_IMAGE = "python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b"
+BASE_IMAGE = (
+    "python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b"
+)
 TORCH = "torch==2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,7 +114,7 @@ def dockerfile(ir: IR, base: str, paths: list[str]) -> str:
             "# driver comes from the GPU node image. ONNX Runtime's CUDA build replaces the CPU one.",
             f'RUN pip install "{TORCH}" \\',
             f'    && pip install "{requirement}" \\',
-            '    && ORT_VERSION="$(pip show onnxruntime | sed -n \'s/^Version: //p\')" \\',
+            "    && ORT_VERSION=\"$(pip show onnxruntime | sed -n 's/^Version: //p')\" \\",
             "    && pip uninstall --yes onnxruntime \\",
             '    && pip install "onnxruntime-gpu==${ORT_VERSION}"',
         ]
@@ -184,7 +186,11 @@ def readme(ir: IR, paths: list[str]) -> str:
             "",
             f"- mlspec {image.mlspec_version} with the extras the targets run: {', '.join(image.extras)}; Python {image.python}.",
             f"- Accelerator: {image.accelerator}"
-            + (" (torch's CUDA wheels, onnxruntime-gpu)" if image.accelerator == "cuda" else " (CPU-only torch)")
+            + (
+                " (torch's CUDA wheels, onnxruntime-gpu)"
+                if image.accelerator == "cuda"
+                else " (CPU-only torch)"
+            )
             + ".",
             f"- User code copied to /app: {', '.join(f'`{p}`' for p in paths) if paths else 'none (built-in steps only)'}.",
             f"- Runs as UID {contracts.RUNTIME_UID}, not root; labels carry the spec path and its sha256.",

@@ -48,7 +48,15 @@ def test_hadolint_passes_with_no_ignored_rule(spec, env, tmp_path):
     _, files = emitted(ROOT / "specs" / spec, env)
     (tmp_path / "Dockerfile").write_text(files["Dockerfile"])
     out = subprocess.run(
-        [hadolint, "--no-color", "--failure-threshold", "style", "--format", "json", str(tmp_path / "Dockerfile")],
+        [
+            hadolint,
+            "--no-color",
+            "--failure-threshold",
+            "style",
+            "--format",
+            "json",
+            str(tmp_path / "Dockerfile"),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,  # no .hadolint.yaml of anyone's can relax a rule
@@ -59,7 +67,11 @@ def test_hadolint_passes_with_no_ignored_rule(spec, env, tmp_path):
 def test_hadolint_fails_a_bad_dockerfile(tmp_path):
     """The check has teeth: an unpinned base and root user are findings."""
     (tmp_path / "Dockerfile").write_text("FROM python\nRUN pip install mlspec\n")
-    out = subprocess.run([shutil.which("hadolint") or "hadolint", "--no-color", str(tmp_path / "Dockerfile")], capture_output=True, text=True)
+    out = subprocess.run(
+        [shutil.which("hadolint") or "hadolint", "--no-color", str(tmp_path / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0 and "DL3006" in out.stdout and "DL3013" in out.stdout
 
 
@@ -84,7 +96,9 @@ def test_churn_image_is_multi_stage_pinned_non_root_with_the_extras():
 def test_cpu_system_gets_cpu_torch():
     ir, files = emitted(ROOT / "specs" / "breast-cancer.yaml")
     assert ir.image.accelerator == "cpu"
-    assert "download.pytorch.org/whl/cpu" in files["Dockerfile"] and "onnxruntime-gpu" not in files["Dockerfile"]
+    assert (
+        "download.pytorch.org/whl/cpu" in files["Dockerfile"] and "onnxruntime-gpu" not in files["Dockerfile"]
+    )
     assert "HEALTHCHECK" not in files["Dockerfile"]  # no server in this system
     assert ir.image.extras == ["runtime", "kubeflow-runtime"]
 
@@ -99,8 +113,10 @@ def test_user_code_is_copied_and_the_context_is_an_allowlist():
 
 def test_spec_strings_never_become_dockerfile_instructions(tmp_path):
     """A step command that is not a plain module or script copies nothing."""
-    text = (ROOT / "specs" / "fraud.yaml").read_text().replace(
-        "[python, -m, fraud.prep.dedupe,", '[python, "x.py\\nRUN curl evil", fraud.prep.dedupe,'
+    text = (
+        (ROOT / "specs" / "fraud.yaml")
+        .read_text()
+        .replace("[python, -m, fraud.prep.dedupe,", '[python, "x.py\\nRUN curl evil", fraud.prep.dedupe,')
     )
     ir = mlspec.lower(mlspec.loads(text, "specs/fraud.yaml"))
     dockerfile = ContainerBackend().emit(ir, EmitContext())[1].content

@@ -38,7 +38,17 @@ class KubernetesBackend(BaseBackend):
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        from mlspec_kubernetes import cache, delivery, monitoring, network, platform, readme, render, slo, workloads
+        from mlspec_kubernetes import (
+            cache,
+            delivery,
+            monitoring,
+            network,
+            platform,
+            readme,
+            render,
+            slo,
+            workloads,
+        )
 
         ir_json = ir.to_json()
         config_name = f"{ir.system.name}-ir"

@@ -56,7 +56,10 @@ PROMETHEUS_ADAPTER_FILES = (
     "service.yaml",
 )
 ADAPTER_PROMETHEUS_ARG = 3  # index of --prometheus-url in the upstream Deployment's args (pinned commit)
-PLATFORM_LABELS = {"app.kubernetes.io/managed-by": contracts.MANAGED_BY, "app.kubernetes.io/part-of": "mlspec-platform"}
+PLATFORM_LABELS = {
+    "app.kubernetes.io/managed-by": contracts.MANAGED_BY,
+    "app.kubernetes.io/part-of": "mlspec-platform",
+}
 
 
 @dataclass
@@ -146,7 +149,13 @@ def _cluster_autoscaler(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
     k.patch(
         "patches/cluster-autoscaler-command.yaml",
         [{"op": "replace", "path": "/spec/template/spec/containers/0/command", "value": command}],
-        {"group": "apps", "version": "v1", "kind": "Deployment", "name": "cluster-autoscaler", "namespace": "kube-system"},
+        {
+            "group": "apps",
+            "version": "v1",
+            "kind": "Deployment",
+            "name": "cluster-autoscaler",
+            "namespace": "kube-system",
+        },
     )
     if c.role_arn:
         k.patch(
@@ -166,8 +175,14 @@ def _cluster_autoscaler(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
 def _nvidia_device_plugin(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
     """The device plugin runs on the NVIDIA pools only, tolerating exactly their taints."""
     k.resources.append(pf.NVIDIA_DEVICE_PLUGIN.url("deployments/static/nvidia-device-plugin.yml"))
-    pools = [p for p in (ir.infrastructure.node_pools if ir.infrastructure else []) if p.gpu and p.gpu.vendor == "nvidia"]
-    tolerations: list[dict[str, str]] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pools = [
+        p
+        for p in (ir.infrastructure.node_pools if ir.infrastructure else [])
+        if p.gpu and p.gpu.vendor == "nvidia"
+    ]
+    tolerations: list[dict[str, str]] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     for pool in pools:
         for t in pool.taints:
             toleration = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
@@ -180,7 +195,11 @@ def _nvidia_device_plugin(ir: IR, c: PlatformComponent, k: Kustomization) -> Non
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": contracts.ACCELERATOR_LABEL, "operator": "In", "values": products}]}
+                        {
+                            "matchExpressions": [
+                                {"key": contracts.ACCELERATOR_LABEL, "operator": "In", "values": products}
+                            ]
+                        }
                     ]
                 }
             }
@@ -200,12 +219,21 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
     """The operator (upstream, namespace default) and one Prometheus + Alertmanager that evaluate mlspec's
     ServiceMonitors and PrometheusRules in every namespace; the AnalysisTemplate queries prometheus-operated."""
     up = pf.PROMETHEUS_OPERATOR
-    k.resources += [up.url(f"example/prometheus-operator-crd/monitoring.coreos.com_{n}.yaml") for n in PROMETHEUS_OPERATOR_CRDS]
+    k.resources += [
+        up.url(f"example/prometheus-operator-crd/monitoring.coreos.com_{n}.yaml")
+        for n in PROMETHEUS_OPERATOR_CRDS
+    ]
     k.resources += [up.url(f"example/rbac/prometheus-operator/{f}") for f in PROMETHEUS_OPERATOR_FILES]
     ns = pf.MONITORING_NAMESPACE
     name = pf.PROMETHEUS_NAME
     managed = {"matchLabels": {"app.kubernetes.io/managed-by": contracts.MANAGED_BY}}
-    security = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}}
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": 65534,
+        "runAsGroup": 65534,
+        "fsGroup": 65534,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     k.add("namespace-monitoring.yaml", _namespace(ns))
     k.add(
         "prometheus-rbac.yaml",
@@ -215,8 +243,16 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
             "kind": "ClusterRole",
             "metadata": _meta(f"{name}-prometheus"),
             "rules": [
-                {"apiGroups": [""], "resources": ["services", "endpoints", "pods"], "verbs": ["get", "list", "watch"]},
-                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+                {
+                    "apiGroups": [""],
+                    "resources": ["services", "endpoints", "pods"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"],
+                },
                 {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
             ],
         },
@@ -224,7 +260,11 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
             "metadata": _meta(f"{name}-prometheus"),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{name}-prometheus"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{name}-prometheus",
+            },
             "subjects": [{"kind": "ServiceAccount", "name": f"{name}-prometheus", "namespace": ns}],
         },
     )
@@ -244,7 +284,9 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
                 "retention": "15d",
                 "securityContext": security,
                 "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
-                "alerting": {"alertmanagers": [{"namespace": ns, "name": "alertmanager-operated", "port": "web"}]},
+                "alerting": {
+                    "alertmanagers": [{"namespace": ns, "name": "alertmanager-operated", "port": "web"}]
+                },
             },
         },
         {
@@ -291,7 +333,9 @@ def _prometheus_adapter(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
         "rules": [
             {
                 "seriesQuery": f'{contracts.REQUESTS_TOTAL}{{namespace!="",pod!=""}}',
-                "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+                "resources": {
+                    "overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+                },
                 "name": {"matches": f"^{contracts.REQUESTS_TOTAL}$", "as": RPS_METRIC},
                 "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
             }
@@ -315,7 +359,13 @@ def _prometheus_adapter(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
                 "value": f"--prometheus-url={pf.PROMETHEUS_URL}/",
             }
         ],
-        {"group": "apps", "version": "v1", "kind": "Deployment", "name": "prometheus-adapter", "namespace": pf.MONITORING_NAMESPACE},
+        {
+            "group": "apps",
+            "version": "v1",
+            "kind": "Deployment",
+            "name": "prometheus-adapter",
+            "namespace": pf.MONITORING_NAMESPACE,
+        },
     )
 
 
@@ -329,7 +379,9 @@ def _argo_rollouts(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
 def _istio(c: PlatformComponent) -> list[Artifact]:
     """base (CRDs), cni (sidecars without NET_ADMIN, as Pod Security "restricted" requires) and istiod."""
 
-    def chart(name: str, release: str, namespace: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    def chart(
+        name: str, release: str, namespace: str, values: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": name,
             "repo": pf.ISTIO_CHARTS,

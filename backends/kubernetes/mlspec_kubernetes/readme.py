@@ -32,8 +32,9 @@ def readme(ir: IR, has_platform: bool, has_istio: bool) -> str:
             "kubectl kustomize --enable-helm platform/istio | kubectl apply --server-side -f -",
         ]
     lines += [
-        f"mlspec doctor {ir.system.spec_path}" + (f" --env {ir.system.environment}" if ir.system.environment else "")
-        + " --context \"$(kubectl config current-context)\"   # every prerequisite present?",
+        f"mlspec doctor {ir.system.spec_path}"
+        + (f" --env {ir.system.environment}" if ir.system.environment else "")
+        + ' --context "$(kubectl config current-context)"   # every prerequisite present?',
         "kubectl apply -k .",
         "```",
         "",
@@ -42,12 +43,8 @@ def readme(ir: IR, has_platform: bool, has_istio: bool) -> str:
         "Everything these manifests (and the other targets' artifacts) rely on, decided by mlspec from the spec "
         "(`IR.platform`). Rows installed by Terraform are in `terraform/main.tf.json`; rows installed by the "
         "platform kustomization are in `platform/`"
-        + (
-            " (" + ", ".join(c.id for c in rows(ir)) + ")"
-            if rows(ir)
-            else ""
-        )
-        + "; rows marked \"you\" are declared and checked by `mlspec doctor`, not installed.",
+        + (" (" + ", ".join(c.id for c in rows(ir)) + ")" if rows(ir) else "")
+        + '; rows marked "you" are declared and checked by `mlspec doctor`, not installed.',
         "",
         *markdown_table(ir.platform),
         "",

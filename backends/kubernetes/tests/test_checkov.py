@@ -29,7 +29,17 @@ def test_checkov_finds_nothing_unaccepted(built):
     out = subprocess.run(
         # platform/ is upstream controllers configured by patch fragments, which checkov would read as
         # whole objects (docs/security.md); the system's own manifests are all scanned.
-        [str(CHECKOV), "-d", str(root), "--skip-path", "platform", "--skip-download", "-o", "json", "--quiet"],
+        [
+            str(CHECKOV),
+            "-d",
+            str(root),
+            "--skip-path",
+            "platform",
+            "--skip-download",
+            "-o",
+            "json",
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -58,7 +58,9 @@ def test_every_committed_manifest_kind_has_a_provider():
 
 def test_the_table_follows_what_the_spec_uses(built):
     ids = {name: {c.id for c in ir.platform} for name, (ir, _, _) in built.items()}
-    assert {"argo-rollouts", "prometheus-operator", "cluster-autoscaler", "nvidia-device-plugin"} <= ids["canary"]
+    assert {"argo-rollouts", "prometheus-operator", "cluster-autoscaler", "nvidia-device-plugin"} <= ids[
+        "canary"
+    ]
     assert "argo-rollouts" in ids["blue-green"] and "istio" not in ids["blue-green"]
     assert "istio" in ids["shadow"] and "istio" in ids["a-b"] and "argo-rollouts" not in ids["shadow"]
     assert "argo-rollouts" not in ids["rolling"] and "istio" not in ids["rolling"]
@@ -104,7 +106,7 @@ def upstream_server():
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002
+    def log_message(self, format, *args):
         pass
 
 
@@ -124,7 +126,9 @@ def local_build(folder: Path, server: str) -> list[dict]:
         kept.append(url)
     doc["resources"] = kept
     kustomization_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = subprocess.run([KUBECTL, "kustomize", str(folder / "platform")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(folder / "platform")], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
@@ -139,22 +143,33 @@ def test_platform_kustomization_builds_from_the_pinned_files(tmp_path, upstream_
 
     ca = by[("Deployment", "cluster-autoscaler")]["spec"]["template"]["spec"]["containers"][0]
     assert ca["image"] == "registry.k8s.io/autoscaling/cluster-autoscaler:v1.31.5"
-    assert "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/ml-prod" in ca["command"]
+    assert (
+        "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/ml-prod"
+        in ca["command"]
+    )
     sa = by[("ServiceAccount", "cluster-autoscaler")]
-    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == ir.component("cluster-autoscaler").role_arn
+    assert (
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        == ir.component("cluster-autoscaler").role_arn
+    )
 
     plugin = by[("DaemonSet", "nvidia-device-plugin-daemonset")]["spec"]["template"]["spec"]
     gpu_pool = ir.node_pool("gpu")
     for taint in gpu_pool.taints:
         assert any(t["key"] == taint.key and t["effect"] == taint.effect for t in plugin["tolerations"])
-    terms = plugin["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    terms = plugin["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
     assert terms[0]["matchExpressions"][0]["values"] == [gpu_pool.gpu.product]
 
     adapter = by[("Deployment", "prometheus-adapter")]["spec"]["template"]["spec"]["containers"][0]
     assert f"--prometheus-url={pf.PROMETHEUS_URL}/" in adapter["args"]
     config = yaml.safe_load(by[("ConfigMap", "adapter-config")]["data"]["config.yaml"])
     assert config["rules"][0]["name"]["as"] == "mlspec_requests_per_second"
-    assert ("APIService", "v1beta1.custom.metrics.k8s.io") in by and ("APIService", "v1beta1.metrics.k8s.io") not in by
+    assert ("APIService", "v1beta1.custom.metrics.k8s.io") in by and (
+        "APIService",
+        "v1beta1.metrics.k8s.io",
+    ) not in by
 
     for obj in objects:
         api = obj["apiVersion"]

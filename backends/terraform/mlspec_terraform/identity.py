@@ -66,7 +66,9 @@ def build_identity(
     )
     oidc = OidcRefs(attr(provider, "arn"), cdktf.Fn.replace(attr(provider, "url"), "https://", ""))
     prefix = artifacts_prefix(ir)
-    roles = {sa.id: _irsa_role(scope, sa, oidc, bucket_arn, prefix, kms_key_arn) for sa in ir.service_accounts}
+    roles: dict[str, str] = {
+        sa.id: _irsa_role(scope, sa, oidc, bucket_arn, prefix, kms_key_arn) for sa in ir.service_accounts
+    }
     return roles, oidc
 
 

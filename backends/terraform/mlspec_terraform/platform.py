@@ -77,7 +77,10 @@ def build_autoscaler_role(scope: Construct, ir: IR, oidc: OidcRefs, node_group_a
         scope,
         "aws_iam_role",
         "cluster_autoscaler",
-        {"name": component.role_name, "assume_role_policy": irsa_trust(scope, "cluster_autoscaler", oidc, namespace, name)},
+        {
+            "name": component.role_name,
+            "assume_role_policy": irsa_trust(scope, "cluster_autoscaler", oidc, namespace, name),
+        },
     )
     statements = [
         statement("Describe", AUTOSCALER_DESCRIBE, ["*"]),
@@ -86,7 +89,11 @@ def build_autoscaler_role(scope: Construct, ir: IR, oidc: OidcRefs, node_group_a
             AUTOSCALER_SCALE,
             ["*"],
             conditions=[
-                condition("StringEquals", f"aws:ResourceTag/k8s.io/cluster-autoscaler/{infra.cluster_name}", ["owned"])
+                condition(
+                    "StringEquals",
+                    f"aws:ResourceTag/k8s.io/cluster-autoscaler/{infra.cluster_name}",
+                    ["owned"],
+                )
             ],
         ),
         statement("DescribeThisClustersNodegroups", ["eks:DescribeNodegroup"], node_group_arns),
@@ -114,7 +121,9 @@ def node_template_tags(pool: NodePool) -> dict[str, str]:
     return tags
 
 
-def build_node_template_tags(scope: Construct, ir: IR, node_groups: dict[str, cdktf.TerraformResource]) -> None:
+def build_node_template_tags(
+    scope: Construct, ir: IR, node_groups: dict[str, cdktf.TerraformResource]
+) -> None:
     if ir.component("cluster-autoscaler") is None or ir.infrastructure is None:
         return
     for pool in ir.infrastructure.node_pools:

@@ -61,7 +61,9 @@ def readme(ir: IR) -> str:
     for sa in ir.service_accounts:
         lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |")
     autoscaler = ir.component("cluster-autoscaler")
-    addons = [c for c in ir.platform if c.installed_by == "terraform" and c.id in ("vpc-cni", "metrics-server")]
+    addons = [
+        c for c in ir.platform if c.installed_by == "terraform" and c.id in ("vpc-cni", "metrics-server")
+    ]
     if addons:
         lines += [
             "",

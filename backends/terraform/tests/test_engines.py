@@ -143,7 +143,9 @@ def test_apply_and_destroy_against_moto(tf_dir, tf_cli_config, moto_server, chur
         if r["mode"] == "managed"
     }
     assert len(planned) >= 45
-    assert "aws_iam_role.cluster_autoscaler" in planned and "aws_iam_role_policy.cluster_autoscaler" in planned
+    assert (
+        "aws_iam_role.cluster_autoscaler" in planned and "aws_iam_role_policy.cluster_autoscaler" in planned
+    )
 
     terraform(
         ["apply", "-auto-approve", "-input=false", "-parallelism=20", "plan.tfplan"],
@@ -163,7 +165,10 @@ def test_apply_and_destroy_against_moto(tf_dir, tf_cli_config, moto_server, chur
     )
     assert gpu["values"]["taint"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
 
-    assert outputs["cluster_autoscaler_role_arn"]["value"] == "arn:aws:iam::123456789012:role/ml-prod-cluster-autoscaler"
+    assert (
+        outputs["cluster_autoscaler_role_arn"]["value"]
+        == "arn:aws:iam::123456789012:role/ml-prod-cluster-autoscaler"
+    )
 
     terraform(
         ["destroy", "-auto-approve", "-input=false", "-parallelism=20", *targets],
