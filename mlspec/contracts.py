@@ -69,3 +69,7 @@ LABELS_DIR = "labels"  # labels joined by (request_id, row) live under <predicti
 
 # ------------------------------------------------------------------------------------------------ run layout
 IR_FILE = "ir.json"  # beside generated DAGs, in every run directory, in the ConfigMap the pods mount
+IR_MOUNT_DIR = (
+    "/etc/mlspec"  # where pods (and `docker run -v`) mount the IR; the image's default CMD reads it
+)
+RUNTIME_UID = 10001  # the image's user and every pod's runAsUser/runAsGroup

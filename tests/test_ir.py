@@ -24,7 +24,7 @@ def churn() -> mlspec.api.LoadedSpec:
 
 def test_versioned_and_json_round_trip(churn) -> None:
     ir = mlspec.lower(churn)
-    assert ir.ir_version == IR_VERSION == "2.0"
+    assert ir.ir_version == IR_VERSION == "2.1"
     text = ir.to_json()
     assert IR.model_validate_json(text) == ir
     assert json.loads(text)["system"]["spec_path"] == "specs/churn.yaml"
@@ -167,7 +167,14 @@ def test_environment_overlay_deep_merges(churn) -> None:
     prod = mlspec.lower(churn, "prod")
     # prod only points the registry at the in-cluster MLflow server
     assert prod.registry.tracking_uri == "http://mlflow.mlflow.svc.cluster.local:5000"
-    unchanged = {"system": base.system, "infrastructure": base.infrastructure, "registry": base.registry}
+    # (the platform table follows the registry: prod's in-cluster MLflow server is a declared prerequisite)
+    assert prod.component("mlflow") is not None and base.component("mlflow") is None
+    unchanged = {
+        "system": base.system,
+        "infrastructure": base.infrastructure,
+        "registry": base.registry,
+        "platform": base.platform,
+    }
     assert prod.model_copy(update=unchanged) == base
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from mlspec import contracts
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
 from mlspec.ir import model as ir
-from mlspec.ir import placement, policy
+from mlspec.ir import placement, platform, policy
 from mlspec.ir.catalog import BUILTIN_BY_ID
 from mlspec.spec import models as sm
 from mlspec.spec.resolve import deep_merge, infer_task
@@ -48,6 +48,8 @@ class _Lowering:
     def run(self) -> ir.IR:
         s = self.spec
         self.pools = self._node_pools()
+        infrastructure = self._infrastructure()
+        self.image = platform.image_reference(s.images.runtime, infrastructure)
         service_accounts = self._service_accounts()
         data = self._data()
         pipelines = [self._training_pipeline()]
@@ -55,7 +57,7 @@ class _Lowering:
             pipelines.append(self._monitoring_pipeline())
         infra = s.infrastructure
         artifacts_root = f"s3://{infra.storage.artifacts_bucket}/{self.name}" if infra else ".mlspec"
-        return ir.IR(
+        lowered = ir.IR(
             system=ir.System(
                 name=self.name,
                 namespace=self.namespace,
@@ -65,6 +67,7 @@ class _Lowering:
                 spec_path=self.spec_path,
                 spec_sha256=self.spec_sha256,
                 environment=self.environment,
+                environments=list(s.environments),
             ),
             images={"runtime": self.image},
             artifacts_root=artifacts_root,
@@ -78,8 +81,12 @@ class _Lowering:
             monitoring=self._monitoring(data),
             retraining=self._retraining(),
             service_accounts=service_accounts,
-            infrastructure=self._infrastructure(),
+            infrastructure=infrastructure,
             targets=list(s.targets),
+        )
+        # Decided from the whole IR: what the artifacts need from the platform, and what the image holds.
+        return lowered.model_copy(
+            update={"image": platform.runtime_image(lowered), "platform": platform.decide(lowered)}
         )
 
     # ------------------------------------------------------------------ data

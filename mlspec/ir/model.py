@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
 # newer minor version are ignored on read); a new major version is refused with a clear error.
-IR_VERSION = "2.0"
+IR_VERSION = "2.1"
 
 
 class Node(BaseModel):
@@ -32,6 +32,9 @@ class System(Node):
     spec_path: str = Field(description="The spec, relative to its project root, POSIX.")
     spec_sha256: str
     environment: str | None
+    environments: list[str] = Field(
+        default_factory=list, description="Every environment the spec defines, in spec order (IR 2.1)."
+    )
 
 
 class Column(Node):
@@ -380,6 +383,52 @@ class Infrastructure(Node):
     state: RemoteState | None
 
 
+class RuntimeImage(Node):
+    """The one image every step and the server run, where it lives and what goes into it (IR 2.1)."""
+
+    reference: str = Field(description="repository:tag; equal to images['runtime'].")
+    repository: str
+    tag: str
+    registry: str = Field(description="Registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com.")
+    registry_kind: Literal["ecr", "ghcr", "other"]
+    ecr_repository: str | None = Field(
+        description="The ECR repository (= infrastructure.container_registry) when the image lives in ECR."
+    )
+    region: str | None = Field(description="The ECR repository's region.")
+    accelerator: Literal["cpu", "cuda"] = Field(
+        description="cuda when any step or the server requests an NVIDIA GPU: the image carries the CUDA runtime."
+    )
+    extras: list[str] = Field(description="mlspec extras the compiled targets run in it (pip extras).")
+    python: str = Field(description="Python minor version of the image.")
+    mlspec_version: str = Field(description="The mlspec release installed in it (the compiler's own).")
+
+
+class PlatformComponent(Node):
+    """A controller, CRD set, API or add-on the generated artifacts rely on, and who provides it (IR 2.1)."""
+
+    id: str = Field(description="DNS-1123 name of the component.")
+    purpose: str = Field(description="Which part of the system needs it.")
+    kinds: list[str] = Field(
+        description="Object kinds it serves, as apiVersion/Kind (e.g. argoproj.io/v1alpha1/Rollout)."
+    )
+    apis: list[str] = Field(
+        description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1)."
+    )
+    resources: list[str] = Field(description="Extended node resources it advertises (e.g. nvidia.com/gpu).")
+    installed_by: Literal["cluster", "terraform", "kubernetes", "you"] = Field(
+        description="cluster: Kubernetes itself; terraform: main.tf.json; kubernetes: the generated platform "
+        "kustomization; you: declared only, the platform team provides it."
+    )
+    source: str = Field(description="What provides it: an EKS add-on, a pinned upstream manifest or chart.")
+    version: str
+    namespace: str | None
+    service_account: str | None = Field(
+        description="namespace/name of its ServiceAccount when it needs IRSA."
+    )
+    role_name: str | None = Field(description="IAM role Terraform creates for it (IRSA).")
+    role_arn: str | None
+
+
 class IR(Node):
     ir_version: str = IR_VERSION
     system: System
@@ -399,6 +448,11 @@ class IR(Node):
     service_accounts: list[ServiceAccount]
     infrastructure: Infrastructure | None
     targets: list[str]
+    image: RuntimeImage | None = Field(None, description="The runtime image decision (IR 2.1).")
+    platform: list[PlatformComponent] = Field(
+        default_factory=list,
+        description="Every prerequisite of the generated artifacts, in install order (IR 2.1).",
+    )
 
     def pipeline(self, pipeline_id: str) -> Pipeline | None:
         return next((p for p in self.pipelines if p.id == pipeline_id), None)
@@ -407,6 +461,9 @@ class IR(Node):
         if pool_id is None or self.infrastructure is None:
             return None
         return next((p for p in self.infrastructure.node_pools if p.id == pool_id), None)
+
+    def component(self, component_id: str) -> PlatformComponent | None:
+        return next((c for c in self.platform if c.id == component_id), None)
 
     def service_account(self, sa_id: str) -> ServiceAccount:
         return next(sa for sa in self.service_accounts if sa.id == sa_id)

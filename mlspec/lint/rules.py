@@ -564,6 +564,26 @@ def metric_goal(ctx: LintContext) -> Iterator[Diagnostic]:
         )
 
 
+@rule("MS224", "the runtime image names another registry than the system's ECR repository")
+def image_registry(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir.platform import split_reference
+
+    infra = ctx.spec.infrastructure
+    if infra is None or infra.cloud != "aws" or infra.account_id is None:
+        return
+    repository, tag = split_reference(ctx.spec.images.runtime)
+    ecr = f"{infra.account_id}.dkr.ecr.{infra.region}.amazonaws.com/{infra.container_registry or ctx.spec.metadata.name}"
+    if repository != ecr:
+        yield ctx.diag(
+            "MS224",
+            f"images.runtime names {repository}, but the image is built into and pulled from the system's ECR "
+            f"repository: every target uses {ecr}:{tag}",
+            ("images", "runtime"),
+            hint=f"runtime: {ecr}:{tag}",
+            severity=Severity.WARNING,
+        )
+
+
 from mlspec.lint import capabilities, values  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}

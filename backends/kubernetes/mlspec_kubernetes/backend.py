@@ -38,7 +38,17 @@ class KubernetesBackend(BaseBackend):
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        from mlspec_kubernetes import cache, delivery, monitoring, network, render, slo, workloads
+        from mlspec_kubernetes import (
+            cache,
+            delivery,
+            monitoring,
+            network,
+            platform,
+            readme,
+            render,
+            slo,
+            workloads,
+        )
 
         ir_json = ir.to_json()
         config_name = f"{ir.system.name}-ir"
@@ -74,7 +84,12 @@ class KubernetesBackend(BaseBackend):
         objects += network.policies(
             ir, servers, cache_name, monitor_name, mesh=self._mesh(ir), pipeline_pods=pipeline_pods
         )
-        return render.artifacts(objects)
+        prerequisites = platform.artifacts(ir)
+        paths = {a.path for a in prerequisites}
+        guide = readme.readme(
+            ir, "platform/kustomization.yaml" in paths, "platform/istio/kustomization.yaml" in paths
+        )
+        return [*render.artifacts(objects), *prerequisites, Artifact("README.md", guide)]
 
     @staticmethod
     def _mesh(ir: IR) -> bool:

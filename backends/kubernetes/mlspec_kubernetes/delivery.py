@@ -16,14 +16,13 @@ from typing import Any
 from mlspec import contracts
 from mlspec.backends import EmitContext
 from mlspec.ir.model import IR
+from mlspec.ir.platform import ISTIO_API, PROMETHEUS_URL, ROLLOUTS_API
 from mlspec_kubernetes import promql
 from mlspec_kubernetes import workloads as w
 from mlspec_kubernetes.meta import dict_metadata, selector, serving_of
 
-ROLLOUTS_API = "argoproj.io/v1alpha1"
-ISTIO_API = "networking.istio.io/v1"
 EXPERIMENT_DURATION_ANNOTATION = f"{contracts.LABEL_PREFIX}experiment-duration-seconds"
-DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+DEFAULT_PROMETHEUS = PROMETHEUS_URL  # the Prometheus the platform kustomization runs
 ANALYSIS_INTERVAL_S = 60
 ANALYSIS_WINDOW = "2m"  # rate window of each measurement
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlspec.ir.model import Infrastructure
 from mlspec_terraform.cdk import Construct, attr, resource
@@ -24,6 +25,7 @@ class ClusterRefs:
     name: str
     endpoint: str
     oidc_issuer: str
+    node_groups: dict[str, Any]  # pool id -> aws_eks_node_group
 
 
 # The EKS-optimized Amazon Linux 2023 AMI of each IR image family (x86_64): the NVIDIA variant ships the
@@ -99,8 +101,9 @@ def build_cluster(
         },
     )
     node_role, node_deps = _role(scope, "nodes", f"{name}-nodes", "ec2.amazonaws.com", NODE_POLICIES)
+    groups = {}
     for pool in infra.node_pools:
-        resource(
+        groups[pool.id] = resource(
             scope,
             "aws_eks_node_group",
             pool.task_id,
@@ -127,5 +130,5 @@ def build_cluster(
             },
         )
     return ClusterRefs(
-        attr(cluster, "name"), attr(cluster, "endpoint"), attr(cluster, "identity[0].oidc[0].issuer")
+        attr(cluster, "name"), attr(cluster, "endpoint"), attr(cluster, "identity[0].oidc[0].issuer"), groups
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlspec.ir.model import IR
+from mlspec.ir.platform import markdown_table
 from mlspec_terraform.cluster import AMI_TYPES
 from mlspec_terraform.identity import artifacts_prefix
 
@@ -59,6 +60,35 @@ def readme(ir: IR) -> str:
     ]
     for sa in ir.service_accounts:
         lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |")
+    autoscaler = ir.component("cluster-autoscaler")
+    addons = [
+        c for c in ir.platform if c.installed_by == "terraform" and c.id in ("vpc-cni", "metrics-server")
+    ]
+    if addons:
+        lines += [
+            "",
+            "- EKS add-ons at the version EKS qualifies for Kubernetes "
+            f"{infra.cluster_version} (`aws_eks_addon_version`): "
+            + ", ".join(f"`{c.id}` ({c.purpose})" for c in addons)
+            + ".",
+        ]
+    if autoscaler and autoscaler.role_name:
+        lines += [
+            f"- Cluster Autoscaler: IRSA role `{autoscaler.role_name}` for `{autoscaler.service_account}` "
+            f"(scales only groups tagged `k8s.io/cluster-autoscaler/{infra.cluster_name}: owned`), and "
+            "node-template tags (labels, taints, accelerators) on each autoscaled pool's group, so that a "
+            "pool at zero nodes can scale up for a pending GPU pod.",
+        ]
+    lines += [
+        "",
+        "## Platform prerequisites",
+        "",
+        "Everything the generated artifacts rely on, decided by mlspec from the spec (`IR.platform`); the "
+        "Kubernetes output's README prints the same table and `kubernetes/platform/` installs its rows. "
+        "`mlspec doctor SPEC --context CTX` checks a cluster against it.",
+        "",
+        *markdown_table(ir.platform),
+    ]
     lines += ["", "## Apply", ""]
     if infra.state:
         lock = f" with lock table `{infra.state.lock_table}`" if infra.state.lock_table else ""
@@ -75,8 +105,13 @@ def readme(ir: IR) -> str:
         "terraform apply plan.tfplan",
         "```",
         "",
-        "Outputs: `cluster_name`, `cluster_endpoint`, `artifacts_bucket`, `repository_url`, and "
-        + ", ".join(f"`{sa.id}_role_arn`" for sa in ir.service_accounts)
+        "Outputs: `cluster_name`, `cluster_endpoint`, `artifacts_bucket`, `repository_url` (where CI pushes "
+        f"`{ir.images['runtime']}`), and "
+        + ", ".join(
+            f"`{name}_role_arn`"
+            for name in [sa.id for sa in ir.service_accounts]
+            + (["cluster_autoscaler"] if autoscaler and autoscaler.role_name else [])
+        )
         + " (the ARNs the Kubernetes backend's ServiceAccounts annotate).",
         "",
     ]
