@@ -15,7 +15,7 @@ from mlspec_terraform.identity import build_identity
 from mlspec_terraform.network import build_network
 from mlspec_terraform.storage import build_kms_key, build_storage
 
-MANAGED_BY_TAG = f"{contracts.LABEL_PREFIX}managed-by"
+MANAGED_BY_TAG = contracts.MANAGED_BY_TAG
 
 
 class MLPlatformStack(cdktf.TerraformStack):
