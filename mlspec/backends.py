@@ -315,7 +315,7 @@ class IRBackend(BaseBackend):
 
 
 # The backends this project ships, each a distribution `mlspec-<name>` and an extra `mlspec[<name>]`.
-KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes")
+KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes", "cloudformation")
 
 
 def available_backends() -> dict[str, type | EntryPoint]:

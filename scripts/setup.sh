@@ -3,7 +3,7 @@
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server)
-#   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
+#   .venv: mlspec, its five backends and the test tools (requirements-dev.txt; cfn-lint resolves with Airflow)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
 set -euo pipefail
@@ -30,7 +30,8 @@ done
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 echo "setup: installing the project and test requirements into .venv"
 .venv/bin/pip install -q -r requirements-dev.txt \
-  -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes
+  -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes \
+  -e backends/cloudformation
 .venv/bin/pip check
 
 if ! .venv-checkov/bin/checkov --version >/dev/null 2>&1; then

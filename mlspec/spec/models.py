@@ -39,7 +39,7 @@ DRIFT_METHODS = ("psi", "kl", "js", "wasserstein", "ks")
 MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss", "rmse", "mae", "r2"]
 DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
-Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes"]
+Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes", "cloudformation"]
 DEFAULT_TARGETS: tuple[Target, ...] = ("kubeflow", "airflow", "terraform", "kubernetes")
 
 
