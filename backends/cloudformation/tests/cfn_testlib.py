@@ -5,6 +5,7 @@ into CloudFormation's long form as the service does."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlspec
@@ -47,9 +48,11 @@ FAMILIES = {
     "    gpu: {instance_type: g5.xlarge,": "    inf: {instance_type: inf2.xlarge, min: 0, max: 2}\n"
     "    gpu: {instance_type: g5.xlarge,"
 }
+# the targets line of churn.yaml, whatever it lists
+TARGETS_LINE = re.search(r"^targets: .*$", (ROOT / "specs" / "churn.yaml").read_text("utf-8"), re.M)[0]
 EXISTING_NETWORK = {  # without an account id the kubernetes target cannot annotate ServiceAccounts: not listed
     '  account_id: "123456789012"\n': "",
-    "targets: [kubeflow, airflow, terraform, kubernetes]": "targets: [terraform, cloudformation]",
+    TARGETS_LINE: "targets: [terraform, cloudformation]",
     "  storage: {artifacts_bucket: acme-ml-artifacts}": "  storage: {artifacts_bucket: acme-ml-artifacts}\n"
     "  network: {vpc_id: vpc-0abc1234, subnet_ids: [subnet-0aaa1111, subnet-0bbb2222]}",
 }

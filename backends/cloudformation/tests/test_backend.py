@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cfn_testlib import EXISTING_NETWORK, ROOT, emit, load_template, lowered, variant
+from cfn_testlib import EXISTING_NETWORK, ROOT, TARGETS_LINE, emit, load_template, lowered, variant
 from mlspec_cloudformation import CloudFormationBackend
 from mlspec_cloudformation.identity import trust_policy
 
@@ -303,7 +303,7 @@ def test_what_cloudformation_cannot_build_is_reported_from_the_table(churn_ir, c
 def test_amd_pool_is_predicted_by_lint_and_reported_by_compile():
     text = variant(
         {
-            "targets: [kubeflow, airflow, terraform, kubernetes]": "targets: [cloudformation]",
+            TARGETS_LINE: "targets: [cloudformation]",
             "    gpu: {instance_type: g5.xlarge,": "    amd: {instance_type: g4ad.xlarge, min: 0, max: 2}\n"
             "    gpu: {instance_type: g5.xlarge,",
         }
