@@ -3,7 +3,8 @@
 For every spec in specs/ with infrastructure and every one of its environments (and two variants: a pool of
 each node image family; an existing VPC without an account id), both outputs are reduced to what they mean
 (node groups, network, bucket, repository, key, log groups, roles with their trust and S3 scopes, outputs),
-each by its own reader below, and the two meanings must be equal. The readers spell the two formats
+each by its own reader below, and the two meanings must be equal. Every Terraform resource type must have a
+CloudFormation counterpart (or a stated reason), so a platform piece added to one backend alone fails here. The readers spell the two formats
 (`${aws_s3_bucket.artifacts.arn}` against `!GetAtt ArtifactsBucket.Arn`); neither imports a backend.
 """
 
@@ -293,6 +294,63 @@ def cloudformation_meaning(doc: dict) -> dict:
             if name.endswith("RoleArn")
         },
     }
+
+
+# ------------------------------------------------------------------------------------------------ resource types
+# Every resource type the Terraform output creates, and what stands for it in the template: one resource each
+# (counted), a property of another resource, or nothing, with the reason. A Terraform resource type missing
+# here (a platform piece added to the terraform backend) fails the test until CloudFormation builds it too.
+COUNTERPARTS = {
+    "aws_vpc": "AWS::EC2::VPC",
+    "aws_subnet": "AWS::EC2::Subnet",
+    "aws_internet_gateway": "AWS::EC2::InternetGateway",
+    "aws_route_table": "AWS::EC2::RouteTable",
+    "aws_route": "AWS::EC2::Route",
+    "aws_route_table_association": "AWS::EC2::SubnetRouteTableAssociation",
+    "aws_eip": "AWS::EC2::EIP",
+    "aws_nat_gateway": "AWS::EC2::NatGateway",
+    "aws_flow_log": "AWS::EC2::FlowLog",
+    "aws_cloudwatch_log_group": "AWS::Logs::LogGroup",
+    "aws_iam_role": "AWS::IAM::Role",
+    "aws_eks_cluster": "AWS::EKS::Cluster",
+    "aws_eks_node_group": "AWS::EKS::Nodegroup",
+    "aws_iam_openid_connect_provider": "AWS::IAM::OIDCProvider",
+    "aws_kms_key": "AWS::KMS::Key",
+    "aws_kms_alias": "AWS::KMS::Alias",
+    "aws_s3_bucket": "AWS::S3::Bucket",
+    "aws_s3_bucket_policy": "AWS::S3::BucketPolicy",
+    "aws_ecr_repository": "AWS::ECR::Repository",
+}
+FOLDED = {  # a property of a counted resource in CloudFormation
+    "aws_s3_bucket_public_access_block": "AWS::S3::Bucket PublicAccessBlockConfiguration",
+    "aws_s3_bucket_versioning": "AWS::S3::Bucket VersioningConfiguration",
+    "aws_s3_bucket_server_side_encryption_configuration": "AWS::S3::Bucket BucketEncryption",
+    "aws_s3_bucket_lifecycle_configuration": "AWS::S3::Bucket LifecycleConfiguration",
+    "aws_iam_role_policy_attachment": "AWS::IAM::Role ManagedPolicyArns",
+    "aws_iam_role_policy": "AWS::IAM::Role Policies",
+}
+TERRAFORM_ONLY = {
+    "aws_default_security_group": "CloudFormation cannot adopt a VPC's default security group (docs/security.md)",
+}
+CLOUDFORMATION_ONLY = {
+    "AWS::EC2::VPCGatewayAttachment": "Terraform's aws_internet_gateway attaches itself through vpc_id",
+}
+
+
+@pytest.mark.parametrize(("source", "env"), cases(), ids=lambda v: str(v or "base"))
+def test_every_terraform_resource_has_its_cloudformation_counterpart(source: str, env: str | None) -> None:
+    _, tf, cfn = compiled(source, env)
+    tf_types = {t: len(r) for t, r in tf["resource"].items()}
+    unknown = set(tf_types) - set(COUNTERPARTS) - set(FOLDED) - set(TERRAFORM_ONLY)
+    assert not unknown, (
+        f"the terraform backend provisions {sorted(unknown)}: build them in CloudFormation too"
+    )
+    cfn_types: dict[str, int] = {}
+    for resource in cfn["Resources"].values():
+        cfn_types[resource["Type"]] = cfn_types.get(resource["Type"], 0) + 1
+    assert set(cfn_types) <= set(COUNTERPARTS.values()) | set(CLOUDFORMATION_ONLY)
+    counted = {COUNTERPARTS[t]: n for t, n in tf_types.items() if t in COUNTERPARTS}
+    assert counted == {t: n for t, n in cfn_types.items() if t not in CLOUDFORMATION_ONLY}
 
 
 # ------------------------------------------------------------------------------------------------ the tests
