@@ -317,7 +317,7 @@ class IRBackend(BaseBackend):
 
 
 # The backends this project ships, each a distribution `mlspec-<name>` and an extra `mlspec[<name>]`.
-KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes", "container", "ci")
+KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes", "cloudformation", "container", "ci")
 
 
 def available_backends() -> dict[str, type | EntryPoint]:

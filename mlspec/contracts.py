@@ -42,6 +42,7 @@ ACCELERATOR_LABEL = "mlspec.io/accelerator"
 VARIANT_LABEL = "mlspec.io/variant"
 CONFIG_SHA_ANNOTATION = "mlspec.io/config-sha256"
 MANAGED_BY = "mlspec"
+MANAGED_BY_TAG = "mlspec.io/managed-by"  # cloud resource tag (value MANAGED_BY), with SYSTEM_LABEL
 
 # ------------------------------------------------------------------------------------------------ model bundle
 MODEL_FILE = "model.onnx"

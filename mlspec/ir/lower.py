@@ -6,9 +6,9 @@ from typing import Any
 
 from mlspec import contracts
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
+from mlspec.ir import cloud, placement, platform, policy
 from mlspec.ir import model as ir
-from mlspec.ir import placement, platform, policy
-from mlspec.ir.catalog import BUILTIN_BY_ID
+from mlspec.ir.catalog import BUILTIN_BY_ID, EKS_AMI_TYPES
 from mlspec.spec import models as sm
 from mlspec.spec.resolve import deep_merge, infer_task
 from mlspec.units import dns_label, duration_seconds, identifier, quantity
@@ -43,6 +43,7 @@ class _Lowering:
         self.name = spec.metadata.name
         self.namespace = spec.metadata.namespace or self.name
         self.image = spec.images.runtime
+        self.artifacts_prefix = self.name  # the system's key prefix in the artifacts bucket
 
     # ------------------------------------------------------------------ top level
     def run(self) -> ir.IR:
@@ -56,7 +57,9 @@ class _Lowering:
         if s.monitoring is not None:
             pipelines.append(self._monitoring_pipeline())
         infra = s.infrastructure
-        artifacts_root = f"s3://{infra.storage.artifacts_bucket}/{self.name}" if infra else ".mlspec"
+        artifacts_root = (
+            f"s3://{infra.storage.artifacts_bucket}/{self.artifacts_prefix}" if infra else ".mlspec"
+        )
         lowered = ir.IR(
             system=ir.System(
                 name=self.name,
@@ -150,6 +153,7 @@ class _Lowering:
                 taints = [ir.Taint(key=gpu.resource, value="true", effect="NoSchedule")]
             else:
                 taints = []
+            image_family = gpus.vendor.image_family if gpus.vendor else "standard"
             pools.append(
                 ir.NodePool(
                     id=pool_id,
@@ -159,12 +163,14 @@ class _Lowering:
                     max=p.max,
                     desired=p.desired if p.desired is not None else p.min,
                     gpu=gpu,
-                    image_family=gpus.vendor.image_family if gpus.vendor else "standard",
+                    image_family=image_family,
                     disk_size_gb=p.disk_size_gb,
                     spot=p.spot,
                     labels=dict(sorted(labels.items())),
                     taints=taints,
                     node_selector={contracts.NODE_POOL_LABEL: pool_id},
+                    group_name=cloud.node_group_name(infra.cluster.name, pool_id),
+                    ami_type=EKS_AMI_TYPES[image_family] if infra.cloud == "aws" else None,
                 )
             )
         return pools
@@ -620,6 +626,9 @@ class _Lowering:
                     role_name=role,
                     role_arn=arn,
                     bucket_access=access,
+                    object_read_actions=list(policy.OBJECT_READ_ACTIONS),
+                    object_write_actions=list(policy.OBJECT_WRITE_ACTIONS if access == "read-write" else ()),
+                    key_actions=list(policy.KEY_ACTIONS[access]),
                 )
             )
         return out
@@ -638,23 +647,42 @@ class _Lowering:
                 region=infra.state.region or infra.region,
                 lock_table=infra.state.lock_table,
             )
+        cluster = infra.cluster.name
         return ir.Infrastructure(
             cloud=infra.cloud,
             region=infra.region,
             account_id=infra.account_id,
-            cluster_name=infra.cluster.name,
+            cluster_name=cluster,
             cluster_version=infra.cluster.version,
             node_pools=self.pools,
-            network=ir.Network(
-                vpc_id=infra.network.vpc_id,
-                subnet_ids=infra.network.subnet_ids,
-                cidr=infra.network.cidr,
-                availability_zones=infra.network.availability_zones,
-            ),
+            network=self._network(infra),
             artifacts_bucket=infra.storage.artifacts_bucket,
+            artifacts_prefix=self.artifacts_prefix,
             noncurrent_version_days=infra.storage.noncurrent_version_days,
             container_registry=infra.container_registry or self.name,
             state=state,
+            cluster_role_name=cloud.platform_role_name(cluster, "cluster"),
+            node_role_name=cloud.platform_role_name(cluster, "nodes"),
+            cluster_log_group=cloud.cluster_log_group(cluster),
+            log_retention_days=policy.LOG_RETENTION_DAYS,
+            kms_key_alias=cloud.kms_key_alias(cluster),
+            kms_deletion_window_days=policy.KMS_DELETION_WINDOW_DAYS,
+        )
+
+    def _network(self, infra: sm.Infrastructure) -> ir.Network:
+        net, cluster = infra.network, infra.cluster.name
+        creates = net.vpc_id is None  # an existing VPC is used as given: no subnets, no flow logs
+        private, public = cloud.subnet_cidrs(net.cidr, net.availability_zones) if creates else ([], [])
+        return ir.Network(
+            vpc_id=net.vpc_id,
+            subnet_ids=net.subnet_ids,
+            cidr=net.cidr,
+            availability_zones=net.availability_zones,
+            zones=cloud.zone_names(infra.region, net.availability_zones) if creates else [],
+            private_subnets=private,
+            public_subnets=public,
+            flow_logs_group=cloud.flow_logs_group(cluster) if creates else None,
+            flow_logs_role_name=cloud.platform_role_name(cluster, "flow-logs") if creates else None,
         )
 
 

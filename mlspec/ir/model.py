@@ -343,6 +343,8 @@ class NodePool(Node):
     labels: dict[str, str] = Field(description="Node labels set by the infrastructure.")
     taints: list[Taint]
     node_selector: dict[str, str] = Field(description="The labels a workload selects this pool with.")
+    group_name: str = Field(description="Name of the pool's managed node group in the cloud.")
+    ami_type: str | None = Field(description="EKS AMI type of the image family (None off AWS).")
 
 
 class ServiceAccount(Node):
@@ -352,6 +354,11 @@ class ServiceAccount(Node):
     role_name: str = Field(description="Cloud IAM role bound to it (IRSA).")
     role_arn: str | None = Field(description="Known when infrastructure.account_id is set.")
     bucket_access: Literal["read", "read-write"]
+    object_read_actions: list[str] = Field(
+        description="Actions its role may take on objects under Infrastructure.artifacts_prefix."
+    )
+    object_write_actions: list[str] = Field(description="Write actions there (empty for read access).")
+    key_actions: list[str] = Field(description="Actions its role may take with the platform KMS key.")
 
 
 class Network(Node):
@@ -359,6 +366,11 @@ class Network(Node):
     subnet_ids: list[str] | None
     cidr: str
     availability_zones: int
+    zones: list[str] = Field(description="Zone names of the created subnets (empty with an existing VPC).")
+    private_subnets: list[str] = Field(description="CIDR of the private subnet in each zone, in zone order.")
+    public_subnets: list[str] = Field(description="CIDR of the public (NAT, load balancer) subnet per zone.")
+    flow_logs_group: str | None = Field(description="Log group of the VPC flow logs (created VPC only).")
+    flow_logs_role_name: str | None = Field(description="IAM role that delivers the flow logs.")
 
 
 class RemoteState(Node):
@@ -378,9 +390,18 @@ class Infrastructure(Node):
     node_pools: list[NodePool]
     network: Network
     artifacts_bucket: str
+    artifacts_prefix: str = Field(
+        description="This system's key prefix in the bucket; roles are scoped to it."
+    )
     noncurrent_version_days: int
     container_registry: str
     state: RemoteState | None
+    cluster_role_name: str = Field(description="IAM role of the EKS control plane.")
+    node_role_name: str = Field(description="IAM role of every node group's nodes.")
+    cluster_log_group: str = Field(description="Log group of the control-plane logs.")
+    log_retention_days: int = Field(description="Retention of the control-plane and flow log groups.")
+    kms_key_alias: str = Field(description="Alias of the platform key (secrets, bucket, registry, logs).")
+    kms_deletion_window_days: int = Field(description="Days a deleted platform key stays recoverable.")
 
 
 class RuntimeImage(Node):

@@ -92,3 +92,13 @@ def latency_buckets(*thresholds_ms: float | None) -> list[float]:
     buckets = set(LATENCY_BUCKETS)
     buckets.update(seconds_bucket(t) for t in thresholds_ms if t is not None)
     return sorted(buckets)
+
+
+# ------------------------------------------------------------------------------------------------ infrastructure
+LOG_RETENTION_DAYS = 365  # control-plane logs and VPC flow logs
+KMS_DELETION_WINDOW_DAYS = 30  # a deleted platform key can be recovered for this long
+# What a service account's IRSA role may do with objects under the system's prefix of the artifacts bucket,
+# and with the platform key that encrypts them, for each IR bucket_access.
+OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+KEY_ACTIONS = {"read": ("kms:Decrypt",), "read-write": ("kms:Decrypt", "kms:GenerateDataKey")}

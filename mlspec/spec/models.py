@@ -39,7 +39,7 @@ DRIFT_METHODS = ("psi", "kl", "js", "wasserstein", "ks")
 MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss", "rmse", "mae", "r2"]
 DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
-Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes", "container", "ci"]
+Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes", "cloudformation", "container", "ci"]
 DEFAULT_TARGETS: tuple[Target, ...] = ("kubeflow", "airflow", "terraform", "kubernetes")
 
 
@@ -546,8 +546,21 @@ class Cluster(Model):
 class Network(Model):
     vpc_id: str | None = None
     subnet_ids: list[str] | None = None
-    cidr: str = Field("10.0.0.0/16", pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
+    cidr: str = Field(
+        "10.0.0.0/16",
+        pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$",
+        description="The VPC range (no host bits), split into a private and a public subnet per zone.",
+    )
     availability_zones: Int = Field(2, ge=2, le=6)
+
+    @model_validator(mode="after")
+    def _room_for_subnets(self) -> Network:
+        from mlspec.ir.cloud import network_problem
+
+        problem = None if self.vpc_id else network_problem(self.cidr, self.availability_zones)
+        if problem:
+            raise ValueError(f"network.cidr {problem}")
+        return self
 
 
 class Storage(Model):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from mlspec.ir.model import IR
 from mlspec.ir.platform import markdown_table
-from mlspec_terraform.cluster import AMI_TYPES
-from mlspec_terraform.identity import artifacts_prefix
 
 
 def readme(ir: IR) -> str:
@@ -45,7 +43,7 @@ def readme(ir: IR) -> str:
         taints = ", ".join(f"`{t.key}={t.value}:{t.effect}`" for t in pool.taints) or "-"
         gpus = f"{pool.gpu.per_node} {pool.gpu.product} (`{pool.gpu.resource}`)" if pool.gpu else "-"
         lines.append(
-            f"| {pool.id} | {pool.instance_type} | {gpus} | {AMI_TYPES[pool.image_family]} "
+            f"| {pool.id} | {pool.instance_type} | {gpus} | {pool.ami_type} "
             f"| {pool.min}/{pool.desired}/{pool.max} | {labels} | {taints} |"
         )
     lines += [
@@ -53,7 +51,7 @@ def readme(ir: IR) -> str:
         f"- S3 bucket `{infra.artifacts_bucket}`: versioned, SSE-KMS, public access blocked, TLS only, "
         f"noncurrent versions expire after {infra.noncurrent_version_days} days.",
         f"- ECR repository `{infra.container_registry}`: immutable tags, scan on push, KMS encryption.",
-        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{artifacts_prefix(ir)}/`:",
+        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{infra.artifacts_prefix}/`:",
         "",
         "| service account | IAM role | bucket access |",
         "|---|---|---|",
