@@ -17,6 +17,7 @@ from typing import Any
 from mlspec import contracts
 from mlspec.backends import Artifact
 from mlspec.ir import platform as pf
+from mlspec.ir.catalog import GPU_VENDORS
 from mlspec.ir.model import IR, PlatformComponent
 from mlspec_kubernetes.render import dump
 from mlspec_kubernetes.workloads import RPS_METRIC
@@ -180,13 +181,13 @@ def _nvidia_device_plugin(ir: IR, c: PlatformComponent, k: Kustomization) -> Non
         for p in (ir.infrastructure.node_pools if ir.infrastructure else [])
         if p.gpu and p.gpu.vendor == "nvidia"
     ]
-    tolerations: list[dict[str, str]] = [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-    ]
+    # the upstream manifest's own toleration: the vendor's resource name as the taint key
+    resource = next(v.resource for v in GPU_VENDORS if v.name == "nvidia")
+    tolerations: list[dict[str, str]] = [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}]
     for pool in pools:
         for t in pool.taints:
             toleration = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if toleration not in tolerations and not (t.key == "nvidia.com/gpu" and t.effect == "NoSchedule"):
+            if toleration not in tolerations and not (t.key == resource and t.effect == "NoSchedule"):
                 tolerations.append(toleration)
     spec: dict[str, Any] = {"tolerations": tolerations}
     if pools:
