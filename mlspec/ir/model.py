@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
 # newer minor version are ignored on read); a new major version is refused with a clear error.
-IR_VERSION = "2.1"
+IR_VERSION = "2.2"
 
 
 class Node(BaseModel):
@@ -436,6 +436,10 @@ class PlatformComponent(Node):
         description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1)."
     )
     resources: list[str] = Field(description="Extended node resources it advertises (e.g. nvidia.com/gpu).")
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Prometheus metric names it exposes that the generated dashboards query (IR 2.2).",
+    )
     installed_by: Literal["cluster", "terraform", "kubernetes", "you"] = Field(
         description="cluster: Kubernetes itself; terraform: main.tf.json; kubernetes: the generated platform "
         "kustomization; you: declared only, the platform team provides it."

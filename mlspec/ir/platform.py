@@ -70,6 +70,7 @@ PROMETHEUS_ADAPTER = Upstream(
 NVIDIA_DEVICE_PLUGIN = Upstream(
     "NVIDIA/k8s-device-plugin", "v0.19.3", "570e776d6813cb9f3e9c8c105cf8d79989db6650"
 )
+DCGM_EXPORTER = Upstream("NVIDIA/dcgm-exporter", "4.5.3-4.8.2", "691c92762eb551313c825f6efe4ceeee20982801")
 # Cluster Autoscaler releases follow the Kubernetes minor they are built and tested for.
 CLUSTER_AUTOSCALER = {
     "1.29": Upstream(
@@ -110,6 +111,20 @@ CLUSTER_AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_NAME = "mlspec"  # the Prometheus CR; the operator serves it as prometheus-operated.monitoring.svc
 PROMETHEUS_URL = f"http://prometheus-operated.{MONITORING_NAMESPACE}.svc:9090"
+PUSHGATEWAY_IMAGE = "quay.io/prometheus/pushgateway"
+PUSHGATEWAY_VERSION = "v1.11.3"
+PUSHGATEWAY_PORT = 9091
+PUSHGATEWAY_URL = f"http://pushgateway.{MONITORING_NAMESPACE}.svc:{PUSHGATEWAY_PORT}"
+GRAFANA_CHARTS = "https://grafana.github.io/helm-charts"
+# Grafana 11.6.1: the release whose dashboard model grafana-foundation-sdk (11.6) builds.
+GRAFANA_CHART_VERSION = "8.16.0"
+GRAFANA_VERSION = "11.6.1"
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what the Grafana sidecar loads dashboards from
+GRAFANA_DATASOURCE_UID = "mlspec-prometheus"  # the Prometheus data source Grafana is provisioned with
+
+# Metrics the platform exposes that the generated dashboards query, by the row that provides them.
+CADVISOR_METRICS = ("container_cpu_usage_seconds_total", "container_memory_working_set_bytes")
+DCGM_METRICS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
 
 
 def cluster_autoscaler(cluster_version: str) -> Upstream:
@@ -132,6 +147,7 @@ def _component(
     kinds: tuple[str, ...] = (),
     apis: tuple[str, ...] = (),
     resources: tuple[str, ...] = (),
+    metrics: tuple[str, ...] = (),
     namespace: str | None = None,
     service_account: str | None = None,
     role_name: str | None = None,
@@ -143,6 +159,7 @@ def _component(
         kinds=list(kinds),
         apis=list(apis),
         resources=list(resources),
+        metrics=list(metrics),
         installed_by=installed_by,
         source=source,
         version=version,
@@ -171,6 +188,7 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
             f"Amazon EKS cluster `{infra.cluster_name}`" if aws and infra else "your cluster",
             cluster_version,
             kinds=BUILTIN_KINDS,
+            metrics=CADVISOR_METRICS if serving else (),  # the kubelet's cAdvisor, for the dashboard
         )
     )
     if kubernetes and aws:
@@ -262,8 +280,8 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
         out.append(
             _component(
                 "prometheus-operator",
-                "scrapes the server (ServiceMonitor), evaluates the SLO rules (PrometheusRule), "
-                "answers the rollout analysis",
+                "scrapes the server, the Pushgateway and the kubelet's cAdvisor (ServiceMonitors), evaluates "
+                "the SLO rules (PrometheusRule), answers the rollout analysis",
                 "kubernetes",
                 PROMETHEUS_OPERATOR.label("example/") + " + a Prometheus and an Alertmanager",
                 PROMETHEUS_OPERATOR.tag,
@@ -274,6 +292,42 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 namespace=MONITORING_NAMESPACE,
             )
         )
+        if system.monitoring is not None:
+            out.append(
+                _component(
+                    "pushgateway",
+                    "holds the monitoring CronJob's last drift, data-quality and performance gauges "
+                    "for Prometheus",
+                    "kubernetes",
+                    f"{PUSHGATEWAY_IMAGE} (Prometheus Pushgateway)",
+                    PUSHGATEWAY_VERSION,
+                    namespace=MONITORING_NAMESPACE,
+                )
+            )
+        out.append(
+            _component(
+                "grafana",
+                "shows the system's dashboard (ConfigMaps labelled "
+                f"{GRAFANA_DASHBOARD_LABEL[0]}={GRAFANA_DASHBOARD_LABEL[1]}, loaded by its sidecar)",
+                "kubernetes",
+                f"grafana Helm chart {GRAFANA_CHART_VERSION} from {GRAFANA_CHARTS}",
+                GRAFANA_VERSION,
+                namespace=MONITORING_NAMESPACE,
+            )
+        )
+        gpu = serving.placement.gpu
+        if gpu is not None and gpu.vendor == "nvidia":
+            out.append(
+                _component(
+                    "dcgm-exporter",
+                    "GPU utilisation and memory of the serving pods, for the dashboard",
+                    "kubernetes",
+                    DCGM_EXPORTER.label("dcgm-exporter.yaml"),
+                    DCGM_EXPORTER.tag,
+                    metrics=DCGM_METRICS,
+                    namespace="kube-system",
+                )
+            )
         if serving.replicas_max > serving.replicas_min and serving.target_rps_per_replica:
             out.append(
                 _component(

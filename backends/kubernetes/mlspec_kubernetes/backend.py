@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
+
+PREVIEW = "dashboard-preview.html"  # the dashboard without Grafana, for review; not applied
 
 
 class KubernetesBackend(BaseBackend):
@@ -40,10 +43,12 @@ class KubernetesBackend(BaseBackend):
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubernetes import (
             cache,
+            dashboard,
             delivery,
             monitoring,
             network,
             platform,
+            preview,
             readme,
             render,
             slo,
@@ -58,6 +63,7 @@ class KubernetesBackend(BaseBackend):
         ]
         used_accounts = {ir.serving.service_account} if ir.serving else set()
         servers: list[str] = []
+        previews: list[Artifact] = []
         cache_name = monitor_name = None
         if ir.serving:
             plan = delivery.build(ir, ctx, config_name, ir_json)
@@ -69,6 +75,9 @@ class KubernetesBackend(BaseBackend):
             percentiles = slo.latency_percentiles_rule(ir, servers)
             if percentiles:
                 objects.append(percentiles)
+            board = dashboard.to_json(ir, servers)
+            objects.append(dashboard.config_map(ir, board))
+            previews.append(Artifact(PREVIEW, preview.render(json.loads(board), ir.system.spec_path)))
             if ir.serving.cache:
                 cache_name = ir.serving.cache.service
                 objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
@@ -87,9 +96,12 @@ class KubernetesBackend(BaseBackend):
         prerequisites = platform.artifacts(ir)
         paths = {a.path for a in prerequisites}
         guide = readme.readme(
-            ir, "platform/kustomization.yaml" in paths, "platform/istio/kustomization.yaml" in paths
+            ir,
+            "platform/kustomization.yaml" in paths,
+            "platform/istio/kustomization.yaml" in paths,
+            "platform/grafana/kustomization.yaml" in paths,
         )
-        return [*render.artifacts(objects), *prerequisites, Artifact("README.md", guide)]
+        return [*render.artifacts(objects), *prerequisites, *previews, Artifact("README.md", guide)]
 
     @staticmethod
     def _mesh(ir: IR) -> bool:
