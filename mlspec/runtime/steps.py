@@ -150,9 +150,23 @@ def tune_select(ctx: StepContext) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- train
+# What this runtime trains with and exports to; an IR from a newer compiler may ask for more.
+FRAMEWORKS = ("pytorch",)
+EXPORT_FORMATS = ("onnx",)
+
+
+def _supported(what: str, value: str, supported: tuple[str, ...]) -> None:
+    if value not in supported:
+        raise StepError(
+            f"this runtime cannot use {what} {value!r} (it supports {', '.join(supported)}): "
+            "use a runtime image of the compiler's mlspec release"
+        )
+
+
 def train(ctx: StepContext) -> dict[str, Any]:
     from mlspec.runtime import registry, training
 
+    _supported("framework", ctx.ir.training.framework, FRAMEWORKS)
     ctx.run.require("validate-data", "train")
     tuned = {}
     if ctx.ir.training.tuning is not None:
@@ -291,6 +305,7 @@ def _score_champion(ctx: StepContext, version: str, test) -> dict[str, Any]:
 def export_step(ctx: StepContext) -> dict[str, Any]:
     from mlspec.runtime import export, preprocessing, training
 
+    _supported("export format", ctx.ir.training.export_format, EXPORT_FORMATS)
     ev = _gates_required(ctx, "export")
     model, spec = training.load(_model_dir(ctx, "model"))
     test = _read_parquet(ctx, TEST_PARQUET)
