@@ -2,10 +2,11 @@
 
 For every spec in specs/ with infrastructure and every one of its environments (and two variants: a pool of
 each node image family; an existing VPC without an account id), both outputs are reduced to what they mean
-(node groups, network, bucket, repository, key, log groups, roles with their trust and S3 scopes, outputs),
-each by its own reader below, and the two meanings must be equal. Every Terraform resource type must have a
-CloudFormation counterpart (or a stated reason), so a platform piece added to one backend alone fails here. The readers spell the two formats
-(`${aws_s3_bucket.artifacts.arn}` against `!GetAtt ArtifactsBucket.Arn`); neither imports a backend.
+(node groups, network, bucket, repository, key, log groups, roles with their trust and scopes, EKS add-ons,
+what the Cluster Autoscaler learns about a pool at zero nodes, outputs), each by its own reader below, and
+the two meanings must be equal. Every Terraform resource type must have a CloudFormation counterpart (or a
+stated reason), so a platform piece added to one backend alone fails here. The readers spell the two
+formats (`${aws_s3_bucket.artifacts.arn}` against `!GetAtt ArtifactsBucket.Arn`); neither imports a backend.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ TF_REFS = {
 }
 
 
-def _tf_value(value: str) -> str:
+def _tf_value(doc: dict, value: str) -> str:
     for ref, name in TF_REFS.items():
         value = value.replace(ref, name)
+    group = re.fullmatch(r"\$\{aws_eks_node_group\.(\w+)\.arn\}", value)
+    if group:
+        return "NODEGROUP " + doc["resource"]["aws_eks_node_group"][group[1]]["node_group_name"]
     return value
 
 
@@ -80,7 +84,47 @@ def _tf_statements(doc: dict, name: str) -> dict:
     out = {}
     for s in doc["data"]["aws_iam_policy_document"][name]["statement"]:
         conditions = {c["test"]: {c["variable"]: c["values"]} for c in s.get("condition", [])}
-        out[s["sid"]] = (s["actions"], [_tf_value(r) for r in s.get("resources", [])], conditions)
+        out[s["sid"]] = (s["actions"], [_tf_value(doc, r) for r in s.get("resources", [])], conditions)
+    return out
+
+
+def _tf_addons(doc: dict) -> dict:
+    groups = doc["resource"]["aws_eks_node_group"]
+    return {
+        a["addon_name"]: {
+            "version": a.get("addon_version"),
+            "configuration": json.loads(a.get("configuration_values", "{}")),
+            "conflicts": (a["resolve_conflicts_on_create"], a["resolve_conflicts_on_update"]),
+            "after": sorted(groups[d.split(".")[1]]["node_group_name"] for d in a["depends_on"]),
+        }
+        for a in doc["resource"].get("aws_eks_addon", {}).values()
+    }
+
+
+TEMPLATE_TAG = "k8s.io/cluster-autoscaler/node-template/"
+
+
+def _tf_templates(doc: dict) -> dict:
+    """Node group -> the labels, taints and resources the autoscaler reads from its auto scaling group's tags."""
+    groups = doc["resource"]["aws_eks_node_group"]
+    out: dict = {}
+    for t in doc["resource"].get("aws_autoscaling_group_tag", {}).values():
+        key = re.fullmatch(
+            r"\$\{aws_eks_node_group\.(\w+)\.resources\[0\]\.autoscaling_groups\[0\]\.name\}",
+            t["autoscaling_group_name"],
+        )[1]
+        template = out.setdefault(
+            groups[key]["node_group_name"], {"labels": {}, "taints": [], "resources": {}}
+        )
+        (tag,) = t["tag"]
+        kind, name = tag["key"].removeprefix(TEMPLATE_TAG).split("/", 1)
+        if kind == "label":
+            template["labels"][name] = tag["value"]
+        elif kind == "taint":
+            value, effect = tag["value"].split(":")
+            template["taints"].append((name, value, effect))
+        else:
+            template["resources"][name] = tag["value"]
     return out
 
 
@@ -93,9 +137,9 @@ def terraform_meaning(doc: dict) -> dict:
         attached.setdefault(role, []).append(attachment["policy_arn"].rsplit("/", 1)[1])
     irsa = {}
     for key, role in res["aws_iam_role"].items():
-        if not key.startswith("irsa_"):
-            continue
         (trust,) = doc["data"]["aws_iam_policy_document"][f"{key}_assume"]["statement"]
+        if "condition" not in trust:  # a service's role, not a ServiceAccount's
+            continue
         claims = {c["variable"].rsplit(":", 1)[1]: c["values"] for c in trust["condition"]}
         policy = res["aws_iam_role_policy"][key]
         irsa[role["name"]] = {
@@ -170,9 +214,13 @@ def terraform_meaning(doc: dict) -> dict:
         "roles": sorted(roles.values()),
         "managed_policies": {role: sorted(names) for role, names in attached.items()},
         "irsa": irsa,
+        "addons": _tf_addons(doc),
+        "autoscaler_templates": _tf_templates(doc),
         "tags": doc["provider"]["aws"][0]["default_tags"][0]["tags"],
         "role_outputs": {
-            name.removesuffix("_role_arn"): re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.arn\}", o["value"])[1]
+            name.removesuffix("_role_arn").replace("_", ""): re.fullmatch(
+                r"\$\{aws_iam_role\.(\w+)\.arn\}", o["value"]
+            )[1]
             for name, o in doc["output"].items()
             if name.endswith("_role_arn")
         },
@@ -186,10 +234,69 @@ CFN_REFS = {
 }
 
 
-def _cfn_value(value) -> str:
+def _cfn_value(doc: dict, value) -> str:
     if isinstance(value, dict) and "Fn::Sub" in value:
         return value["Fn::Sub"].replace("${ArtifactsBucket.Arn}", "BUCKET")
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        name, attribute = value["Fn::GetAtt"]
+        resource = doc["Resources"][name]
+        if resource["Type"] == "AWS::EKS::Nodegroup" and attribute == "Arn":
+            return "NODEGROUP " + resource["Properties"]["NodegroupName"]
     return CFN_REFS.get(json.dumps(value), value)
+
+
+def _cfn_addons(doc: dict) -> dict:
+    out = {}
+    for r in doc["Resources"].values():
+        if r["Type"] != "AWS::EKS::Addon":
+            continue
+        props = r["Properties"]
+        out[props["AddonName"]] = {
+            "version": props.get("AddonVersion"),
+            "configuration": json.loads(props.get("ConfigurationValues", "{}")),
+            # one setting for create and update
+            "conflicts": (props["ResolveConflicts"], props["ResolveConflicts"]),
+            "after": sorted(doc["Resources"][d]["Properties"]["NodegroupName"] for d in r["DependsOn"]),
+        }
+    return out
+
+
+# What the Cluster Autoscaler (1.31 and later) makes of the taint effects eks:DescribeNodegroup returns.
+EKS_EFFECTS = {
+    "NO_SCHEDULE": "NoSchedule",
+    "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+    "NO_EXECUTE": "NoExecute",
+}
+
+
+def _cfn_templates(doc: dict) -> dict:
+    """Node group -> what the autoscaler reads from an autoscaled group through eks:DescribeNodegroup: its
+    labels, its taints and its node-template resource tags (nothing without an autoscaler role)."""
+    if not any(
+        s["Action"] == ["eks:DescribeNodegroup"]
+        for r in doc["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+        for p in r["Properties"].get("Policies", [])
+        for s in p["PolicyDocument"]["Statement"]
+    ):
+        return {}
+    out = {}
+    for g in _of_type(doc, "AWS::EKS::Nodegroup"):
+        sizes = {k: _default(doc, v) for k, v in g["ScalingConfig"].items()}
+        if sizes["MaxSize"] <= sizes["MinSize"]:
+            continue
+        template = {
+            "labels": g["Labels"],
+            "taints": [(t["Key"], t["Value"], EKS_EFFECTS[t["Effect"]]) for t in g.get("Taints", [])],
+            "resources": {
+                k.removeprefix(TEMPLATE_TAG + "resources/"): v
+                for k, v in g["Tags"].items()
+                if k.startswith(TEMPLATE_TAG + "resources/")
+            },
+        }
+        if any(template.values()):
+            out[g["NodegroupName"]] = template
+    return out
 
 
 def _default(doc: dict, value):
@@ -217,7 +324,7 @@ def cloudformation_meaning(doc: dict) -> dict:
             "claims": claims,
             "policy_name": policy["PolicyName"],
             "statements": {
-                s["Sid"]: (s["Action"], [_cfn_value(r) for r in s["Resource"]], s.get("Condition", {}))
+                s["Sid"]: (s["Action"], [_cfn_value(doc, r) for r in s["Resource"]], s.get("Condition", {}))
                 for s in policy["PolicyDocument"]["Statement"]
             },
         }
@@ -287,6 +394,8 @@ def cloudformation_meaning(doc: dict) -> dict:
             if "ManagedPolicyArns" in r
         },
         "irsa": irsa,
+        "addons": _cfn_addons(doc),
+        "autoscaler_templates": _cfn_templates(doc),
         "tags": {t["Key"]: t["Value"] for t in bucket["Tags"]},
         "role_outputs": {
             name.removesuffix("RoleArn").lower(): o["Value"]["Fn::GetAtt"][0]
@@ -320,6 +429,7 @@ COUNTERPARTS = {
     "aws_s3_bucket": "AWS::S3::Bucket",
     "aws_s3_bucket_policy": "AWS::S3::BucketPolicy",
     "aws_ecr_repository": "AWS::ECR::Repository",
+    "aws_eks_addon": "AWS::EKS::Addon",
 }
 FOLDED = {  # a property of a counted resource in CloudFormation
     "aws_s3_bucket_public_access_block": "AWS::S3::Bucket PublicAccessBlockConfiguration",
@@ -328,6 +438,9 @@ FOLDED = {  # a property of a counted resource in CloudFormation
     "aws_s3_bucket_lifecycle_configuration": "AWS::S3::Bucket LifecycleConfiguration",
     "aws_iam_role_policy_attachment": "AWS::IAM::Role ManagedPolicyArns",
     "aws_iam_role_policy": "AWS::IAM::Role Policies",
+    # CloudFormation cannot tag the auto scaling group EKS creates for a node group; the autoscaler reads the
+    # same labels, taints and accelerators from the node group itself (eks:DescribeNodegroup)
+    "aws_autoscaling_group_tag": "AWS::EKS::Nodegroup Labels, Taints and node-template Tags",
 }
 TERRAFORM_ONLY = {
     "aws_default_security_group": "CloudFormation cannot adopt a VPC's default security group (docs/security.md)",
@@ -368,7 +481,14 @@ def test_terraform_and_cloudformation_build_the_same_platform(source: str, env: 
     # and both are the IR's decisions
     infra = ir.infrastructure
     assert set(ours["node_groups"]) == {p.group_name for p in infra.node_pools}
-    assert set(ours["irsa"]) == {sa.role_name for sa in ir.service_accounts}
+    assert set(ours["irsa"]) == {sa.role_name for sa in ir.service_accounts} | {
+        c.role_name for c in ir.platform if c.role_name
+    }
+    assert set(ours["addons"]) == {c.id for c in ir.platform if c.installed_by == "infrastructure"} - {
+        "kubernetes"
+    }
+    autoscaled = {p.group_name for p in infra.node_pools if p.max > p.min}
+    assert set(ours["autoscaler_templates"]) == autoscaled
     assert ours["bucket"]["name"] == infra.artifacts_bucket
     assert ours["repository"]["name"] == infra.container_registry
 
@@ -389,6 +509,11 @@ def test_the_readers_see_what_differs() -> None:
         ].update(Resource=[{"Fn::Sub": "${ArtifactsBucket.Arn}/*"}]),
         lambda d: d["Resources"]["ArtifactsBucket"]["Properties"].update(BucketName="other"),
         lambda d: d["Parameters"]["CpuNodesMax"].update(Default=99),
+        lambda d: d["Resources"]["AddonVpcCni"]["Properties"].update(ConfigurationValues="{}"),
+        lambda d: d["Resources"]["NodegroupGpu"]["Properties"]["Tags"].clear(),
+        lambda d: d["Resources"]["ClusterAutoscalerRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ][2].update(Resource=["*"]),
     ):
         changed = json.loads(json.dumps(cfn))
         mutate(changed)

@@ -102,3 +102,24 @@ KMS_DELETION_WINDOW_DAYS = 30  # a deleted platform key can be recovered for thi
 OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
 KEY_ACTIONS = {"read": ("kms:Decrypt",), "read-write": ("kms:Decrypt", "kms:GenerateDataKey")}
+# The Cluster Autoscaler's IRSA policy (kubernetes/autoscaler, cluster-autoscaler/cloudprovider/aws/README.md,
+# "Full Cluster Autoscaler Features Policy"): describe calls take no resource; scaling is limited to the
+# auto scaling groups tagged as the cluster's, and eks:DescribeNodegroup (a group's labels, taints and tags
+# while it has no node) to the cluster's node groups.
+AUTOSCALER_DESCRIBE_ACTIONS = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeTags",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
+)
+AUTOSCALER_SCALE_ACTIONS = (
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+)
+AUTOSCALER_NODEGROUP_ACTIONS = ("eks:DescribeNodegroup",)
+AUTOSCALER_POLICY_NAME = "cluster-autoscaler"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
+from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, Support, capability_table
 from mlspec.ir.model import IR
+from mlspec.ir.platform import autoscaler_reads_nodegroup_taints
 
 
 class CloudFormationBackend(BaseBackend):
@@ -19,6 +21,7 @@ class CloudFormationBackend(BaseBackend):
             Feature.INFRASTRUCTURE_AWS,
             Feature.INFRASTRUCTURE_GPU_POOL,
             Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,
+            Feature.INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO,
         ),
         not_yet=(Feature.INFRASTRUCTURE_AMD_GPU_POOL,),
         impossible=(Feature.INFRASTRUCTURE_NONE, Feature.INFRASTRUCTURE_GCP),
@@ -28,7 +31,19 @@ class CloudFormationBackend(BaseBackend):
         Feature.INFRASTRUCTURE_GCP: "CloudFormation provisions AWS resources only; use the terraform target",
         Feature.INFRASTRUCTURE_AMD_GPU_POOL: "EKS node images ship no AMD GPU driver or device plugin; "
         "an AMD pool needs a custom AMI in a launch template, which this backend does not build",
+        Feature.INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO: "the Cluster Autoscaler of Kubernetes "
+        "1.30 and earlier misreads the taints of an EKS managed node group (NO_SCHEDULE for NoSchedule), so "
+        "at zero nodes the pool looks untainted and pods that do not tolerate its taints can trigger a "
+        "scale-up; CloudFormation cannot put the taints on the node group's auto scaling group as the "
+        "terraform target does. Use Kubernetes 1.31 or later, min >= 1 for the pool, or the terraform target",
     }
+
+    def capabilities_for(self, ir: IR, options: Mapping[str, str]) -> Mapping[Feature, Support]:
+        """A tainted pool at zero nodes needs an autoscaler that reads node group taints (1.31 and later)."""
+        infra = ir.infrastructure
+        if infra is None or infra.cloud != "aws" or autoscaler_reads_nodegroup_taints(infra.cluster_version):
+            return self.capabilities
+        return {**self.capabilities, Feature.INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO: Support.NOT_YET}
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         infra = ir.infrastructure

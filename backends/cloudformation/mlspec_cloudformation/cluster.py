@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlspec.ir import platform as pf
 from mlspec.ir.model import IR, NodePool
 from mlspec_cloudformation.cfn import Resource, Template, get_att, logical_id, managed_policy_arn, ref
 from mlspec_cloudformation.policy import assume_role
@@ -32,6 +33,10 @@ def pool_ids(ir: IR) -> dict[str, str]:
         p.id: stem if stems.count(stem) == 1 else f"{stem}{i}"
         for i, (p, stem) in enumerate(zip(pools, stems, strict=True))
     }
+
+
+def nodegroup_id(stem: str) -> str:
+    return f"Nodegroup{stem}"
 
 
 def size_parameter(stem: str, size: str) -> str:
@@ -106,7 +111,7 @@ def build_cluster(template: Template, ir: IR, subnet_ids: Any) -> None:
     stems = pool_ids(ir)
     for pool in infra.node_pools:
         _size_parameters(template, pool, stems[pool.id])
-        template.add(f"Nodegroup{stems[pool.id]}", _node_group(ir, pool, stems[pool.id], subnet_ids))
+        template.add(nodegroup_id(stems[pool.id]), _node_group(ir, pool, stems[pool.id], subnet_ids))
 
 
 def _size_parameters(template: Template, pool: NodePool, stem: str) -> None:
@@ -154,7 +159,16 @@ def _node_group(ir: IR, pool: NodePool, stem: str, subnet_ids: Any) -> Resource:
                 if pool.taints
                 else {}
             ),
-            "Tags": tag_map(ir),
+            "Tags": tag_map(ir, _autoscaler_tags(ir, pool)),
         },
         comment=f"Pool {pool.id}: {pool.instance_type}, {about}",
     )
+
+
+def _autoscaler_tags(ir: IR, pool: NodePool) -> dict[str, str]:
+    """What the Cluster Autoscaler cannot learn from the group's labels and taints while the pool has no node:
+    its accelerators, as node-template tags it reads through eks:DescribeNodegroup. (The Terraform output
+    puts them on the group's auto scaling group, which CloudFormation cannot tag.)"""
+    if ir.component("cluster-autoscaler") is None or not pf.autoscaled(pool):
+        return {}
+    return pf.node_template_resource_tags(pool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mlspec.ir.model import IR, ServiceAccount
 from mlspec_cloudformation.cfn import Resource, Template, get_att, literal, logical_id, select, split, sub
@@ -38,10 +39,10 @@ def build_identity(template: Template, ir: IR) -> None:
         template.add(role_id(sa), _irsa_role(ir, sa))
 
 
-def trust_policy(sa: ServiceAccount) -> str:
+def trust_policy(namespace: str, name: str) -> str:
     """The trust policy as a !Sub template: its condition keys start with the issuer, which only the
     deployed cluster knows, and a mapping key cannot be an intrinsic function; so the document is a string."""
-    subject = literal(f"system:serviceaccount:{sa.namespace}:{sa.name}")
+    subject = literal(f"system:serviceaccount:{namespace}:{name}")
     doc = {
         "Version": VERSION,
         "Statement": [
@@ -55,6 +56,29 @@ def trust_policy(sa: ServiceAccount) -> str:
         ],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def irsa_role(
+    ir: IR,
+    role_name: str,
+    service_account: tuple[str, str],
+    policy_name: str,
+    statements: list[dict[str, Any]],
+    comment: str,
+) -> Resource:
+    """An IAM role that only the Kubernetes ServiceAccount (namespace, name) of this cluster may assume."""
+    # the issuer host and path: https://oidc.eks.<region>.amazonaws.com/id/<id> without the scheme
+    issuer = select(1, split("//", get_att(CLUSTER, "OpenIdConnectIssuerUrl")))
+    return Resource(
+        "AWS::IAM::Role",
+        {
+            "RoleName": role_name,
+            "AssumeRolePolicyDocument": sub(trust_policy(*service_account), {"Issuer": issuer}),
+            "Policies": [{"PolicyName": policy_name, "PolicyDocument": document(*statements)}],
+            "Tags": tag_list(ir),
+        },
+        comment=comment,
+    )
 
 
 def _irsa_role(ir: IR, sa: ServiceAccount) -> Resource:
@@ -74,17 +98,11 @@ def _irsa_role(ir: IR, sa: ServiceAccount) -> Resource:
     if sa.object_write_actions:
         statements.append(statement("WriteSystemObjects", sa.object_write_actions, [objects]))
     statements.append(statement("UseArtifactsKey", sa.key_actions, [get_att(KEY, "Arn")]))
-    # the issuer host and path: https://oidc.eks.<region>.amazonaws.com/id/<id> without the scheme
-    issuer = select(1, split("//", get_att(CLUSTER, "OpenIdConnectIssuerUrl")))
-    return Resource(
-        "AWS::IAM::Role",
-        {
-            "RoleName": sa.role_name,
-            "AssumeRolePolicyDocument": sub(trust_policy(sa), {"Issuer": issuer}),
-            "Policies": [
-                {"PolicyName": f"artifacts-{sa.bucket_access}", "PolicyDocument": document(*statements)}
-            ],
-            "Tags": tag_list(ir),
-        },
-        comment=f"ServiceAccount {sa.namespace}/{sa.name}: {sa.bucket_access} under s3://{infra.artifacts_bucket}/{prefix}/",
+    return irsa_role(
+        ir,
+        sa.role_name,
+        (sa.namespace, sa.name),
+        f"artifacts-{sa.bucket_access}",
+        statements,
+        f"ServiceAccount {sa.namespace}/{sa.name}: {sa.bucket_access} under s3://{infra.artifacts_bucket}/{prefix}/",
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from mlspec.ir import platform as pf
 from mlspec.ir.model import IR
 from mlspec_cloudformation.cluster import SIZES, pool_ids, size_parameter
-from mlspec_cloudformation.template import output_name
+from mlspec_cloudformation.template import AUTOSCALER_OUTPUT, output_name
 
 
 def stack_name(ir: IR) -> str:
@@ -71,6 +72,25 @@ def readme(ir: IR) -> str:
         lines.append(
             f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} | `{output_name(sa.id)}` |"
         )
+    addons = pf.eks_addons(ir)
+    if addons:
+        lines += [
+            "",
+            f"- EKS add-ons at the version EKS installs by default for Kubernetes {infra.cluster_version} when "
+            "it creates them: "
+            + ", ".join(f"`{c.id}` ({c.purpose})" for c in addons)
+            + ". After changing the cluster version, move each add-on to the new version's default "
+            "(`aws eks update-addon`); CloudFormation does not.",
+        ]
+    autoscaler = ir.component("cluster-autoscaler")
+    if autoscaler and autoscaler.role_name:
+        lines += [
+            f"- Cluster Autoscaler: IRSA role `{autoscaler.role_name}` for `{autoscaler.service_account}` "
+            f"(scales only groups tagged `{pf.autoscaler_cluster_tag(infra.cluster_name)}: owned`; reads this "
+            "cluster's node groups). A pool at zero nodes is described to it by its node group: labels, taints "
+            "and a tag per accelerator (`k8s.io/cluster-autoscaler/node-template/resources/...`), which it "
+            "reads through `eks:DescribeNodegroup`.",
+        ]
     stems = pool_ids(ir)
     example = size_parameter(stems[infra.node_pools[-1].id], SIZES[1][0])  # the last pool's Max
     account = f" in account {infra.account_id}" if infra.account_id else ""
@@ -107,6 +127,7 @@ def readme(ir: IR) -> str:
         "",
         "`ClusterName`, `ClusterEndpoint`, `ArtifactsBucket`, `RepositoryUri`, and "
         + ", ".join(f"`{output_name(sa.id)}`" for sa in ir.service_accounts)
+        + (f", `{AUTOSCALER_OUTPUT}`" if autoscaler and autoscaler.role_name else "")
         + ": the role ARNs the Kubernetes target's ServiceAccounts carry in `eks.amazonaws.com/role-arn`.",
     ]
     if infra.account_id:
@@ -126,5 +147,15 @@ def readme(ir: IR) -> str:
             f'kubectl -n {sa.namespace} annotate serviceaccount {sa.name} "eks.amazonaws.com/role-arn=$arn"',
             "```",
         ]
-    lines.append("")
+    lines += [
+        "",
+        "## Platform prerequisites",
+        "",
+        "Everything the generated artifacts rely on, decided by mlspec from the spec (`IR.platform`); the "
+        "Kubernetes output's README prints the same table. `mlspec doctor SPEC --context CTX` checks a cluster "
+        "against it.",
+        "",
+        *pf.markdown_table(ir.platform, ir.targets),
+        "",
+    ]
     return "\n".join(lines)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from mlspec.ir import platform as pf
 from mlspec.ir.model import IR
 from mlspec_cloudformation.cfn import Template, equals, get_att, logical_id, ref, render
 from mlspec_cloudformation.cluster import CLUSTER, SIZES, build_cluster, pool_ids, size_parameter
 from mlspec_cloudformation.identity import build_identity, role_id
 from mlspec_cloudformation.network import SUBNET_IDS_PARAMETER, ZONES_PARAMETER, build_network
+from mlspec_cloudformation.platform import build_platform
 from mlspec_cloudformation.storage import BUCKET, REPOSITORY, build_key, build_storage
+
+AUTOSCALER_OUTPUT = "ClusterAutoscalerRoleArn"
 
 
 def output_name(sa_id: str) -> str:
@@ -23,6 +27,7 @@ def build(ir: IR, header: list[str]) -> Template:
         description=(
             f"mlspec {ir.system.name}{env}: VPC, EKS cluster {infra.cluster_name} with node pools "
             f"{', '.join(p.id for p in infra.node_pools)}, artifacts bucket, image repository, IRSA roles"
+            + (", EKS add-ons" if pf.eks_addons(ir) else "")
         ),
         header=header,
     )
@@ -51,6 +56,7 @@ def build(ir: IR, header: list[str]) -> Template:
     build_storage(template, ir)
     build_cluster(template, ir, subnet_ids)
     build_identity(template, ir)
+    autoscaler_role = build_platform(template, ir)
     template.metadata["AWS::CloudFormation::Interface"] = _interface(ir, template.parameters)
 
     template.output("ClusterName", ref(CLUSTER), "Name of the EKS cluster.")
@@ -62,6 +68,13 @@ def build(ir: IR, header: list[str]) -> Template:
             output_name(sa.id),
             get_att(role_id(sa), "Arn"),
             f"IRSA role of ServiceAccount {sa.namespace}/{sa.name} (its eks.amazonaws.com/role-arn).",
+        )
+    autoscaler = ir.component("cluster-autoscaler")
+    if autoscaler_role and autoscaler:
+        template.output(
+            AUTOSCALER_OUTPUT,
+            get_att(autoscaler_role, "Arn"),
+            f"IRSA role of ServiceAccount {autoscaler.service_account} (the Cluster Autoscaler).",
         )
     return template
 

@@ -155,6 +155,7 @@ def test_names_and_settings_equal_the_ir(churn_ir, churn_doc):
         infra.node_role_name,
         infra.network.flow_logs_role_name,
         *(sa.role_name for sa in churn_ir.service_accounts),
+        churn_ir.component("cluster-autoscaler").role_name,
     }
     groups = resources_of(churn_doc, "AWS::Logs::LogGroup").values()
     assert {g["Properties"]["LogGroupName"] for g in groups} == {
@@ -228,6 +229,99 @@ def test_irsa_roles_trust_one_service_account_and_reach_only_its_prefix(churn_ir
         assert name in churn_doc["Outputs"]
 
 
+def test_the_eks_addons_are_the_irs_rows(churn_ir, churn_doc):
+    import json
+
+    rows = {
+        c.id for c in churn_ir.platform if c.installed_by == "infrastructure" and c.source.startswith("EKS")
+    }
+    addons = {a["Properties"]["AddonName"]: a for a in resources_of(churn_doc, "AWS::EKS::Addon").values()}
+    assert set(addons) == rows == {"vpc-cni", "metrics-server"}
+    groups = set(resources_of(churn_doc, "AWS::EKS::Nodegroup"))
+    for addon in addons.values():
+        props = addon["Properties"]
+        assert props["ClusterName"] == {"Ref": "Cluster"}
+        # no version: EKS installs its default for the cluster's version, as for the Terraform output
+        assert "AddonVersion" not in props and props["ResolveConflicts"] == "OVERWRITE"
+        assert set(addon["DependsOn"]) == groups
+    # the network policy agent enforces the generated NetworkPolicies
+    assert json.loads(addons["vpc-cni"]["Properties"]["ConfigurationValues"]) == {
+        "enableNetworkPolicy": "true"
+    }
+    assert "ConfigurationValues" not in addons["metrics-server"]["Properties"]
+
+
+def test_the_cluster_autoscaler_role_reaches_only_this_clusters_groups(churn_ir, churn_doc):
+    import json
+
+    component = churn_ir.component("cluster-autoscaler")
+    cluster = churn_ir.infrastructure.cluster_name
+    role = churn_doc["Resources"]["ClusterAutoscalerRole"]["Properties"]
+    assert role["RoleName"] == component.role_name == f"{cluster}-cluster-autoscaler"
+    template, _ = role["AssumeRolePolicyDocument"]["Fn::Sub"]
+    (trust,) = json.loads(template)["Statement"]
+    assert (
+        trust["Condition"]["StringEquals"]["${Issuer}:sub"]
+        == "system:serviceaccount:kube-system:cluster-autoscaler"
+    )
+    (policy,) = role["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    scale = statements["ScaleThisClustersGroups"]
+    assert scale["Action"] == [
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+    assert scale["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": ["owned"]}
+    }
+    describe = statements["DescribeThisClustersNodegroups"]
+    assert describe["Action"] == ["eks:DescribeNodegroup"]
+    assert describe["Resource"] == [
+        {"Fn::GetAtt": [name, "Arn"]} for name in resources_of(churn_doc, "AWS::EKS::Nodegroup")
+    ]
+    # only calls that take no resource are allowed on "*" without a condition
+    assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in statements["Describe"]["Action"])
+    assert churn_doc["Outputs"]["ClusterAutoscalerRoleArn"]["Value"] == {
+        "Fn::GetAtt": ["ClusterAutoscalerRole", "Arn"]
+    }
+    assert (
+        component.role_arn == f"arn:aws:iam::{churn_ir.infrastructure.account_id}:role/{component.role_name}"
+    )
+
+
+def test_a_pool_at_zero_tells_the_autoscaler_its_accelerators(families_ir):
+    """Labels and taints are the node group's own; each accelerator is a node-template tag on the group."""
+    doc = load_template(emit(families_ir)["template.yaml"])
+    groups = {
+        g["Properties"]["NodegroupName"]: g["Properties"]
+        for g in resources_of(doc, "AWS::EKS::Nodegroup").values()
+    }
+    for pool in families_ir.infrastructure.node_pools:
+        tags = {k: v for k, v in groups[pool.group_name]["Tags"].items() if k.startswith("k8s.io/")}
+        expected = (
+            {f"k8s.io/cluster-autoscaler/node-template/resources/{pool.gpu.resource}": str(pool.gpu.per_node)}
+            if pool.gpu and pool.max > pool.min
+            else {}
+        )
+        assert tags == expected, pool.id
+    assert {"nvidia.com/gpu", "aws.amazon.com/neuron"} <= {
+        p.gpu.resource for p in families_ir.infrastructure.node_pools if p.gpu
+    }
+
+
+def test_a_spec_with_cloudformation_as_its_only_infrastructure_target_gets_the_platform_rows():
+    ir = lowered(variant({TARGETS_LINE: "targets: [cloudformation, kubernetes]"}))
+    installed = {c.id: c.installed_by for c in ir.platform}
+    assert installed["vpc-cni"] == installed["metrics-server"] == installed["kubernetes"] == "infrastructure"
+    autoscaler = ir.component("cluster-autoscaler")
+    assert autoscaler.role_arn == f"arn:aws:iam::{ir.infrastructure.account_id}:role/{autoscaler.role_name}"
+    doc = load_template(emit(ir)["template.yaml"])
+    assert len(resources_of(doc, "AWS::EKS::Addon")) == 2 and "ClusterAutoscalerRoleArn" in doc["Outputs"]
+    readme = emit(ir)["README.md"]
+    assert "| vpc-cni | EKS add-on `vpc-cni` with enableNetworkPolicy |" in readme
+    assert "| CloudFormation (`cloudformation/template.yaml`) |" in readme and "Terraform (`" not in readme
+
+
 def test_existing_network_is_used_not_created(existing_ir):
     files = emit(existing_ir)
     doc = load_template(files["template.yaml"])
@@ -275,7 +369,7 @@ def test_spec_strings_never_become_intrinsic_syntax():
 
 def test_literal_text_in_a_sub_template_is_escaped(churn_ir):
     sa = churn_ir.service_accounts[0].model_copy(update={"name": "x${AWS::Region}"})
-    assert "system:serviceaccount:churn:x${!AWS::Region}" in trust_policy(sa)
+    assert "system:serviceaccount:churn:x${!AWS::Region}" in trust_policy(sa.namespace, sa.name)
 
 
 def _compile(ir) -> tuple[list, EmitContext]:
@@ -298,6 +392,23 @@ def test_what_cloudformation_cannot_build_is_reported_from_the_table(churn_ir, c
     (diag,) = ctx.diagnostics
     assert diag.code == "MS301" and f"cloudformation cannot express {feature}: {state.value}" in diag.message
     assert [u.feature for u, _ in CloudFormationBackend().check(ir, {})] == [feature]
+
+
+def test_a_tainted_pool_from_zero_before_kubernetes_1_31_is_predicted_and_reported():
+    """The autoscaler of those versions misreads node group taints; only the Terraform output tags the group."""
+    older = variant({'version: "1.31"': 'version: "1.30"'})
+    loaded = mlspec.loads(older, "specs/churn.yaml")
+    (diag,) = [d for d in mlspec.lint(loaded) if d.code == "MS301"]
+    assert (
+        "cloudformation cannot express infrastructure.tainted_pool_from_zero: not built yet" in diag.message
+    )
+    assert "Kubernetes 1.31 or later" in diag.message
+    assert older.splitlines()[diag.location.line - 1].strip().startswith("gpu:")
+    assert list(load_backend("terraform").check(lowered(older), {})) == []
+    # the same spec at 1.31, or with the pool never at zero, is fine
+    assert list(CloudFormationBackend().check(lowered(variant({})), {})) == []
+    always_one = variant({'version: "1.31"': 'version: "1.30"', "min: 0, max: 4": "min: 1, max: 4"})
+    assert list(CloudFormationBackend().check(lowered(always_one), {})) == []
 
 
 def test_amd_pool_is_predicted_by_lint_and_reported_by_compile():
@@ -343,3 +454,6 @@ def test_readme_says_how_to_deploy_update_and_delete(churn_cfn, churn_ir):
     )
     for sa in churn_ir.service_accounts:
         assert f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |" in text
+    assert "`ClusterAutoscalerRoleArn`" in text and "`aws eks update-addon`" in text
+    for c in churn_ir.platform:
+        assert f"| {c.id} |" in text

@@ -2,7 +2,7 @@
 
 cfn-lint and checkov read every template compiled from specs/ (each spec with infrastructure, each of its
 environments) and the variants of cfn_testlib. moto deploys and deletes a template on 127.0.0.1; it has no
-CloudFormation model for four of the template's resource types, which are left out of what it deploys (see
+CloudFormation model for five of the template's resource types, which are left out of what it deploys (see
 MOTO_SKIPS), and implements only part of some others (see the comments where the test accounts for that).
 """
 
@@ -114,24 +114,44 @@ def test_checkov_finds_nothing_beyond_the_documented_exceptions(templates):
 # ------------------------------------------------------------------------------------------------ moto
 # Resource types moto 5.2 has no CloudFormation model for. moto would skip them and fail on the first
 # reference to one, so the deployed copy leaves them out and puts a stand-in where the template refers to one.
-MOTO_SKIPS = {"AWS::EKS::Cluster", "AWS::EKS::Nodegroup", "AWS::IAM::OIDCProvider", "AWS::S3::BucketPolicy"}
+MOTO_SKIPS = {
+    "AWS::EKS::Cluster",
+    "AWS::EKS::Nodegroup",
+    "AWS::EKS::Addon",
+    "AWS::IAM::OIDCProvider",
+    "AWS::S3::BucketPolicy",
+}
 ISSUER = "https://oidc.eks.{region}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
 
-def stand_ins(ir) -> dict[tuple[str, str | None], str]:
+def nodegroup_arn(ir, group_name: str) -> str:
+    infra = ir.infrastructure
+    return (
+        f"arn:aws:eks:{infra.region}:123456789012:nodegroup/{infra.cluster_name}/{group_name}/"
+        "EXAMPLE-1234-5678-9abc-EXAMPLE"
+    )
+
+
+def stand_ins(ir, doc: dict) -> dict[tuple[str, str | None], str]:
     infra = ir.infrastructure
     issuer = ISSUER.format(region=infra.region)
+    groups = {
+        (name, "Arn"): nodegroup_arn(ir, r["Properties"]["NodegroupName"])
+        for name, r in doc["Resources"].items()
+        if r["Type"] == "AWS::EKS::Nodegroup"
+    }
     return {
         ("Cluster", None): infra.cluster_name,
         ("Cluster", "OpenIdConnectIssuerUrl"): issuer,
         ("Cluster", "Endpoint"): f"https://EXAMPLE.gr7.{infra.region}.eks.amazonaws.com",
         ("OidcProvider", None): f"arn:aws:iam::123456789012:oidc-provider/{issuer.split('//', 1)[1]}",
+        **groups,
     }
 
 
 def moto_copy(doc: dict, ir) -> dict:
     """The template without MOTO_SKIPS, references to those resources replaced by stand-ins."""
-    values = stand_ins(ir)
+    values = stand_ins(ir, doc)
     skipped = {name for name, r in doc["Resources"].items() if r["Type"] in MOTO_SKIPS}
 
     def rewrite(node):
@@ -255,6 +275,7 @@ def assert_platform_deployed(aws, ir, stack: dict) -> None:
             *sa.object_write_actions,
             *sa.key_actions,
         }
+    assert_autoscaler_role_deployed(iam, ir, outputs)
     kms = aws("kms", infra.region)
     (alias,) = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == infra.kms_key_alias]
     # (not describe_key: moto keeps a CloudFormation-made key policy as a dict and fails to serve it)
@@ -280,6 +301,31 @@ def assert_platform_deployed(aws, ir, stack: dict) -> None:
     assert {infra.cluster_log_group, infra.network.flow_logs_group} - {None} <= groups
 
 
+def assert_autoscaler_role_deployed(iam, ir, outputs: dict) -> None:
+    """The Cluster Autoscaler's role: trusted by its ServiceAccount alone, its output the IR's ARN."""
+    component = ir.component("cluster-autoscaler")
+    infra = ir.infrastructure
+    role = iam.get_role(RoleName=component.role_name)["Role"]
+    assert outputs["ClusterAutoscalerRoleArn"] == role["Arn"]
+    assert component.role_arn in (None, role["Arn"])
+    issuer = ISSUER.format(region=infra.region).split("//", 1)[1]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert (
+        trust["Condition"]["StringEquals"][f"{issuer}:sub"]
+        == "system:serviceaccount:kube-system:cluster-autoscaler"
+    )
+    policy = ast.literal_eval(
+        iam.get_role_policy(RoleName=component.role_name, PolicyName="cluster-autoscaler")["PolicyDocument"]
+    )
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["DescribeThisClustersNodegroups"]["Resource"] == [
+        nodegroup_arn(ir, p.group_name) for p in infra.node_pools
+    ]
+    assert statements["ScaleThisClustersGroups"]["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{infra.cluster_name}": ["owned"]}
+    }
+
+
 def assert_deleted(aws, ir) -> None:
     """Everything the stack made that moto deletes is gone: roles, bucket, repository, log groups, alias."""
     infra = ir.infrastructure
@@ -288,6 +334,7 @@ def assert_deleted(aws, ir) -> None:
         infra.cluster_role_name,
         infra.node_role_name,
         *(sa.role_name for sa in ir.service_accounts),
+        ir.component("cluster-autoscaler").role_name,
     }
     assert infra.artifacts_bucket not in {
         b["Name"] for b in aws("s3", infra.region).list_buckets()["Buckets"]

@@ -58,12 +58,12 @@ def readme(ir: IR, has_platform: bool, has_istio: bool, has_grafana: bool = Fals
         "## Platform prerequisites",
         "",
         "Everything these manifests (and the other targets' artifacts) rely on, decided by mlspec from the spec "
-        "(`IR.platform`). Rows installed by Terraform are in `terraform/main.tf.json`; rows installed by the "
+        "(`IR.platform`). Rows installed by the infrastructure target are in its output; rows installed by the "
         "platform kustomization are in `platform/`"
         + (" (" + ", ".join(c.id for c in rows(ir)) + ")" if rows(ir) else "")
         + '; rows marked "you" are declared and checked by `mlspec doctor`, not installed.',
         "",
-        *markdown_table(ir.platform),
+        *markdown_table(ir.platform, ir.targets),
         "",
     ]
     return "\n".join(lines)
