@@ -188,7 +188,13 @@ def _assert_placements_agree(ir, files: dict) -> None:
         assert taints == _tolerations(p)
         assert group["AmiType"] == tf[ir.node_pool(p.node_pool).task_id]["ami_type"]
     # Kubernetes: the server's resources, selector and tolerations
-    objects = [d for text in files["kubernetes"].values() for d in yaml.safe_load_all(text) if d]
+    objects = [
+        d
+        for name, text in files["kubernetes"].items()
+        if name.endswith(".yaml")
+        for d in yaml.safe_load_all(text)
+        if d
+    ]
     (server,) = [
         o
         for o in objects

@@ -436,20 +436,14 @@ class PlatformComponent(Node):
         description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1)."
     )
     resources: list[str] = Field(description="Extended node resources it advertises (e.g. nvidia.com/gpu).")
-<<<<<<< HEAD
     metrics: list[str] = Field(
         default_factory=list,
         description="Prometheus metric names it exposes that the generated dashboards query (IR 2.2).",
     )
-    installed_by: Literal["cluster", "terraform", "kubernetes", "you"] = Field(
-        description="cluster: Kubernetes itself; terraform: main.tf.json; kubernetes: the generated platform "
-        "kustomization; you: declared only, the platform team provides it."
-=======
     installed_by: Literal["cluster", "infrastructure", "kubernetes", "you"] = Field(
         description="cluster: Kubernetes itself; infrastructure: the infrastructure target (terraform's "
         "main.tf.json or cloudformation's template.yaml, whichever is deployed); kubernetes: the generated "
         "platform kustomization; you: declared only, the platform team provides it."
->>>>>>> cfn2
     )
     source: str = Field(description="What provides it: an EKS add-on, a pinned upstream manifest or chart.")
     version: str
