@@ -66,7 +66,8 @@ def terraform(serving_on: str | None = None) -> tuple:
 
 def kubernetes(serving_on: str | None = None) -> tuple:
     ir, files = compiled("kubernetes", serving_on)
-    return ir, [doc for text in files.values() for doc in yaml.safe_load_all(text) if doc]
+    manifests = (text for path, text in files.items() if path.endswith(".yaml"))
+    return ir, [doc for text in manifests for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
 
 
 def kinds(objects, kind):
@@ -347,7 +348,7 @@ def test_bucket_and_repository_agree():
     assert tf["resource"]["aws_s3_bucket"]["artifacts"]["bucket"] == infra.artifacts_bucket
     assert tf["resource"]["aws_ecr_repository"]["models"]["name"] == infra.container_registry
     assert ir.artifacts_root.startswith(f"s3://{infra.artifacts_bucket}/")
-    (config,) = kinds(k8s, "ConfigMap")
+    (config,) = [c for c in kinds(k8s, "ConfigMap") if contracts.IR_FILE in c["data"]]
     carried = json.loads(config["data"][contracts.IR_FILE])
     assert carried["infrastructure"]["artifacts_bucket"] == infra.artifacts_bucket
 

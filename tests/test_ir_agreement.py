@@ -193,7 +193,7 @@ def _assert_placements_agree(ir, files: dict) -> None:
         for name, text in files["kubernetes"].items()
         if name.endswith(".yaml")
         for d in yaml.safe_load_all(text)
-        if d
+        if isinstance(d, dict)
     ]
     (server,) = [
         o

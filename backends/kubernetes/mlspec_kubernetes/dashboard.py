@@ -124,7 +124,7 @@ def _variant_variable(ir: IR, servers: list[str]) -> Any:
     return (
         QueryVariable(VARIANT_VAR)
         .label("Variant")
-        .description("champion, challenger, shadow, canary or stable: the pod's mlspec.io/variant label")
+        .description(f"champion, challenger, shadow, canary or stable: the pod's {c.VARIANT_LABEL} label")
         .datasource(_datasource_ref())
         .query(query)
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
