@@ -168,6 +168,14 @@ class StepContext:
     hparam_overrides: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)  # the step's own arguments, to re-launch it (torchrun)
 
+    def ir_step(self):
+        """This step in the IR's pipelines."""
+        for pipeline in self.ir.pipelines:
+            for step in pipeline.steps:
+                if step.id == self.step_id:
+                    return step
+        raise StepError(f"the IR has no step '{self.step_id}'")
+
     def source_uri(self, name: str) -> str:
         for src in self.ir.data.sources:
             if src.name == name:

@@ -59,15 +59,7 @@ def latest_run(root: Path) -> str | None:
 
 
 def command(step: Step, ir_path: str, run_dir: str, trial: int | None = None) -> list[str]:
-    if step.kind == "user":
-        outputs = Path(run_dir, "steps", step.id, "outputs")
-        outputs.mkdir(parents=True, exist_ok=True)
-        argv = []
-        for arg in step.command:
-            for name in step.outputs:
-                arg = arg.replace("{outputs." + name + "}", str(outputs / name))
-            argv.append(arg.replace("{run_dir}", run_dir))
-        return argv
+    """The step contract's argv: builtin and user steps alike run the runtime with this interpreter."""
     argv = list(step.command)
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter that has mlspec installed
