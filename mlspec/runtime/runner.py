@@ -242,6 +242,16 @@ class Runner:
 
 def summarize(step: Step, result: dict[str, Any], run: RunDir) -> str:
     action = step.action
+    if action == "user":
+        read = {name: i.get("rows") for name, i in result.get("inputs", {}).items()}
+        return ", ".join(
+            f"{name}: {read[name]} -> {o.get('rows')} rows"
+            if name in read
+            else f"{name}: {o.get('rows')} rows"
+            for name, o in result.get("outputs", {}).items()
+        )
+    if action == "validate-raw":
+        return f"{result.get('rows')} raw rows, raw checks passed"
     if action == "validate-data":
         return f"{result.get('rows')} rows, {result.get('train_rows')} train / {result.get('test_rows')} test, checks passed"
     if action == "tune-trial" and step.fan_out:

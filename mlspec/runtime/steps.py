@@ -307,7 +307,9 @@ def export_step(ctx: StepContext) -> dict[str, Any]:
     test = _read_parquet(ctx, TEST_PARQUET)
     train_frame = _read_parquet(ctx, TRAIN_PARQUET)
     out = ctx.run.local_dir("export")
-    result = export.write_bundle(out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev)
+    result = export.write_bundle(
+        out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev, test_frame=test
+    )
     ctx.run.publish(out, "export")
     result["onnx_path"] = ctx.run.uri("export", contracts.MODEL_FILE)
     result["bundle"] = ctx.run.uri("export")

@@ -37,10 +37,12 @@ def run(ctx: StepContext, step: Step) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"mlspec-{step.id}-") as tmp:
         inputs_dir, outputs_dir = Path(tmp, "inputs"), _outputs_dir(ctx, step, Path(tmp))
         inputs_dir.mkdir()
-        inputs = {}
+        inputs, read = {}, {}
         for ref in action.inputs:
             inputs[ref.name] = inputs_dir / f"{ref.name}.parquet"
-            datasets.read(ctx, ref).to_parquet(inputs[ref.name], index=False)
+            frame = datasets.read(ctx, ref)
+            frame.to_parquet(inputs[ref.name], index=False)
+            read[ref.name] = {"version": ref.step or "source", "rows": len(frame)}
         outputs = {o.name: outputs_dir / f"{o.name}.parquet" for o in action.outputs}
         files = {name: outputs_dir / name for name in action.files}
         if action.argv:
@@ -59,7 +61,7 @@ def run(ctx: StepContext, step: Step) -> dict[str, Any]:
                 "uri": ctx.run.uri(*datasets.output_parts(step.id, out.name)),
             }
         ctx.run.publish(outputs_dir, "steps", step.id, "outputs")  # a remote run folder: upload it all
-    return {"outputs": written, "inputs": {ref.name: ref.step or "source" for ref in action.inputs}}
+    return {"inputs": read, "outputs": written}
 
 
 def _outputs_dir(ctx: StepContext, step: Step, tmp: Path) -> Path:
