@@ -85,7 +85,8 @@ def resolve(spec: sm.Spec) -> Flow:
     steps = {s.name: (i, s) for i, s in enumerate(spec.steps)}
     sources = set(spec.data.sources)
     flow.prepared = {name: Version(name, None) for name in sorted(sources)}
-    if not any(s.inputs or s.outputs for s in spec.steps) and not spec.data.raw_checks:
+    placeholders = any(_input_refs(arg) for s in spec.steps for arg in s.command or [])
+    if not any(s.inputs or s.outputs for s in spec.steps) and not spec.data.raw_checks and not placeholders:
         return flow  # no data contract anywhere: nothing to resolve (and no cost on long step chains)
     edges = _explicit_edges(spec, builtin)
     declared = _ancestors(edges)
