@@ -128,3 +128,15 @@ def test_serving_transforms_must_agree_with_the_prepared_data(tmp_path: Path, mo
     spec["transforms"][0]["function"] = "shop_features:drifted"
     with pytest.raises(StepError, match=r"column 'ratio' recomputed from raw rows differs .* by 0\.5"):
         preprocessing.transform_parity(spec, prepared, 1e-6)
+
+
+def test_the_committed_shop_data_is_what_make_data_writes() -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "data" / "shop" / "make_data.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
