@@ -96,6 +96,15 @@ class RunDir:
             (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(), *parts
         )
 
+    def remove(self, *parts: str) -> None:
+        """Delete RUN_DIR/parts if it exists (a stale result must not pass for a new one)."""
+        if not self.exists(*parts):
+            return
+        if self.fs is None:
+            Path(self.root, *parts).unlink()
+        else:
+            self.fs.rm("/".join([self._base, *parts]))
+
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.read_bytes(*parts))
 

@@ -35,6 +35,7 @@ FORWARDED = ("--data", "--hparam")
 
 
 def train(ctx: StepContext, d: Distribution) -> dict[str, Any]:
+    ctx.run.remove(*ctx.run.result_parts("train"))  # an earlier attempt's result is not this run's rank 0's
     if d.nodes > 1 and on_cluster():
         return on_kubernetes(ctx, d)
     return on_this_machine(ctx, d)

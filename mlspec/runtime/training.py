@@ -203,11 +203,10 @@ def fit(
     X, y = X.to(dev), y.to(dev)
     trained = model
     if world > 1:
-        # torchrun's LOCAL_RANK is the current CUDA device (the train step set it): one GPU per process
-        index = dev.index if dev.index is not None else torch.cuda.current_device()
-        trained = nn.parallel.DistributedDataParallel(
-            model, device_ids=[index] if dev.type == "cuda" else None
-        )
+        ids = None
+        if dev.type == "cuda":  # torchrun's LOCAL_RANK is the current device (the train step set it)
+            ids = [dev.index if dev.index is not None else torch.cuda.current_device()]
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     regression = task == "regression"
     loss_fn: nn.Module = nn.MSELoss(reduction="sum") if regression else nn.CrossEntropyLoss(reduction="sum")
     opt = torch.optim.Adam(
