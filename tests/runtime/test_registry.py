@@ -15,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from mlspec.ir.model import IR_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 MLSPEC = [sys.executable, "-c", "from mlspec.cli import main; main()"]
 
@@ -85,7 +87,7 @@ def test_pipeline_against_a_real_mlflow_server(tmp_path: Path) -> None:
         )
         run = client.get_run(champion.run_id)
         assert run.data.metrics["test_auc"] >= 0.75 and "lr" in run.data.params
-        assert run.data.tags["mlspec.spec_sha256"] and run.data.tags["mlspec.ir_version"] == "1"
+        assert run.data.tags["mlspec.spec_sha256"] and run.data.tags["mlspec.ir_version"] == IR_VERSION
         files = {f.path for f in client.list_artifacts(champion.run_id, "model")}
         assert {"model/model.onnx", "model/reference_profile.json", "model/preprocessing.json"} <= files
         assert (tmp_path / "server-artifacts").exists()  # artifacts travelled through the server

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from mlspec.ir.model import IR_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 MLSPEC = [sys.executable, "-c", "from mlspec.cli import main; main()"]
 
@@ -75,7 +77,7 @@ def test_churn_trains_gates_exports_registers_and_promotes(project: Path) -> Non
     train_sha = (
         __import__("hashlib").sha256((project / "data" / "churn" / "train.csv").read_bytes()).hexdigest()
     )
-    assert tags["mlspec.spec_sha256"] == spec_sha and tags["mlspec.ir_version"] == "1"
+    assert tags["mlspec.spec_sha256"] == spec_sha and tags["mlspec.ir_version"] == IR_VERSION
     assert (
         tags["mlspec.data.train.uri"] == "data/churn/train.csv"
         and tags["mlspec.data.train.sha256"] == train_sha
