@@ -216,6 +216,11 @@ class StepOutput(Model):
 
 
 class UserStep(Model):
+    # the JSON Schema says what _command_or_transform says, so editors flag a step with neither
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["command"]}, {"required": ["transform"]}]}
+    )
+
     name: str = Field(pattern=NAME_PATTERN)
     command: list[str] | None = Field(
         None,
