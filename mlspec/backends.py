@@ -211,8 +211,11 @@ def features_used(ir: IR) -> Iterator[Usage]:
                 yield Usage(Feature.TUNING_FAN_OUT, where, ("training", "tuning"))
         if any(c.gates for c in pipeline.conditions):
             yield Usage(Feature.GATES, f"pipelines.{pipeline.id}.conditions", ("evaluation", "gates"))
-    if ir.training.workers > 1:
-        yield Usage(Feature.TRAINING_DISTRIBUTED, "training.workers", ("training", "distributed", "workers"))
+    distribution = ir.training.distribution
+    if distribution is not None and distribution.nodes > 1:
+        yield Usage(
+            Feature.TRAINING_DISTRIBUTED, "training.distribution", ("training", "distributed", "workers")
+        )
     if ir.retraining:
         for index, trigger in enumerate(ir.retraining.triggers):
             yield Usage(

@@ -101,6 +101,13 @@ def retrain_event_uri(system: str) -> str:
 PREDICTION_LOG_COLUMNS = ("ts", "request_id", "model_version", "row", "inputs", "outputs")
 LABELS_DIR = "labels"  # labels joined by (request_id, row) live under <prediction log>/labels/
 
+# ------------------------------------------------------------------------------------------------ distributed training
+RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous (and the TCPStore it hosts) on node 0
+DDP_WORKER_ENV = "MLSPEC_DDP"  # "1" in every process torchrun starts: it trains, it does not launch
+RUN_DIR_ENV = "MLSPEC_RUN_DIR"  # the launched workers' run folder, filled in by the train step's launcher
+IR_ENV = "MLSPEC_IR"  # the launched workers' IR (inline JSON), filled in by the train step's launcher
+TRAIN_JOB_TEMPLATE_KEY = "template.yaml"  # the key of the job template in its ConfigMap
+
 # ------------------------------------------------------------------------------------------------ run layout
 IR_FILE = "ir.json"  # beside generated DAGs, in every run directory, in the ConfigMap the pods mount
 IR_MOUNT_DIR = (

@@ -80,6 +80,9 @@ def systems(draw: st.DrawFn) -> dict:
             "gpu": {"type": GPU_POOLS[serve_pool][1], "count": 1},
             "node_pool": f"gpu{serve_pool}",
         }
+        # the pool must hold the rollout's peak, replicas.max + the canary surge (MS224): size it so
+        pool = data["infrastructure"]["node_pools"][f"gpu{serve_pool}"]
+        pool["max"] = max(pool["max"], -(-25 // GPU_POOLS[serve_pool][2]))
     latency = draw(st.sampled_from([25, 50, 100, 200, 300]))
     availability = draw(st.sampled_from([99.0, 99.5, 99.9, 99.95]))
     serving["slo"] = {"latency_p99_ms": latency, "availability_percent": availability, "window": "30d"}

@@ -22,6 +22,7 @@ class BuiltinStep:
 
 
 BUILTIN_STEPS: tuple[BuiltinStep, ...] = (
+    BuiltinStep("validate-raw", "training", "Validate raw data", ("rows", "checks_passed"), memory="4Gi"),
     BuiltinStep("validate-data", "training", "Validate data", ("rows", "checks_passed"), memory="4Gi"),
     BuiltinStep("tune-trial", "training", "Tuning trial", ("value",)),
     BuiltinStep("tune-select", "training", "Select best trial", ("best_params",)),

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
 # newer minor version are ignored on read); a new major version is refused with a clear error.
-IR_VERSION = "2.2"
+IR_VERSION = "2.3"
 
 
 class Node(BaseModel):
@@ -47,6 +47,9 @@ class Column(Node):
     min: float | None
     max: float | None
     values: list[str | int | float | bool] | None
+    produced_by: str | None = Field(
+        None, description="Id of the step that adds this column; None: the raw sources carry it."
+    )
 
 
 class DataSource(Node):
@@ -55,14 +58,40 @@ class DataSource(Node):
     format: Literal["parquet", "csv"]
 
 
+class DataSetRef(Node):
+    """One version of a data set: a data source as read, or what a step wrote under that name."""
+
+    name: str
+    step: str | None = Field(description="Id of the step whose output this is; None: the data source itself.")
+
+
+class Transform(Node):
+    """A row-wise transform a preparation step declares; the model server applies it to request rows."""
+
+    step: str
+    function: str = Field(description="module:function(frame) -> frame.")
+    adds: list[str] = Field(description="Columns it adds.")
+
+
 class Data(Node):
     sources: list[DataSource]
     target: str
     task: Literal["classification", "regression"]
-    columns: list[Column]
+    columns: list[Column] = Field(description="The prepared training data's schema (data.schema).")
     features: list[str] = Field(description="Columns the model consumes, in input order.")
     checks: list[dict[str, Any]]
     split: dict[str, Any]
+    raw_checks: list[dict[str, Any]] = Field(
+        default_factory=list, description="Checks on the raw sources, run by validate-raw before any step."
+    )
+    prepared: list[DataSetRef] = Field(
+        default_factory=list,
+        description="The version of each data source validate-data reads (the last step that wrote it).",
+    )
+    transforms: list[Transform] = Field(
+        default_factory=list,
+        description="What the server applies to request rows before encoding them, in pipeline order.",
+    )
 
 
 class Taint(Node):
@@ -89,6 +118,28 @@ class Placement(Node):
     tolerations: list[Taint] = Field(description="The pool's taints, tolerated.")
 
 
+class DataOutput(Node):
+    name: str
+    columns: list[Column] = Field(
+        description="What the runtime checks the written data set against: each column present with its "
+        "type, nulls, range and allowed values."
+    )
+    adds: list[str] = Field(description="Columns this step adds to the data set.")
+
+
+class UserAction(Node):
+    """What a user step runs, and its data contract; the runtime's step action enforces it."""
+
+    argv: list[str] | None = Field(
+        description="The user's command: {inputs.X}/{outputs.X} are local Parquet files, {run_dir} the run "
+        "folder; a leading python is the runtime's own interpreter."
+    )
+    transform: str | None = Field(description="module:function applied to the one input when argv is None.")
+    inputs: list[DataSetRef]
+    outputs: list[DataOutput]
+    files: list[str] = Field(description="{outputs.X} names that are no data set: files the step writes.")
+
+
 class FanOut(Node):
     count: int
     parallelism: int
@@ -101,6 +152,7 @@ class Step(Node):
     display_name: str
     kind: Literal["builtin", "user"]
     action: Literal[
+        "validate-raw",
         "validate-data",
         "tune-trial",
         "tune-select",
@@ -128,6 +180,7 @@ class Step(Node):
     cache: bool
     fan_out: FanOut | None
     service_account: str = Field(description="Id of a ServiceAccount in IR.service_accounts.")
+    user: UserAction | None = Field(None, description="A user step's command and data contract.")
 
 
 class Gate(Node):
@@ -170,6 +223,32 @@ class Tuning(Node):
     space: list[SearchDim]
 
 
+class Distribution(Node):
+    """How the train step spreads over processes and nodes, decided in lowering from its placement."""
+
+    launcher: Literal["none", "standalone", "job", "trainjob"] = Field(
+        description="none: one process; standalone: torchrun on one node, in the train step's own pod; job: an "
+        "Indexed Job and a headless Service (c10d rendezvous); trainjob: a Kubeflow Trainer TrainJob. For job "
+        "and trainjob the train step launches the workers on the cluster and waits for them."
+    )
+    nodes: int
+    processes_per_node: int = Field(description="One per GPU of a node's placement (one on CPU).")
+    world_size: int
+    backend: Literal["nccl", "gloo"] = Field(description="nccl on NVIDIA GPUs, gloo otherwise.")
+    max_restarts: int = Field(description="Elastic restarts of the whole worker group.")
+    rendezvous_port: int
+    command: list[str] = Field(
+        description="What each node runs: torchrun over the runtime's train step (empty for one process)."
+    )
+    env: dict[str, str] = Field(description="Environment of the worker processes (collective settings).")
+    placement: Placement = Field(
+        description="Each node's pod; the train step's own placement is the launcher's when nodes > 1."
+    )
+    template: str | None = Field(
+        description="Name of the ConfigMap that holds the job template the train step launches (job, trainjob)."
+    )
+
+
 class Training(Node):
     entrypoint: str | None
     builtin: dict[str, Any] | None
@@ -182,6 +261,9 @@ class Training(Node):
     export_format: str
     opset: int
     parity_tolerance: float
+    distribution: Distribution | None = Field(
+        None, description="Always set by lowering; None (an IR 2.0 file): one process."
+    )
 
 
 class Evaluation(Node):

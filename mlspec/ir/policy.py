@@ -63,10 +63,39 @@ USER_STEP_MEMORY = "2Gi"
 TRAIN_TIMEOUT_SECONDS = 7200
 TRAIN_CPU = "2"
 TRAIN_MEMORY = "4Gi"
+# The train step's own pod when its workers span nodes: it only launches the job and waits for it.
+LAUNCHER_CPU = "250m"
+LAUNCHER_MEMORY = "512Mi"
+
+# ------------------------------------------------------------------------------------------------ distributed training
+# Environment of every worker process, by collective backend. NCCL: errors and hung collectives end the
+# process (so torchrun restarts the group) and warnings reach the log.
+COLLECTIVE_ENV = {
+    "nccl": {"NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "OMP_NUM_THREADS": "1"},
+    "gloo": {"OMP_NUM_THREADS": "1"},
+}
+NCCL_VENDORS = ("nvidia", "amd")  # torch's "nccl" backend is RCCL on AMD GPUs
 
 # ------------------------------------------------------------------------------------------------ serving
 SERVING_CPU = "1"
 SERVING_MEMORY = "1Gi"
+# Extra server pods a rollout runs on top of replicas.max, in percent of it: a rolling update and a canary
+# surge by MAX_SURGE_PERCENT; blue-green keeps a full preview stack, shadow and a-b a full second deployment.
+MAX_SURGE_PERCENT = 25
+ROLLOUT_SURGE_PERCENT = {
+    "rolling": MAX_SURGE_PERCENT,
+    "canary": MAX_SURGE_PERCENT,
+    "blue-green": 100,
+    "shadow": 100,
+    "a-b": 100,
+}
+
+
+def peak_server_pods(strategy: str, replicas_max: int) -> int:
+    """The most server pods the rollout strategy runs at once: what the serving pool must hold."""
+    return replicas_max + -(-replicas_max * ROLLOUT_SURGE_PERCENT[strategy] // 100)
+
+
 # Server latency histogram buckets (seconds); every SLO and rollback threshold is added as an exact bucket,
 # so alerts and analyses read a bucket boundary instead of interpolating between two.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -29,6 +29,7 @@ class KubernetesBackend(BaseBackend):
             Feature.ROLLOUT_BLUE_GREEN,
             Feature.ROLLOUT_SHADOW,
             Feature.ROLLOUT_A_B,
+            Feature.TRAINING_DISTRIBUTED,
         ),
         not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.ROLLOUT_EXPERIMENT_DURATION),
         impossible=(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,),
@@ -52,6 +53,7 @@ class KubernetesBackend(BaseBackend):
             readme,
             render,
             slo,
+            training,
             workloads,
         )
 
@@ -88,6 +90,11 @@ class KubernetesBackend(BaseBackend):
         # Airflow in kubernetes mode starts the training pipeline's pods in this namespace as the training account.
         pipeline_pods = "airflow" in ir.targets and ir.airflow_mode == "kubernetes"
         if pipeline_pods:
+            used_accounts.add("training")
+        # Training that spans nodes: the job template the train step launches, its RBAC and network policy.
+        launch = training.objects(ir)
+        if launch:
+            objects += launch
             used_accounts.add("training")
         objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
         objects += network.policies(

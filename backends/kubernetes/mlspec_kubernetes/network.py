@@ -164,3 +164,16 @@ def policies(
             match_expressions=[k.V1LabelSelectorRequirement(key=STEP_LABEL, operator="Exists")],
         )
     return out
+
+
+def peers_policy(ir: IR, name: str, pods: dict[str, str]) -> k.V1NetworkPolicy:
+    """Pods that talk to each other on any port (distributed training: the rendezvous, then NCCL's or gloo's
+    own ports), and to S3, STS and the registry."""
+    peers = [k.V1NetworkPolicyPeer(pod_selector=k.V1LabelSelector(match_labels=pods))]
+    return _policy(
+        ir,
+        name,
+        pods,
+        ingress=[k.V1NetworkPolicyIngressRule(_from=peers)],
+        egress=[k.V1NetworkPolicyEgressRule(to=peers), *_external_egress(ir, mesh=False)],
+    )
