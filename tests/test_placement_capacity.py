@@ -19,8 +19,12 @@ INFRA = """infrastructure:
 """
 
 
+# the image lives in the account's ECR repository, as MS229 asks
+MINIMAL_ON_ECR = MINIMAL.replace("ghcr.io/acme/demo:", "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:")
+
+
 def spec(training: str = "", serving: str = "", pools: str = "", targets: str = "[kubernetes]") -> str:
-    return MINIMAL + training + serving + INFRA + pools + f"targets: {targets}\n"
+    return MINIMAL_ON_ECR + training + serving + INFRA + pools + f"targets: {targets}\n"
 
 
 def codes(text: str) -> list[str]:
