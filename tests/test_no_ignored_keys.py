@@ -235,6 +235,8 @@ RECORDS = {
     "image_family": "the cloud-neutral node image family; NodePool.ami_type is its AWS translation",
     "repository": "the repository part of RuntimeImage.reference, which every target pulls",
     "max_latency_p99_ms": "the rollback limit in the spec's unit; the analysis reads max_latency_bucket_seconds",
+    "workers": "the spec's worker count; Training.distribution (nodes x processes, world_size) is its translation",
+    "produced_by": "which step adds a column; the runtime and the server apply Data.transforms, the same fact",
 }
 
 
