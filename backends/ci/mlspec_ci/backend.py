@@ -66,6 +66,8 @@ TERRAFORM_VERSION = "1.11.4"
 CHECKOV_VERSION = "3.3.30"
 DETECT_SECRETS_VERSION = "1.5.0"
 PYTHON = "3.11"
+EVALUATE = "evaluate"  # the training pipeline's evaluation step (gates, champion)
+MODEL_RUN = "ci-model"
 # checkov findings mlspec accepts, each with its reason in docs/security.md (a test keeps the two equal).
 ACCEPTED_CHECKOV = {
     "terraform": ("CKV_AWS_18", "CKV_AWS_144", "CKV2_AWS_62"),
@@ -199,23 +201,51 @@ def pull_request(ir: IR) -> dict[str, Any]:
         ],
     )
     has_gates = bool(ir.evaluation.gates) or ir.evaluation.champion_metric is not None
+    kept = {"include-hidden-files": True, "retention-days": 1}
     if has_gates:
         jobs["model-performance"] = job(
             "Model performance",
             [
                 *install(ir, runtime_extras),
-                run("Train and evaluate", f"mlspec run {spec} --until evaluate --run-id ci-model"),
-                run("Gates and regression against the champion", evaluate_verdict("ci-model")),
+                run("Train and evaluate", f"mlspec run {spec} --until {EVALUATE} --run-id {MODEL_RUN}"),
+                run("Gates and regression against the champion", evaluate_verdict(MODEL_RUN)),
+                uses(
+                    "upload-artifact",
+                    "Keep the run for the integration job",
+                    name="mlspec-run",
+                    path=".mlspec/",
+                    **kept,
+                ),
             ],
         )
     check = "\n".join(
         [f"mlspec compile {spec} --check", *(f"mlspec compile {spec} --env {e} --check" for e in envs)]
     )
-    integration = [
-        *install(ir, compile_extras),
-        run("Generated output is current", check),
-        run("Run the pipeline end to end", f"mlspec run {spec} --run-id ci-integration"),
-    ]
+    integration = [*install(ir, compile_extras), run("Generated output is current", check)]
+    integration_needs: dict[str, Any] = {}
+    if has_gates:
+        # The pipeline runs once per pull request: the model performance job trains and evaluates, this
+        # job resumes that run after evaluate (export, register, promote).
+        steps = [s.id for s in ir.pipeline("training").steps]  # type: ignore[union-attr]
+        rest = steps[steps.index(EVALUATE) + 1 :]
+        integration_needs = {"needs": "model-performance"}
+        integration.append(
+            uses(
+                "download-artifact",
+                "Set up: the run the model performance job evaluated",
+                name="mlspec-run",
+                path=".mlspec/",
+            )
+        )
+        if rest:
+            integration.append(
+                run(
+                    f"Finish the pipeline: {', '.join(rest)}",
+                    f"mlspec run {spec} --run-id {MODEL_RUN} --from {rest[0]}",
+                )
+            )
+    else:
+        integration.append(run("Run the pipeline end to end", f"mlspec run {spec} --run-id ci-integration"))
     if ir.serving is not None:
         integration.append(
             uses(
@@ -223,10 +253,10 @@ def pull_request(ir: IR) -> dict[str, Any]:
                 "Keep the registry for the load test",
                 name="mlspec-registry",
                 path=".mlspec/",
-                **{"include-hidden-files": True, "retention-days": 1},
+                **kept,
             )
         )
-    jobs["integration"] = job("Integration", integration)
+    jobs["integration"] = job("Integration", integration, **integration_needs)
     if ir.serving is not None and ir.serving.slo.objective is not None:
         port = ir.serving.port
         jobs["load"] = job(
