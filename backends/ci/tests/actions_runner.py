@@ -300,13 +300,6 @@ class WorkflowRun:
                 self.results[job_id] = _JobRun(self, job_id).run()
         return self.results[job_id]
 
-    def reuse(self, job_id: str, other: WorkflowRun) -> None:
-        """Takes `job_id`'s result and the artifacts it uploaded from another run of this workflow. Only for
-        a change that cannot alter that job's output (each use says why)."""
-        self.results[job_id] = other.job(job_id)
-        for name in other.artifacts_of.get(job_id, []):
-            self.artifacts[name] = other.artifacts[name]
-
 
 class _JobRun:
     def __init__(self, run: WorkflowRun, job_id: str) -> None:
@@ -431,12 +424,12 @@ class _JobRun:
         for line in lines:
             if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
                 name, delimiter = line.split("<<", 1)
-                value = []
+                block = []
                 for more in lines:
                     if more == delimiter:
                         break
-                    value.append(more)
-                self.env[name] = "\n".join(value)
+                    block.append(more)
+                self.env[name] = "\n".join(block)
             elif "=" in line:
                 name, value = line.split("=", 1)
                 self.env[name] = value
