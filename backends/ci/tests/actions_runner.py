@@ -41,7 +41,6 @@ from typing import Any
 
 import yaml
 
-BACKEND_DIRS = ("kubeflow", "airflow", "terraform", "kubernetes", "container", "ci")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 WORKFLOW_KEYS = {"name", "on", "permissions", "defaults", "concurrency", "env", "jobs"}
@@ -84,7 +83,8 @@ def prepare_machine(
     wheels = root / "wheels"
     build = root / "wheel-build"
     shutil.copytree(checkout, build, ignore=shutil.ignore_patterns(".git", ".venv*", ".mlspec"))
-    projects = [str(build), *(str(build / "backends" / b) for b in BACKEND_DIRS)]
+    backends = sorted(p.parent for p in (build / "backends").glob("*/pyproject.toml"))
+    projects = [str(build), *map(str, backends)]
     _check(
         [
             sys.executable,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
+
+PREVIEW = "dashboard-preview.html"  # the dashboard without Grafana, for review; not applied
 
 
 class KubernetesBackend(BaseBackend):
@@ -26,6 +29,7 @@ class KubernetesBackend(BaseBackend):
             Feature.ROLLOUT_BLUE_GREEN,
             Feature.ROLLOUT_SHADOW,
             Feature.ROLLOUT_A_B,
+            Feature.TRAINING_DISTRIBUTED,
         ),
         not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.ROLLOUT_EXPERIMENT_DURATION),
         impossible=(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,),
@@ -40,13 +44,16 @@ class KubernetesBackend(BaseBackend):
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubernetes import (
             cache,
+            dashboard,
             delivery,
             monitoring,
             network,
             platform,
+            preview,
             readme,
             render,
             slo,
+            training,
             workloads,
         )
 
@@ -58,6 +65,7 @@ class KubernetesBackend(BaseBackend):
         ]
         used_accounts = {ir.serving.service_account} if ir.serving else set()
         servers: list[str] = []
+        previews: list[Artifact] = []
         cache_name = monitor_name = None
         if ir.serving:
             plan = delivery.build(ir, ctx, config_name, ir_json)
@@ -69,6 +77,9 @@ class KubernetesBackend(BaseBackend):
             percentiles = slo.latency_percentiles_rule(ir, servers)
             if percentiles:
                 objects.append(percentiles)
+            board = dashboard.to_json(ir, servers)
+            objects.append(dashboard.config_map(ir, board))
+            previews.append(Artifact(PREVIEW, preview.render(json.loads(board), ir.system.spec_path)))
             if ir.serving.cache:
                 cache_name = ir.serving.cache.service
                 objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
@@ -80,6 +91,11 @@ class KubernetesBackend(BaseBackend):
         pipeline_pods = "airflow" in ir.targets and ir.airflow_mode == "kubernetes"
         if pipeline_pods:
             used_accounts.add("training")
+        # Training that spans nodes: the job template the train step launches, its RBAC and network policy.
+        launch = training.objects(ir)
+        if launch:
+            objects += launch
+            used_accounts.add("training")
         objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
         objects += network.policies(
             ir, servers, cache_name, monitor_name, mesh=self._mesh(ir), pipeline_pods=pipeline_pods
@@ -87,9 +103,12 @@ class KubernetesBackend(BaseBackend):
         prerequisites = platform.artifacts(ir)
         paths = {a.path for a in prerequisites}
         guide = readme.readme(
-            ir, "platform/kustomization.yaml" in paths, "platform/istio/kustomization.yaml" in paths
+            ir,
+            "platform/kustomization.yaml" in paths,
+            "platform/istio/kustomization.yaml" in paths,
+            "platform/grafana/kustomization.yaml" in paths,
         )
-        return [*render.artifacts(objects), *prerequisites, Artifact("README.md", guide)]
+        return [*render.artifacts(objects), *prerequisites, *previews, Artifact("README.md", guide)]
 
     @staticmethod
     def _mesh(ir: IR) -> bool:

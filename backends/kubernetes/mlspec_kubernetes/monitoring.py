@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from kubernetes import client as k
 
+from mlspec import contracts
 from mlspec.ir.model import IR
+from mlspec.ir.platform import PUSHGATEWAY_URL
 from mlspec_kubernetes import pod
 from mlspec_kubernetes.meta import IR_FILE, labels, metadata
 from mlspec_kubernetes.workloads import config_volume
@@ -30,13 +32,16 @@ def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
     job_name = name(ir)
     tmp, tmp_mount = pod.tmp_volume()
     cfg, cfg_mount = config_volume(config_name)
+    env = [k.V1EnvVar(name="HOME", value="/tmp")]
+    if ir.component("pushgateway") is not None:  # the dashboard reads the run's gauges from there
+        env.append(k.V1EnvVar(name=contracts.PUSHGATEWAY_URL_ENV, value=PUSHGATEWAY_URL))
     container = k.V1Container(
         name="monitor",
         image=step.image,
         image_pull_policy="Always",
         command=["mlspec"],
         args=["monitor", IR_FILE, "--run-dir", monitor_run_dir(ir)],
-        env=[k.V1EnvVar(name="HOME", value="/tmp")],
+        env=env,
         resources=pod.resources(step.placement),
         security_context=pod.container_security_context(),
         volume_mounts=[cfg_mount, tmp_mount],

@@ -8,6 +8,7 @@ from kubernetes import client as k
 
 from mlspec.contracts import REDIS_PORT, STEP_LABEL, SYSTEM_LABEL
 from mlspec.ir.model import IR
+from mlspec.ir.platform import MONITORING_NAMESPACE, PUSHGATEWAY_PORT
 from mlspec_kubernetes.meta import metadata, selector, serving_of
 
 ISTIOD_PORT = 15012
@@ -128,11 +129,24 @@ def policies(
             )
         )
     if monitor:
-        out.append(
-            _policy(
-                ir, monitor, selector(ir, monitor), types=("Egress",), egress=_external_egress(ir, mesh=False)
+        egress = _external_egress(ir, mesh=False)
+        if ir.component("pushgateway") is not None:
+            egress.append(
+                k.V1NetworkPolicyEgressRule(
+                    to=[
+                        k.V1NetworkPolicyPeer(
+                            namespace_selector=k.V1LabelSelector(
+                                match_labels={"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
+                            ),
+                            pod_selector=k.V1LabelSelector(
+                                match_labels={"app.kubernetes.io/name": "pushgateway"}
+                            ),
+                        )
+                    ],
+                    ports=_ports((PUSHGATEWAY_PORT, "TCP")),
+                )
             )
-        )
+        out.append(_policy(ir, monitor, selector(ir, monitor), types=("Egress",), egress=egress))
     if pipeline_pods:
         # Pipeline step pods that orchestrators start in this namespace (Airflow's KubernetesPodOperator
         # labels them mlspec.io/system and mlspec.io/step) reach S3, STS and the registry, nothing else.
@@ -150,3 +164,16 @@ def policies(
             match_expressions=[k.V1LabelSelectorRequirement(key=STEP_LABEL, operator="Exists")],
         )
     return out
+
+
+def peers_policy(ir: IR, name: str, pods: dict[str, str]) -> k.V1NetworkPolicy:
+    """Pods that talk to each other on any port (distributed training: the rendezvous, then NCCL's or gloo's
+    own ports), and to S3, STS and the registry."""
+    peers = [k.V1NetworkPolicyPeer(pod_selector=k.V1LabelSelector(match_labels=pods))]
+    return _policy(
+        ir,
+        name,
+        pods,
+        ingress=[k.V1NetworkPolicyIngressRule(_from=peers)],
+        egress=[k.V1NetworkPolicyEgressRule(to=peers), *_external_egress(ir, mesh=False)],
+    )

@@ -17,6 +17,7 @@ from typing import Any
 from mlspec import contracts
 from mlspec.backends import Artifact
 from mlspec.ir import platform as pf
+from mlspec.ir.catalog import GPU_VENDORS
 from mlspec.ir.model import IR, PlatformComponent
 from mlspec_kubernetes.render import dump
 from mlspec_kubernetes.workloads import RPS_METRIC
@@ -112,6 +113,8 @@ def artifacts(ir: IR) -> list[Artifact]:
         "nvidia-device-plugin": _nvidia_device_plugin,
         "prometheus-operator": _prometheus,
         "prometheus-adapter": _prometheus_adapter,
+        "pushgateway": _pushgateway,
+        "dcgm-exporter": _dcgm_exporter,
         "argo-rollouts": _argo_rollouts,
     }
     out: list[Artifact] = []
@@ -120,6 +123,8 @@ def artifacts(ir: IR) -> list[Artifact]:
             builders[component.id](ir, component, k)
         elif component.id == "istio":
             out += _istio(component)
+        elif component.id == "grafana":
+            out += _grafana(component)
     if k.resources:
         out += [Artifact(f"platform/{p}", text) for p, text in sorted(k.files.items())]
         out.append(Artifact("platform/kustomization.yaml", dump(k.document())))
@@ -175,18 +180,31 @@ def _cluster_autoscaler(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
 def _nvidia_device_plugin(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
     """The device plugin runs on the NVIDIA pools only, tolerating exactly their taints."""
     k.resources.append(pf.NVIDIA_DEVICE_PLUGIN.url("deployments/static/nvidia-device-plugin.yml"))
+    k.patch(
+        "patches/nvidia-device-plugin-placement.yaml",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "kube-system"},
+            "spec": {"template": {"spec": _nvidia_nodes(ir)}},
+        },
+    )
+
+
+def _nvidia_nodes(ir: IR) -> dict[str, Any]:
+    """Tolerations and node affinity of a DaemonSet that runs on the NVIDIA pools only."""
     pools = [
         p
         for p in (ir.infrastructure.node_pools if ir.infrastructure else [])
         if p.gpu and p.gpu.vendor == "nvidia"
     ]
-    tolerations: list[dict[str, str]] = [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-    ]
+    # the upstream manifest's own toleration: the vendor's resource name as the taint key
+    resource = next(v.resource for v in GPU_VENDORS if v.name == "nvidia")
+    tolerations: list[dict[str, str]] = [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}]
     for pool in pools:
         for t in pool.taints:
             toleration = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if toleration not in tolerations and not (t.key == "nvidia.com/gpu" and t.effect == "NoSchedule"):
+            if toleration not in tolerations and not (t.key == resource and t.effect == "NoSchedule"):
                 tolerations.append(toleration)
     spec: dict[str, Any] = {"tolerations": tolerations}
     if pools:
@@ -204,15 +222,7 @@ def _nvidia_device_plugin(ir: IR, c: PlatformComponent, k: Kustomization) -> Non
                 }
             }
         }
-    k.patch(
-        "patches/nvidia-device-plugin-placement.yaml",
-        {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "kube-system"},
-            "spec": {"template": {"spec": spec}},
-        },
-    )
+    return spec
 
 
 def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
@@ -253,7 +263,8 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
                     "resources": ["endpointslices"],
                     "verbs": ["get", "list", "watch"],
                 },
-                {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+                {"nonResourceURLs": ["/metrics", "/metrics/cadvisor"], "verbs": ["get"]},
             ],
         },
         {
@@ -300,6 +311,157 @@ def _prometheus(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
             },
         },
     )
+
+    kubernetes = ir.component("kubernetes")
+    if kubernetes is not None and kubernetes.metrics:
+        k.add("servicemonitor-kubelet-cadvisor.yaml", _kubelet_cadvisor(kubernetes.metrics))
+
+
+def _kubelet_cadvisor(metrics: list[str]) -> dict[str, Any]:
+    """The kubelet's cAdvisor endpoint (the Service the operator keeps in kube-system, --kubelet-service),
+    keeping only the container metrics the dashboards query."""
+    return {
+        "apiVersion": pf.MONITORING_API,
+        "kind": "ServiceMonitor",
+        "metadata": _meta("kubelet-cadvisor", pf.MONITORING_NAMESPACE),
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "kubelet"}},
+            "namespaceSelector": {"matchNames": ["kube-system"]},
+            "jobLabel": "app.kubernetes.io/name",
+            "endpoints": [
+                {
+                    "port": "https-metrics",
+                    "scheme": "https",
+                    "path": "/metrics/cadvisor",
+                    "interval": "30s",
+                    "honorLabels": True,
+                    "honorTimestamps": False,
+                    "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                    # kubelets serve self-signed certificates on EKS; the token authenticates Prometheus
+                    "tlsConfig": {"insecureSkipVerify": True},
+                    "metricRelabelings": [
+                        {"action": "keep", "sourceLabels": ["__name__"], "regex": "|".join(sorted(metrics))}
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def _pushgateway(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
+    """One Pushgateway for the monitoring CronJobs' gauges; honorLabels keeps their job and system labels."""
+    ns, name, port = pf.MONITORING_NAMESPACE, "pushgateway", pf.PUSHGATEWAY_PORT
+    selector = {"app.kubernetes.io/name": name}
+    labels = {**PLATFORM_LABELS, **selector}
+    container = {
+        "name": name,
+        "image": f"{pf.PUSHGATEWAY_IMAGE}:{c.version}",
+        "args": [f"--web.listen-address=:{port}"],
+        "ports": [{"name": "http", "containerPort": port}],
+        "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "http"}},
+        "livenessProbe": {"httpGet": {"path": "/-/healthy", "port": "http"}},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    k.add(
+        "pushgateway.yaml",
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {**_meta(name, ns), "labels": labels},
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {**_meta(name, ns), "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": name,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65534,
+                            "runAsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {**_meta(name, ns), "labels": labels},
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
+        },
+        {
+            "apiVersion": pf.MONITORING_API,
+            "kind": "ServiceMonitor",
+            "metadata": {**_meta(name, ns), "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": selector},
+                "namespaceSelector": {"matchNames": [ns]},
+                "endpoints": [{"port": "http", "interval": "30s", "honorLabels": True}],
+            },
+        },
+    )
+
+
+def _dcgm_exporter(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
+    """NVIDIA's DCGM exporter on the NVIDIA pools (upstream DaemonSet and Service in kube-system), scraped with
+    honorLabels so that its pod and namespace labels name the GPU's workload, not the exporter."""
+    k.files["dcgm-exporter/kustomization.yaml"] = dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": "kube-system",
+            "resources": [pf.DCGM_EXPORTER.url("dcgm-exporter.yaml"), "servicemonitor.yaml"],
+            "patches": [{"path": "placement.yaml"}],
+        }
+    )
+    k.files["dcgm-exporter/placement.yaml"] = dump(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "dcgm-exporter"},
+            "spec": {"template": {"spec": _nvidia_nodes(ir)}},
+        }
+    )
+    k.files["dcgm-exporter/servicemonitor.yaml"] = dump(
+        {
+            "apiVersion": pf.MONITORING_API,
+            "kind": "ServiceMonitor",
+            "metadata": _meta("dcgm-exporter"),
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "dcgm-exporter"}},
+                "endpoints": [
+                    {
+                        "port": "metrics",
+                        "interval": "30s",
+                        "honorLabels": True,
+                        "metricRelabelings": [
+                            {
+                                "action": "keep",
+                                "sourceLabels": ["__name__"],
+                                "regex": "|".join(sorted(c.metrics)),
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+    )
+    k.resources.append("dcgm-exporter")
 
 
 def _prometheus_adapter(ir: IR, c: PlatformComponent, k: Kustomization) -> None:
@@ -408,3 +570,51 @@ def _istio(c: PlatformComponent) -> list[Artifact]:
         Artifact("platform/istio/kustomization.yaml", dump(doc)),
         Artifact("platform/istio/namespace-istio-system.yaml", dump(_namespace("istio-system"))),
     ]
+
+
+def _grafana(c: PlatformComponent) -> list[Artifact]:
+    """Grafana from its pinned chart (kustomize's Helm support), provisioned with the Prometheus above and a
+    sidecar that loads every ConfigMap labelled grafana_dashboard=1 in any namespace. The admin credentials
+    come from a Secret you create (the README says how), so no password is generated or committed."""
+    label, value = pf.GRAFANA_DASHBOARD_LABEL
+    values = {
+        "admin": {
+            "existingSecret": "grafana-admin",
+            "userKey": "admin-user",
+            "passwordKey": "admin-password",
+        },
+        "sidecar": {
+            "dashboards": {"enabled": True, "label": label, "labelValue": value, "searchNamespace": "ALL"}
+        },
+        "datasources": {
+            "datasources.yaml": {
+                "apiVersion": 1,
+                "datasources": [
+                    {
+                        "name": "Prometheus",
+                        "type": "prometheus",
+                        "uid": pf.GRAFANA_DATASOURCE_UID,
+                        "url": pf.PROMETHEUS_URL,
+                        "access": "proxy",
+                        "isDefault": True,
+                    }
+                ],
+            }
+        },
+        "testFramework": {"enabled": False},
+    }
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "helmCharts": [
+            {
+                "name": "grafana",
+                "repo": pf.GRAFANA_CHARTS,
+                "version": pf.GRAFANA_CHART_VERSION,
+                "releaseName": "grafana",
+                "namespace": c.namespace or pf.MONITORING_NAMESPACE,
+                "valuesInline": values,
+            }
+        ],
+    }
+    return [Artifact("platform/grafana/kustomization.yaml", dump(doc))]

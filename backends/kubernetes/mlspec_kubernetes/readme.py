@@ -7,7 +7,7 @@ from mlspec.ir.platform import markdown_table
 from mlspec_kubernetes.platform import rows
 
 
-def readme(ir: IR, has_platform: bool, has_istio: bool) -> str:
+def readme(ir: IR, has_platform: bool, has_istio: bool, has_grafana: bool = False) -> str:
     env = f" ({ir.system.environment})" if ir.system.environment else ""
     lines = [
         f"# {ir.system.name}{env}: Kubernetes manifests",
@@ -31,6 +31,13 @@ def readme(ir: IR, has_platform: bool, has_istio: bool) -> str:
             "# Istio publishes Helm charts, not release manifests: kustomize renders its pinned charts",
             "kubectl kustomize --enable-helm platform/istio | kubectl apply --server-side -f -",
         ]
+    if has_grafana:
+        lines += [
+            "# Grafana from its pinned chart; its admin login is a Secret you create, never a generated password",
+            "kubectl -n monitoring create secret generic grafana-admin --from-literal=admin-user=admin \\",
+            '  --from-literal=admin-password="$(openssl rand -base64 24)"',
+            "kubectl kustomize --enable-helm platform/grafana | kubectl apply --server-side -f -",
+        ]
     lines += [
         f"mlspec doctor {ir.system.spec_path}"
         + (f" --env {ir.system.environment}" if ir.system.environment else "")
@@ -38,15 +45,25 @@ def readme(ir: IR, has_platform: bool, has_istio: bool) -> str:
         "kubectl apply -k .",
         "```",
         "",
+        *(
+            [
+                "The system's Grafana dashboard (SLO and error budget burn, latency percentiles, throughput, "
+                "batch sizes, cache, CPU/GPU/memory, drift and data quality) is the ConfigMap "
+                f"`configmap-{ir.system.name}-dashboard.yaml`; Grafana's sidecar loads it.",
+                "",
+            ]
+            if has_grafana
+            else []
+        ),
         "## Platform prerequisites",
         "",
         "Everything these manifests (and the other targets' artifacts) rely on, decided by mlspec from the spec "
-        "(`IR.platform`). Rows installed by Terraform are in `terraform/main.tf.json`; rows installed by the "
+        "(`IR.platform`). Rows installed by the infrastructure target are in its output; rows installed by the "
         "platform kustomization are in `platform/`"
         + (" (" + ", ".join(c.id for c in rows(ir)) + ")" if rows(ir) else "")
         + '; rows marked "you" are declared and checked by `mlspec doctor`, not installed.',
         "",
-        *markdown_table(ir.platform),
+        *markdown_table(ir.platform, ir.targets),
         "",
     ]
     return "\n".join(lines)

@@ -8,18 +8,6 @@ from mlspec.ir.model import IR, ServiceAccount
 from mlspec_terraform.cdk import Construct, attr, cdktf, resource
 from mlspec_terraform.policy import condition, document, statement
 
-READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
-WRITE_ACTIONS = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-
-
-def artifacts_prefix(ir: IR) -> str:
-    """The key prefix inside the artifacts bucket that belongs to this system (from IR.artifacts_root)."""
-    assert ir.infrastructure is not None
-    root = f"s3://{ir.infrastructure.artifacts_bucket}/"
-    if ir.artifacts_root.startswith(root) and ir.artifacts_root[len(root) :].strip("/"):
-        return ir.artifacts_root[len(root) :].strip("/")
-    return ir.system.name
-
 
 @dataclass(frozen=True)
 class OidcRefs:
@@ -53,8 +41,9 @@ def irsa_trust(scope: Construct, name: str, oidc: OidcRefs, namespace: str, serv
 def build_identity(
     scope: Construct, ir: IR, oidc_issuer: str, bucket_arn: str, kms_key_arn: str
 ) -> tuple[dict[str, str], OidcRefs]:
-    """IRSA roles named exactly as the IR says. Returns service account id -> role ARN reference, and the
-    cluster's OIDC provider for other IRSA roles."""
+    """IRSA roles named and scoped exactly as the IR says. Returns service account id -> role ARN
+    reference, and the cluster's OIDC provider for other IRSA roles."""
+    assert ir.infrastructure is not None
     provider = resource(
         scope,
         "aws_iam_openid_connect_provider",
@@ -65,7 +54,7 @@ def build_identity(
         },
     )
     oidc = OidcRefs(attr(provider, "arn"), cdktf.Fn.replace(attr(provider, "url"), "https://", ""))
-    prefix = artifacts_prefix(ir)
+    prefix = ir.infrastructure.artifacts_prefix
     roles: dict[str, str] = {
         sa.id: _irsa_role(scope, sa, oidc, bucket_arn, prefix, kms_key_arn) for sa in ir.service_accounts
     }
@@ -83,7 +72,7 @@ def _irsa_role(
     name = f"irsa_{sa.id}"
     trust = irsa_trust(scope, name, oidc, sa.namespace, sa.name)
     role = resource(scope, "aws_iam_role", name, {"name": sa.role_name, "assume_role_policy": trust})
-    writes = sa.bucket_access == "read-write"
+    objects = f"{bucket_arn}/{prefix}/*"
     statements = [
         statement(
             "ListSystemPrefix",
@@ -91,13 +80,14 @@ def _irsa_role(
             [bucket_arn],
             conditions=[condition("StringLike", "s3:prefix", [prefix, f"{prefix}/*"])],
         ),
-        statement("ReadSystemObjects", READ_ACTIONS, [f"{bucket_arn}/{prefix}/*"]),
-        statement(
-            "UseArtifactsKey", ["kms:Decrypt", *(["kms:GenerateDataKey"] if writes else [])], [kms_key_arn]
+        statement("ReadSystemObjects", sa.object_read_actions, [objects]),
+        *(
+            [statement("WriteSystemObjects", sa.object_write_actions, [objects])]
+            if sa.object_write_actions
+            else []
         ),
+        statement("UseArtifactsKey", sa.key_actions, [kms_key_arn]),
     ]
-    if writes:
-        statements.insert(2, statement("WriteSystemObjects", WRITE_ACTIONS, [f"{bucket_arn}/{prefix}/*"]))
     resource(
         scope,
         "aws_iam_role_policy",

@@ -1,8 +1,10 @@
-"""The IR's platform rows that Terraform owns: EKS add-ons, and what the Cluster Autoscaler needs from AWS.
+"""The IR's platform rows that an infrastructure target owns: EKS add-ons, and what the Cluster Autoscaler
+needs from AWS. Every decision here is the IR's (`mlspec.ir.platform`, `mlspec.ir.policy`); the CloudFormation
+backend builds the same rows from the same decisions.
 
 - `vpc-cni` as a managed add-on with the network policy agent on, so the generated NetworkPolicies are
-  enforced; `metrics-server` as the EKS community add-on. Each at the version EKS qualifies for the
-  cluster's Kubernetes version (`aws_eks_addon_version`, not "most recent"): pinned by the cluster version.
+  enforced; `metrics-server` as the EKS community add-on. No `addon_version`: EKS installs its default
+  version for the cluster's Kubernetes version when it creates the add-on.
 - The Cluster Autoscaler's IRSA role: describe calls on "*" (they take no resource), scaling calls only on
   auto scaling groups tagged as this cluster's (`k8s.io/cluster-autoscaler/<cluster>: owned`, which EKS
   managed node groups carry), and `eks:DescribeNodegroup` on this cluster's node groups.
@@ -13,57 +15,28 @@
 
 from __future__ import annotations
 
-import json
-
-from mlspec.ir.model import IR, NodePool, PlatformComponent
+from mlspec.ir import platform as pf
+from mlspec.ir import policy
+from mlspec.ir.model import IR
 from mlspec.units import identifier
-from mlspec_terraform.cdk import Construct, attr, cdktf, data, resource
+from mlspec_terraform.cdk import Construct, attr, cdktf, resource
 from mlspec_terraform.identity import OidcRefs, irsa_trust
 from mlspec_terraform.policy import condition, document, statement
 
-TEMPLATE_TAG = "k8s.io/cluster-autoscaler/node-template"
-ADDONS = {"vpc-cni": "vpc_cni", "metrics-server": "metrics_server"}
-AUTOSCALER_DESCRIBE = [
-    "autoscaling:DescribeAutoScalingGroups",
-    "autoscaling:DescribeAutoScalingInstances",
-    "autoscaling:DescribeLaunchConfigurations",
-    "autoscaling:DescribeScalingActivities",
-    "autoscaling:DescribeTags",
-    "ec2:DescribeImages",
-    "ec2:DescribeInstanceTypes",
-    "ec2:DescribeLaunchTemplateVersions",
-    "ec2:GetInstanceTypesFromInstanceRequirements",
-]
-AUTOSCALER_SCALE = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
-
-
-def terraform_rows(ir: IR) -> list[PlatformComponent]:
-    return [c for c in ir.platform if c.installed_by == "terraform" and c.id in ADDONS]
-
 
 def build_addons(scope: Construct, ir: IR, cluster_name: str, depends_on: list[str]) -> None:
-    infra = ir.infrastructure
-    assert infra is not None
-    for component in terraform_rows(ir):
-        name = ADDONS[component.id]
-        version = data(
-            scope,
-            "aws_eks_addon_version",
-            name,
-            {"addon_name": component.id, "kubernetes_version": infra.cluster_version, "most_recent": False},
-        )
+    for component in pf.eks_addons(ir):
         config: dict = {
             "cluster_name": cluster_name,
             "addon_name": component.id,
-            "addon_version": attr(version, "version"),
-            # EKS installs a self-managed vpc-cni at creation: the managed add-on takes it over.
-            "resolve_conflicts_on_create": "OVERWRITE",
-            "resolve_conflicts_on_update": "PRESERVE",
+            "resolve_conflicts_on_create": pf.ADDON_RESOLVE_CONFLICTS,
+            "resolve_conflicts_on_update": pf.ADDON_RESOLVE_CONFLICTS,
             "depends_on": depends_on,
         }
-        if component.id == "vpc-cni":
-            config["configuration_values"] = json.dumps({"enableNetworkPolicy": "true"}, sort_keys=True)
-        resource(scope, "aws_eks_addon", name, config)
+        configuration = pf.addon_configuration(component.id)
+        if configuration:
+            config["configuration_values"] = configuration
+        resource(scope, "aws_eks_addon", identifier(component.id), config)
 
 
 def build_autoscaler_role(scope: Construct, ir: IR, oidc: OidcRefs, node_group_arns: list[str]) -> str | None:
@@ -83,42 +56,34 @@ def build_autoscaler_role(scope: Construct, ir: IR, oidc: OidcRefs, node_group_a
         },
     )
     statements = [
-        statement("Describe", AUTOSCALER_DESCRIBE, ["*"]),
+        statement("Describe", list(policy.AUTOSCALER_DESCRIBE_ACTIONS), ["*"]),
         statement(
             "ScaleThisClustersGroups",
-            AUTOSCALER_SCALE,
+            list(policy.AUTOSCALER_SCALE_ACTIONS),
             ["*"],
             conditions=[
                 condition(
                     "StringEquals",
-                    f"aws:ResourceTag/k8s.io/cluster-autoscaler/{infra.cluster_name}",
+                    f"aws:ResourceTag/{pf.autoscaler_cluster_tag(infra.cluster_name)}",
                     ["owned"],
                 )
             ],
         ),
-        statement("DescribeThisClustersNodegroups", ["eks:DescribeNodegroup"], node_group_arns),
+        statement(
+            "DescribeThisClustersNodegroups", list(policy.AUTOSCALER_NODEGROUP_ACTIONS), node_group_arns
+        ),
     ]
     resource(
         scope,
         "aws_iam_role_policy",
         "cluster_autoscaler",
         {
-            "name": "cluster-autoscaler",
+            "name": policy.AUTOSCALER_POLICY_NAME,
             "role": attr(role, "id"),
             "policy": document(scope, "cluster_autoscaler", statements),
         },
     )
     return attr(role, "arn")
-
-
-def node_template_tags(pool: NodePool) -> dict[str, str]:
-    """Tag key -> value that describe a node of this pool to the autoscaler before one exists."""
-    tags = {f"{TEMPLATE_TAG}/label/{key}": value for key, value in sorted(pool.labels.items())}
-    for taint in pool.taints:
-        tags[f"{TEMPLATE_TAG}/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
-    if pool.gpu:
-        tags[f"{TEMPLATE_TAG}/resources/{pool.gpu.resource}"] = str(pool.gpu.per_node)
-    return tags
 
 
 def build_node_template_tags(
@@ -127,14 +92,14 @@ def build_node_template_tags(
     if ir.component("cluster-autoscaler") is None or ir.infrastructure is None:
         return
     for pool in ir.infrastructure.node_pools:
-        if pool.max <= pool.min:
+        if not pf.autoscaled(pool):
             continue
         group = attr(node_groups[pool.id], "resources[0].autoscaling_groups[0].name")
-        for key, value in node_template_tags(pool).items():
+        for key, value in pf.node_template_tags(pool).items():
             resource(
                 scope,
                 "aws_autoscaling_group_tag",
-                identifier(f"{pool.task_id}_{key.removeprefix(TEMPLATE_TAG + '/')}"),
+                identifier(f"{pool.task_id}_{key.removeprefix(pf.NODE_TEMPLATE_TAG + '/')}"),
                 {
                     "autoscaling_group_name": group,
                     "tag": [{"key": key, "value": value, "propagate_at_launch": False}],

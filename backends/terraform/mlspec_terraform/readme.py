@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from mlspec.ir import platform as pf
 from mlspec.ir.model import IR
-from mlspec.ir.platform import markdown_table
-from mlspec_terraform.cluster import AMI_TYPES
-from mlspec_terraform.identity import artifacts_prefix
 
 
 def readme(ir: IR) -> str:
@@ -45,7 +43,7 @@ def readme(ir: IR) -> str:
         taints = ", ".join(f"`{t.key}={t.value}:{t.effect}`" for t in pool.taints) or "-"
         gpus = f"{pool.gpu.per_node} {pool.gpu.product} (`{pool.gpu.resource}`)" if pool.gpu else "-"
         lines.append(
-            f"| {pool.id} | {pool.instance_type} | {gpus} | {AMI_TYPES[pool.image_family]} "
+            f"| {pool.id} | {pool.instance_type} | {gpus} | {pool.ami_type} "
             f"| {pool.min}/{pool.desired}/{pool.max} | {labels} | {taints} |"
         )
     lines += [
@@ -53,7 +51,7 @@ def readme(ir: IR) -> str:
         f"- S3 bucket `{infra.artifacts_bucket}`: versioned, SSE-KMS, public access blocked, TLS only, "
         f"noncurrent versions expire after {infra.noncurrent_version_days} days.",
         f"- ECR repository `{infra.container_registry}`: immutable tags, scan on push, KMS encryption.",
-        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{artifacts_prefix(ir)}/`:",
+        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{infra.artifacts_prefix}/`:",
         "",
         "| service account | IAM role | bucket access |",
         "|---|---|---|",
@@ -61,16 +59,15 @@ def readme(ir: IR) -> str:
     for sa in ir.service_accounts:
         lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |")
     autoscaler = ir.component("cluster-autoscaler")
-    addons = [
-        c for c in ir.platform if c.installed_by == "terraform" and c.id in ("vpc-cni", "metrics-server")
-    ]
+    addons = pf.eks_addons(ir)
     if addons:
         lines += [
             "",
-            "- EKS add-ons at the version EKS qualifies for Kubernetes "
-            f"{infra.cluster_version} (`aws_eks_addon_version`): "
+            "- EKS add-ons at the version EKS installs by default for Kubernetes "
+            f"{infra.cluster_version} when it creates them: "
             + ", ".join(f"`{c.id}` ({c.purpose})" for c in addons)
-            + ".",
+            + ". After changing the cluster version, move each add-on to the new version's default "
+            "(`aws eks update-addon`); Terraform does not.",
         ]
     if autoscaler and autoscaler.role_name:
         lines += [
@@ -87,7 +84,7 @@ def readme(ir: IR) -> str:
         "Kubernetes output's README prints the same table and `kubernetes/platform/` installs its rows. "
         "`mlspec doctor SPEC --context CTX` checks a cluster against it.",
         "",
-        *markdown_table(ir.platform),
+        *pf.markdown_table(ir.platform, ir.targets),
     ]
     lines += ["", "## Apply", ""]
     if infra.state:

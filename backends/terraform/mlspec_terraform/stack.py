@@ -17,7 +17,7 @@ from mlspec_terraform.network import build_network
 from mlspec_terraform.platform import build_addons, build_autoscaler_role, build_node_template_tags
 from mlspec_terraform.storage import build_kms_key, build_storage
 
-MANAGED_BY_TAG = f"{contracts.LABEL_PREFIX}managed-by"
+MANAGED_BY_TAG = contracts.MANAGED_BY_TAG
 
 
 class MLPlatformStack(cdktf.TerraformStack):

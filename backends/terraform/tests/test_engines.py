@@ -105,7 +105,7 @@ def moto_override(endpoint: str) -> dict:
     }
 
 
-# Resource types moto 5.2 has no API for: EKS add-ons (no CreateAddon / DescribeAddonVersions) and tags on
+# Resource types moto 5.2 has no API for: EKS add-ons (no CreateAddon) and tags on
 # the auto scaling group of an EKS node group (moto's node groups name a group that its autoscaling backend
 # does not hold). `terraform validate` with the real provider covers them; the apply targets the rest.
 NOT_IN_MOTO = ("aws_eks_addon", "aws_autoscaling_group_tag")
