@@ -57,9 +57,12 @@ def user_code(ir: IR) -> list[str]:
     modules = [ir.training.entrypoint or "", *ir.evaluation.custom_metrics.values()]
     for pipeline in ir.pipelines:
         for step in pipeline.steps:
-            if step.kind != "user":
+            if step.kind != "user" or step.user is None:
                 continue
-            argv = step.command
+            # the step's command is the runtime's user action; the user's own code is in step.user
+            if step.user.transform:
+                modules.append(step.user.transform)
+            argv = step.user.argv or []
             if len(argv) >= 3 and argv[0].startswith("python") and argv[1] == "-m":
                 modules.append(argv[2])
             elif len(argv) >= 2 and argv[0].startswith("python") and SCRIPT.match(argv[1]):
