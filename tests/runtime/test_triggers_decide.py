@@ -154,7 +154,7 @@ def test_airflow_sink_creates_an_asset_event(
     for key, value in {
         "AIRFLOW_API_URL": recorder,
         "AIRFLOW_USERNAME": "admin",
-        "AIRFLOW_PASSWORD": "pw",
+        "AIRFLOW_PASSWORD": "pw",  # pragma: allowlist secret
     }.items():
         monkeypatch.setenv(key, value)
     state = str(tmp_path / "s.json")

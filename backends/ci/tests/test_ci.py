@@ -3,6 +3,7 @@ the jobs are the five layers the IR calls for."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlspec_ci import CIBackend
-from mlspec_ci.backend import ACCEPTED_CHECKOV, ACTIONS
+from mlspec_ci.backend import ACCEPTED_CHECKOV, ACTIONS, CHECKOV_VERSION, DETECT_SECRETS_VERSION
 
 import mlspec
 from mlspec.backends import EmitContext, load_backend
@@ -99,3 +100,13 @@ def test_accepted_checkov_ids_are_the_documented_ones():
         part = text.split(f"\n{section}\n", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(r"^- (CKV2?_[A-Z0-9_]+):", part, flags=re.M))
         assert documented == set(ACCEPTED_CHECKOV[framework]), framework
+
+
+def test_the_workflow_pins_the_scanners_the_tests_run():
+    """The tests scan with the releases the generated security job installs (scripts/setup.sh reads them)."""
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    out = subprocess.run([str(checkov), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == CHECKOV_VERSION
+    assert importlib.metadata.version("detect-secrets") == DETECT_SECRETS_VERSION
+    wheels = {"-".join(p.name.split("-")[:2]) for p in (ROOT / ".venv-checkov" / "wheelhouse").glob("*.whl")}
+    assert {f"checkov-{CHECKOV_VERSION}", f"detect_secrets-{DETECT_SECRETS_VERSION}"} <= wheels

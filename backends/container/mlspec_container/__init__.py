@@ -1,4 +1,4 @@
-"""mlspec backend: the runtime image every pipeline step and the model server run (Dockerfile + .dockerignore)."""
+"""mlspec backend: the runtime image every pipeline step and the model server run (Dockerfile + Dockerfile.dockerignore)."""
 
 from mlspec_container.backend import ContainerBackend
 

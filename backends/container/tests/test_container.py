@@ -107,7 +107,7 @@ def test_user_code_is_copied_and_the_context_is_an_allowlist():
     ir, files = emitted(ROOT / "specs" / "fraud.yaml")
     assert user_code(ir) == ["fraud/"]
     assert "COPY --chown=10001:10001 fraud/ ./fraud/" in files["Dockerfile"]
-    ignore = files[".dockerignore"].splitlines()
+    ignore = files["Dockerfile.dockerignore"].splitlines()
     assert ignore[ignore.index("*") + 1] == "!fraud/"
 
 

@@ -93,7 +93,7 @@ def moto_override(endpoint: str) -> dict:
         "provider": {
             "aws": {
                 "access_key": "testing",
-                "secret_key": "testing",
+                "secret_key": "testing",  # pragma: allowlist secret
                 "s3_use_path_style": True,
                 "skip_credentials_validation": True,
                 "skip_metadata_api_check": True,
