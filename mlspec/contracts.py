@@ -14,6 +14,7 @@ HEALTH_READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"
 PORT_NAME = "http"  # the Service/container port name the ServiceMonitor scrapes
 SOURCE_HEADER = "x-mlspec-source"  # traffic source of a request ("loadtest" for synthetic traffic)
+REQUEST_ID_HEADER = "x-request-id"  # a mirrored request keeps it: the shadow analysis pairs answers by it
 REDIS_PORT = 6379
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -61,11 +62,32 @@ def retrain_event_uri(system: str) -> str:
     return f"{RETRAIN_EVENT_SCHEME}://{system}/retrain"
 
 
+def pipeline_name(system: str, pipeline_id: str) -> str:
+    """The name a pipeline is uploaded under (KFP): the kubeflow sink starts the training pipeline by it."""
+    return f"{system}-{pipeline_id}"
+
+
+def retrain_job_template(system: str) -> str:
+    """The suspended CronJob whose job template the kubernetes sink starts a retraining Job from."""
+    return f"{system}-retrain"
+
+
+RETRAIN_REASON_ENV = "MLSPEC_RETRAIN_REASON"  # why a retraining run started (fired triggers), when a sink knows
+
+
 # ------------------------------------------------------------------------------------------------ prediction log
 # One record per predicted row. `inputs` maps feature -> model input value (a category is its index in the
 # training value list, -1 unseen); `outputs` is the model output row.
 PREDICTION_LOG_COLUMNS = ("ts", "request_id", "model_version", "row", "inputs", "outputs")
 LABELS_DIR = "labels"  # labels joined by (request_id, row) live under <prediction log>/labels/
+# The server that logged a row: the variant it serves (`variant` column) comes from this environment variable.
+VARIANT_ENV = "MLSPEC_VARIANT"
+CHAMPION = "champion"  # serves users with the champion alias
+CHALLENGER = "challenger"  # serves users with the challenger alias (a-b split, canary)
+SHADOW = "shadow"  # answers mirrored copies of requests with the challenger alias; its answers reach nobody
+VARIANTS = (CHAMPION, CHALLENGER, SHADOW)
+LIVE_SOURCE = "live"
+LOADTEST_SOURCE = "loadtest"  # `mlspec loadtest` marks its requests with SOURCE_HEADER: loadtest
 
 # ------------------------------------------------------------------------------------------------ run layout
 IR_FILE = "ir.json"  # beside generated DAGs, in every run directory, in the ConfigMap the pods mount

@@ -83,7 +83,11 @@ def run(
 @click.option("--run-dir", default=".mlspec/monitor", show_default=True, help="Where the report is written.")
 @click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
 @click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
-@click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Decide on the current trigger state but record nothing: no state, no MLflow run, no retraining.",
+)
 @NOW
 @click.option(
     "--format",
@@ -123,7 +127,7 @@ def monitor(
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     try:
-        result = mon.run_monitor(ir, run_dir, log=log, labels=labels, mlflow=mlflow)
+        result = mon.run_monitor(ir, run_dir, log=log, labels=labels, mlflow=mlflow, dry_run=dry_run)
         sent = None
         if result.get("retrain") and ir.retraining is not None and not dry_run:
             sent = triggers.send(ir, result)
@@ -199,12 +203,17 @@ def report(
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     with tempfile.TemporaryDirectory() as tmp:
-        # decide on a copy of the trigger state, so that a report changes nothing the monitor relies on
-        state = Path(tmp) / "trigger-state.json"
-        state.write_text(json.dumps(triggers.read_state(triggers.default_state_path(ir, ".mlspec/monitor"))))
+        # decide on the trigger state without writing it: a report changes nothing the monitor relies on
         try:
             result = mon.run_monitor(
-                ir, tmp, reference=reference, log=log, labels=labels, state=str(state), mlflow=False
+                ir,
+                tmp,
+                reference=reference,
+                log=log,
+                labels=labels,
+                state=triggers.default_state_path(ir, ".mlspec/monitor"),
+                mlflow=False,
+                dry_run=True,
             )
         except (StepError, triggers.SinkError) as exc:
             raise click.ClickException(f"report failed: {exc}") from exc
