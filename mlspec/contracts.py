@@ -27,6 +27,7 @@ REQUESTS_IN_FLIGHT = "mlspec_requests_in_flight"
 MODEL_INFO = "mlspec_model_info"
 LABEL_ROUTE = "route"
 LABEL_CODE = "code"
+LABEL_VARIANT = "variant"  # set by the ServiceMonitor from the pod's VARIANT_LABEL: metrics per variant
 
 
 def counter_base(exposed_name: str) -> str:
