@@ -19,7 +19,44 @@ from mlspec_kubernetes.meta import IR_FILE, labels, metadata
 from mlspec_kubernetes.workloads import config_volume
 
 NEVER = "0 0 1 1 *"  # the schedule field of a suspended template (a suspended CronJob never runs it)
-SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"  # where in-cluster clients look
+API_ACCESS = "kube-api-access"
+TOKEN_SECONDS = 3600
+
+
+def api_access_volume() -> k.V1Volume:
+    """A short-lived API token, the cluster CA and the namespace, for the one container that calls the API.
+
+    What `automountServiceAccountToken` would mount into every container of the pod, mounted explicitly into
+    this one (the kubelet rotates the token before it expires)."""
+    return k.V1Volume(
+        name=API_ACCESS,
+        projected=k.V1ProjectedVolumeSource(
+            default_mode=0o444,
+            sources=[
+                k.V1VolumeProjection(
+                    service_account_token=k.V1ServiceAccountTokenProjection(
+                        path="token", expiration_seconds=TOKEN_SECONDS
+                    )
+                ),
+                k.V1VolumeProjection(
+                    config_map=k.V1ConfigMapProjection(
+                        name="kube-root-ca.crt", items=[k.V1KeyToPath(key="ca.crt", path="ca.crt")]
+                    )
+                ),
+                k.V1VolumeProjection(
+                    downward_api=k.V1DownwardAPIProjection(
+                        items=[
+                            k.V1DownwardAPIVolumeFile(
+                                path="namespace",
+                                field_ref=k.V1ObjectFieldSelector(field_path="metadata.namespace"),
+                            )
+                        ]
+                    )
+                ),
+            ],
+        ),
+    )
 
 
 def monitor_run_dir(ir: IR) -> str:
@@ -72,20 +109,23 @@ def _cron_job(
 ) -> k.V1CronJob:
     tmp, tmp_mount = pod.tmp_volume()
     cfg, cfg_mount = config_volume(config_name)
+    volumes, mounts = [cfg, tmp], [cfg_mount, tmp_mount]
+    if api_token:
+        volumes.append(api_access_volume())
+        mounts.append(k.V1VolumeMount(name=API_ACCESS, mount_path=SA_TOKEN_PATH, read_only=True))
     container.image_pull_policy = "Always"
     container.security_context = pod.container_security_context()
     container.resources = pod.resources(placement)
-    container.volume_mounts = [cfg_mount, tmp_mount]
+    container.volume_mounts = mounts
     container.env = [k.V1EnvVar(name="HOME", value="/tmp"), *(container.env or [])]
     spec = k.V1PodSpec(
         service_account_name=ir.service_account(account).name,
-        # only the monitor of a loop Kubernetes owns calls the API (to start a retraining Job)
-        automount_service_account_token=api_token,
+        automount_service_account_token=False,
         enable_service_links=False,
         restart_policy="Never",
         security_context=pod.pod_security_context(),
         containers=[container],
-        volumes=[cfg, tmp],
+        volumes=volumes,
         **pod.scheduling(placement),
     )
     job = k.V1JobSpec(
