@@ -73,7 +73,9 @@ def retrain_job_template(system: str) -> str:
     return f"{system}-retrain"
 
 
-RETRAIN_REASON_ENV = "MLSPEC_RETRAIN_REASON"  # why a retraining run started (fired triggers), when a sink knows
+RETRAIN_REASON_ENV = (
+    "MLSPEC_RETRAIN_REASON"  # why a retraining run started (fired triggers), when a sink knows
+)
 
 
 # ------------------------------------------------------------------------------------------------ prediction log

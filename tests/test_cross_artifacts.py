@@ -372,10 +372,14 @@ def test_one_target_schedules_training_and_owns_the_monitor():
     assert owner == ir.monitoring.owner == "airflow"
     cron = next(t.cron for t in ir.retraining.triggers if t.kind == "schedule")
     assert cron in airflow["churn_training.py"] and "churn_monitoring.py" in airflow
-    assert not any(name.endswith("recurring-run.json") for name in kubeflow) and "monitor.yaml" not in kubeflow
+    assert (
+        not any(name.endswith("recurring-run.json") for name in kubeflow) and "monitor.yaml" not in kubeflow
+    )
     assert not [c for c in kinds(k8s, "CronJob") if c["metadata"]["name"] == f"{ir.system.name}-monitor"]
     # owned by Kubeflow instead, the schedules and the monitor move there
-    owned = mlspec.loads(spec_text(None).replace("  cooldown: 24h", "  cooldown: 24h\n  sink: kubeflow"), "c.yaml")
+    owned = mlspec.loads(
+        spec_text(None).replace("  cooldown: 24h", "  cooldown: 24h\n  sink: kubeflow"), "c.yaml"
+    )
     ir = mlspec.compile(owned, ["kubeflow"]).ir
     result = mlspec.compile(owned, ["kubeflow", "airflow"])
     files = {t: [a.path for a in arts] for t, arts in result.artifacts.items()}

@@ -513,7 +513,9 @@ class _Lowering:
                 service=dns_label(f"{self.name}-cache"),
             )
         infra = self.spec.infrastructure
-        default_log = f"{self._artifacts_root()}/predictions" if infra else f"{self._local_prefix()}/predictions"
+        default_log = (
+            f"{self._artifacts_root()}/predictions" if infra else f"{self._local_prefix()}/predictions"
+        )
         registry = self._registry()
         autoscaling = sv.autoscaling
         return ir.Serving(
@@ -551,9 +553,7 @@ class _Lowering:
             max_latency_p99_ms=limits.max_latency_p99_ms if limits else None,
             max_latency_bucket_seconds=limits.max_latency_bucket_seconds if limits else None,
         )
-        nothing = dict(
-            min_agreement=None, max_score_distance=None, metric=None, goal=None, significance=None
-        )
+        nothing = dict(min_agreement=None, max_score_distance=None, metric=None, goal=None, significance=None)
         if r.strategy == "shadow":
             return ir.RolloutAnalysis(
                 kind="shadow",

@@ -72,7 +72,7 @@ class LintContext:
 # Rules that look at the whole document, environments included: run on the base document only.
 BASE_ONLY = frozenset({"MS215", "MS250"})
 # Rules that compile the spec in their head: they run only when the other rules found no error.
-NEEDS_CLEAN = frozenset({"MS301"})
+NEEDS_CLEAN = frozenset({"MS250", "MS301"})
 
 
 def lint(

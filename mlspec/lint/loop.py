@@ -15,7 +15,6 @@ from mlspec.ir import policy
 from mlspec.lint.engine import LintContext, merged_document, rule
 from mlspec.loader import KeyPath
 
-
 _REQUIRED = ("artifacts bucket", "EKS cluster")  # the spec must name these; mlspec derives the others
 
 
@@ -31,10 +30,24 @@ def _names(ir: Any) -> list[tuple[str, str, KeyPath, str | None]]:
     infra = ir.infrastructure
     if infra is not None:
         where = f"{infra.account_id or '?'}/{infra.region}"
-        out.append(("artifacts bucket", infra.artifacts_bucket, ("infrastructure", "storage", "artifacts_bucket"), None))
-        out.append(("EKS cluster", f"{where}/{infra.cluster_name}", ("infrastructure", "cluster", "name"), None))
         out.append(
-            ("ECR repository", f"{where}/{infra.container_registry}", ("infrastructure", "container_registry"), None)
+            (
+                "artifacts bucket",
+                infra.artifacts_bucket,
+                ("infrastructure", "storage", "artifacts_bucket"),
+                None,
+            )
+        )
+        out.append(
+            ("EKS cluster", f"{where}/{infra.cluster_name}", ("infrastructure", "cluster", "name"), None)
+        )
+        out.append(
+            (
+                "ECR repository",
+                f"{where}/{infra.container_registry}",
+                ("infrastructure", "container_registry"),
+                None,
+            )
         )
         if infra.state is not None:
             out.append(
@@ -48,7 +61,9 @@ def _names(ir: Any) -> list[tuple[str, str, KeyPath, str | None]]:
     root = ir.artifacts_root.rstrip("/") + "/"
     if ir.serving is not None:
         log = ir.serving.prediction_log
-        out.append(("prediction log", log, ("serving", "prediction_log"), root if log.startswith(root) else None))
+        out.append(
+            ("prediction log", log, ("serving", "prediction_log"), root if log.startswith(root) else None)
+        )
     if ir.retraining is not None:
         state = ir.retraining.state_uri
         out.append(("trigger state", state, ("retraining",), root if state.startswith(root) else None))
@@ -67,8 +82,8 @@ def unique_per_environment(ctx: LintContext) -> Iterator[Diagnostic]:
             continue  # MS215 says why
         try:
             ir = lower(merged[0], environment=env)
-        except MlspecError:
-            continue  # the rule that owns the problem reports it
+        except (MlspecError, ValueError):
+            continue  # an overlay that does not lower: the rule that owns the problem reports it
         names = _names(ir)
         collided_roots = set()
         for what, value, key, derived_from in names:

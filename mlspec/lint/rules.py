@@ -564,8 +564,10 @@ def metric_goal(ctx: LintContext) -> Iterator[Diagnostic]:
         )
 
 
-from mlspec.lint import capabilities, values  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
-
-from mlspec.lint import loop  # noqa: E402, F401  (the loop's rules, MS250-MS252, live in their own module)
+from mlspec.lint import (  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
+    capabilities,
+    loop,
+    values,
+)
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}

@@ -80,7 +80,11 @@ def analyze(
     tags = registry.version_tags(ir, challenger, c)
     stage = tags.get(registry.STAGE_TAG, "")
     if stage != a.kind or registry.ROLLOUT_STARTED_TAG not in tags:
-        return {**out, "status": "idle", "reason": f"version {challenger} is {stage or 'untagged'}, not in a rollout"}
+        return {
+            **out,
+            "status": "idle",
+            "reason": f"version {challenger} is {stage or 'untagged'}, not in a rollout",
+        }
     started = pd.Timestamp(tags[registry.ROLLOUT_STARTED_TAG]).tz_convert("UTC")
     elapsed = (now - started).total_seconds()
     out.update(started_at=started.isoformat(), elapsed_seconds=elapsed, duration_seconds=a.duration_seconds)
@@ -328,7 +332,9 @@ def _experiment(
         )
     )
     for variant, value in values.items():
-        checks.append(_check(f"{a.metric}_{variant}", True, f"{a.metric} of the {variant}: {value:.4f}", value))
+        checks.append(
+            _check(f"{a.metric}_{variant}", True, f"{a.metric} of the {variant}: {value:.4f}", value)
+        )
     return checks
 
 
@@ -439,9 +445,12 @@ def scrape(url: str, error_classes: list[int], bucket: float | None) -> Traffic:
                     errors += sample.value
             elif sample.name == f"{contracts.REQUEST_DURATION}_count":
                 count += sample.value
-            elif sample.name == f"{contracts.REQUEST_DURATION}_bucket" and bucket is not None:
-                if abs(float(sample.labels["le"]) - bucket) < 1e-12:
-                    within += sample.value
+            elif (
+                sample.name == f"{contracts.REQUEST_DURATION}_bucket"
+                and bucket is not None
+                and abs(float(sample.labels["le"]) - bucket) < 1e-12
+            ):
+                within += sample.value
     return Traffic(requests, errors, None if bucket is None else count - within)
 
 

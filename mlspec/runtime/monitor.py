@@ -191,7 +191,10 @@ def run_monitor(
         labeled=labeled,
     )
     if mon.performance:
-        report["performance_window"] = {"start": perf_window[0].isoformat(), "end": perf_window[1].isoformat()}
+        report["performance_window"] = {
+            "start": perf_window[0].isoformat(),
+            "end": perf_window[1].isoformat(),
+        }
     report["data_quality_violations"] = _violations(ir, report)
     newest = pd.Timestamp(summary.ts_max_ns, unit="ns", tz="UTC") if summary.ts_max_ns is not None else None
     decision = triggers.decide(

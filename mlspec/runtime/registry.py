@@ -42,7 +42,9 @@ HISTORY_ENTRY = HISTORY_TAG + "."  # one tag per champion move: <HISTORY_ENTRY><
 CHALLENGER_ENTRY = "mlspec.challenger_history."  # one tag per challenger transition, same key shape
 HISTORY_KEEP = 50  # newest entries of each kind kept; older ones are deleted after a transition
 STAGE_TAG = "mlspec.stage"
-ROLLOUT_STARTED_TAG = "mlspec.rollout.started_at"  # ISO instant (mlspec.clock) the challenger began its rollout
+ROLLOUT_STARTED_TAG = (
+    "mlspec.rollout.started_at"  # ISO instant (mlspec.clock) the challenger began its rollout
+)
 REASON_MAX_CHARS = 1000
 BY_MAX_CHARS = 200
 
@@ -276,7 +278,9 @@ def _entries(ir: IR, c, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
         model = c.get_registered_model(ir.registry.model_name)
     except Exception:
         return []
-    entries = [{**e, "alias": ir.registry.champion_alias} for e in json.loads(model.tags.get(HISTORY_TAG, "[]"))]
+    entries = [
+        {**e, "alias": ir.registry.champion_alias} for e in json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    ]
     keyed = sorted(
         (key.rsplit(".", 2)[-2], key) for key in model.tags if any(key.startswith(p) for p in prefixes)
     )
@@ -361,7 +365,9 @@ def reject(
     if champion is None:
         previous = alias_version(ir, alias, c)
         c.delete_registered_model_alias(name, alias)
-        return _record(c, name, CHALLENGER_ENTRY, _entry(alias, None, previous, "reject", who, reason, metrics))
+        return _record(
+            c, name, CHALLENGER_ENTRY, _entry(alias, None, previous, "reject", who, reason, metrics)
+        )
     entry = _move(ir, c, alias, champion, action="reject", by=who, reason=reason, metrics=metrics)
     return {**entry, "rejected": version}
 
@@ -390,7 +396,7 @@ def _entry(
 ) -> dict[str, Any]:
     from mlspec import clock
 
-    entry = {
+    entry: dict[str, Any] = {
         "alias": alias,
         "version": version,
         "previous": previous,

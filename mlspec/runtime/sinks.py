@@ -1,16 +1,16 @@
 """The sinks that start a retraining run: each reaches one orchestrator (`retraining.sink`, MLSPEC_RETRAIN_SINK).
 
-  local       `python -m mlspec run SPEC` as a subprocess (waits when MLSPEC_RETRAIN_WAIT=1);
-  airflow     an asset event for `mlspec://<system>/retrain` through Airflow 3's REST API (AIRFLOW_API_URL;
-              AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME/AIRFLOW_PASSWORD for /auth/token);
-  kubeflow    a run of the training pipeline uploaded as `<system>-training` (its newest version), through
-              kfp.Client (KFP_HOST, default the in-cluster API; MLSPEC_KFP_PIPELINE: a package file instead);
-  kubernetes  a Job made from the job template of the suspended CronJob `<system>-retrain` (what
-              `kubectl create job --from=cronjob/...` does), through the Kubernetes API (in-cluster credentials,
-              else KUBECONFIG);
-  orchestrator
-              sends nothing: the orchestrator running the step emits the event itself (the Airflow monitoring
-              DAG's asset outlet). Sending it here too would start two retraining runs.
+local       `python -m mlspec run SPEC` as a subprocess (waits when MLSPEC_RETRAIN_WAIT=1);
+airflow     an asset event for `mlspec://<system>/retrain` through Airflow 3's REST API (AIRFLOW_API_URL;
+            AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME/AIRFLOW_PASSWORD for /auth/token);
+kubeflow    a run of the training pipeline uploaded as `<system>-training` (its newest version), through
+            kfp.Client (KFP_HOST, default the in-cluster API; MLSPEC_KFP_PIPELINE: a package file instead);
+kubernetes  a Job made from the job template of the suspended CronJob `<system>-retrain` (what
+            `kubectl create job --from=cronjob/...` does), through the Kubernetes API (in-cluster credentials,
+            else KUBECONFIG);
+orchestrator
+            sends nothing: the orchestrator running the step emits the event itself (the Airflow monitoring
+            DAG's asset outlet). Sending it here too would start two retraining runs.
 """
 
 from __future__ import annotations
@@ -161,7 +161,9 @@ def _kfp_client():
         if token_path and Path(token_path).exists()
         else None
     )
-    return kfp.Client(host=host, namespace=os.environ.get("KFP_NAMESPACE", "kubeflow"), credentials=credentials)
+    return kfp.Client(
+        host=host, namespace=os.environ.get("KFP_NAMESPACE", "kubeflow"), credentials=credentials
+    )
 
 
 def _kubeflow(ir, result: dict[str, Any]) -> dict[str, Any]:

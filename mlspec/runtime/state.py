@@ -137,7 +137,10 @@ class _S3:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if code not in ("PreconditionFailed", "ConditionalRequestConflict") and status not in (409, 412):
+                if code not in ("PreconditionFailed", "ConditionalRequestConflict") and status not in (
+                    409,
+                    412,
+                ):
                     raise StateError(f"cannot write the trigger state {self.uri}: {_describe(exc)}") from exc
             except Exception as exc:
                 raise StateError(f"cannot write the trigger state {self.uri}: {_describe(exc)}") from exc

@@ -364,7 +364,9 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     metrics = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, int | float)}
     if analysis is not None and analysis.promotion == "after-analysis" and current is not None:
         # the rollout's analysis promotes it (mlspec analyze): until then the champion keeps serving
-        entry = registry.start_rollout(ctx.ir, version, kind=analysis.kind, by="mlspec pipeline", reason=reason)
+        entry = registry.start_rollout(
+            ctx.ir, version, kind=analysis.kind, by="mlspec pipeline", reason=reason
+        )
         return {
             "champion_version": current,
             "promoted": False,

@@ -87,9 +87,14 @@ def _evaluate(ir, report: dict[str, Any], trig, st: dict[str, Any], now: pd.Time
     enough = rows >= rt.min_samples
     if trig.kind == "schedule":
         if rt.owner != "local":
-            return False, f"the {rt.owner} scheduler starts training on '{trig.cron}'; the monitor never fires it"
+            return (
+                False,
+                f"the {rt.owner} scheduler starts training on '{trig.cron}'; the monitor never fires it",
+            )
         window = ir.monitoring.window_seconds if ir.monitoring else 86400
-        return _schedule_due(trig.cron, _ts(st.get("last_checked")) or now - pd.Timedelta(seconds=window), now)
+        return _schedule_due(
+            trig.cron, _ts(st.get("last_checked")) or now - pd.Timedelta(seconds=window), now
+        )
     if trig.kind == "drift":
         d = report.get("drift")
         if d is None or not enough:

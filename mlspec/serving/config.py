@@ -24,7 +24,9 @@ class ServerConfig:
     cache_url: str | None = None
     cache_ttl_seconds: int = 600
     prediction_log: str | None = None
-    variant: str = contracts.CHAMPION  # logged with every prediction (the rollout's champion, challenger, shadow)
+    variant: str = (
+        contracts.CHAMPION
+    )  # logged with every prediction (the rollout's champion, challenger, shadow)
     sample_rate: float = 1.0
     log_flush_interval_s: float = 60.0  # prediction log files are closed (readable) this often
     features: list[str] | None = None  # fallback when the model carries no mlspec.features metadata

@@ -158,7 +158,7 @@ def test_labels_of_the_current_window_are_not_due_yet(project: Path, churn_ir) -
 
 def test_a_labels_path_that_does_not_exist_is_an_error(project: Path, churn_ir) -> None:
     write_log(project / "log", pd.read_csv(DATA / "reference.csv"))
-    with pytest.raises(monitor.MonitorError, match="labels typo/labels.csv: no such file"):
+    with pytest.raises(monitor.MonitorError, match=r"labels typo/labels\.csv: no such file"):
         monitor.run_monitor(churn_ir, "run", log="log", labels="typo/labels.csv", now=NOW)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers_core import root_conftest
+
 from mlspec.runtime import state, triggers
 
 pytestmark = [pytest.mark.engine, pytest.mark.clock]

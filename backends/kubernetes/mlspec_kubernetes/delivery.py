@@ -83,7 +83,9 @@ def _second(ir: IR) -> Variant:
 
 def _second_server(ir: IR, config_name: str, ir_json: str) -> tuple[Variant, list[Any]]:
     v = _second(ir)
-    return v, _plain(ir, v.workload, v.name, config_name, ir_json, _alias_uri(ir, v.model_alias), min_replicas=1)
+    return v, _plain(
+        ir, v.workload, v.name, config_name, ir_json, _alias_uri(ir, v.model_alias), min_replicas=1
+    )
 
 
 def _rollout(ir: IR, config_name: str, ir_json: str, strategy: dict[str, Any]) -> list[Any]:

@@ -132,7 +132,9 @@ def _cron_job(
         backoff_limit=retries,
         active_deadline_seconds=deadline,
         ttl_seconds_after_finished=86400,
-        template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=labels(ir, job_name, component)), spec=spec),
+        template=k.V1PodTemplateSpec(
+            metadata=k.V1ObjectMeta(labels=labels(ir, job_name, component)), spec=spec
+        ),
     )
     cron = k.V1CronJobSpec(
         schedule=schedule,
@@ -142,7 +144,9 @@ def _cron_job(
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=3,
         suspend=True if suspend else None,
-        job_template=k.V1JobTemplateSpec(metadata=k.V1ObjectMeta(labels=labels(ir, job_name, component)), spec=job),
+        job_template=k.V1JobTemplateSpec(
+            metadata=k.V1ObjectMeta(labels=labels(ir, job_name, component)), spec=job
+        ),
     )
     return k.V1CronJob(
         api_version="batch/v1", kind="CronJob", metadata=metadata(ir, job_name, component), spec=cron
@@ -180,8 +184,10 @@ def rollout_cron_job(ir: IR, config_name: str, prometheus: str) -> k.V1CronJob:
     a = ir.serving.rollout.analysis if ir.serving else None
     assert a is not None and a.schedule is not None
     step = _step(ir, "monitoring", "monitor") if ir.pipeline("monitoring") else None
-    placement = step.placement if step else Placement(
-        cpu="1", memory="2Gi", gpu=None, node_pool=None, node_selector={}, tolerations=[]
+    placement = (
+        step.placement
+        if step
+        else Placement(cpu="1", memory="2Gi", gpu=None, node_pool=None, node_selector={}, tolerations=[])
     )
     container = k.V1Container(
         name="analyze",

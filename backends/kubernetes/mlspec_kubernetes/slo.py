@@ -134,7 +134,9 @@ def latency_percentiles_rule(ir: IR, servers: list[str]) -> dict[str, Any] | Non
     rules = [
         {
             "record": f"mlspec:request_duration_seconds:{percentile_name(p)}_rate{PERCENTILE_WINDOW}",
-            "expr": promql.quantile(sel, p / 100, PERCENTILE_WINDOW, f"namespace, job, {contracts.LABEL_VARIANT}"),
+            "expr": promql.quantile(
+                sel, p / 100, PERCENTILE_WINDOW, f"namespace, job, {contracts.LABEL_VARIANT}"
+            ),
         }
         for p in ir.monitoring.latency_percentiles
     ]

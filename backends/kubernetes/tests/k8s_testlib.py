@@ -37,7 +37,9 @@ ACCELERATORS = {
 }
 
 
-def churn_text(rollout: dict | None = None, accelerator: str | None = None, targets: list | None = None) -> str:
+def churn_text(
+    rollout: dict | None = None, accelerator: str | None = None, targets: list | None = None
+) -> str:
     from ruamel.yaml import YAML
 
     rt = YAML()  # YAML 1.2 and round-trip: `on:` keys stay strings

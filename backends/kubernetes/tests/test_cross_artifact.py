@@ -133,11 +133,19 @@ def test_monitor_cronjob_runs_on_the_ir_schedule_when_kubernetes_owns_the_loop(b
     monitor_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (api,) = [v for v in monitor_pod["volumes"] if v["name"] == "kube-api-access"]
     assert api["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3600
-    assert {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-            "readOnly": True} in c["volumeMounts"]
+    assert {
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly": True,
+    } in c["volumeMounts"]
     (role,) = by_kind(objects, "Role")
     assert role["rules"] == [
-        {"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": ["churn-retrain"], "verbs": ["get"]},
+        {
+            "apiGroups": ["batch"],
+            "resources": ["cronjobs"],
+            "resourceNames": ["churn-retrain"],
+            "verbs": ["get"],
+        },
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
     ]
     (binding,) = by_kind(objects, "RoleBinding")
@@ -145,7 +153,9 @@ def test_monitor_cronjob_runs_on_the_ir_schedule_when_kubernetes_owns_the_loop(b
     # the retraining Job: `mlspec run` on the IR, where train runs; scheduled on the training cron (Kubernetes
     # is the only orchestrator, so the schedule trigger is its own)
     retrain = crons["churn-retrain"]
-    assert retrain["spec"]["schedule"] == ir.pipeline("training").schedule and not retrain["spec"].get("suspend")
+    assert retrain["spec"]["schedule"] == ir.pipeline("training").schedule and not retrain["spec"].get(
+        "suspend"
+    )
     assert _container(retrain)["args"] == ["run", "/etc/mlspec/ir.json"]
     train = next(s for s in ir.pipeline("training").steps if s.action == "train")
     pod = retrain["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -168,9 +178,10 @@ def test_the_rollout_analysis_runs_mlspec_analyze(built):
         assert cron["spec"]["schedule"] == ir.serving.rollout.analysis.schedule
         c = _container(cron)
         assert c["args"][:3] == ["analyze", "/etc/mlspec/ir.json", "--apply"]
-        assert {"name": "MLSPEC_PROMETHEUS_URL", "value": "http://prometheus-operated.monitoring.svc:9090"} in c[
-            "env"
-        ]
+        assert {
+            "name": "MLSPEC_PROMETHEUS_URL",
+            "value": "http://prometheus-operated.monitoring.svc:9090",
+        } in c["env"]
     for name in ("rolling", "blue-green"):  # promoted at training: nothing to analyze online
         _, _, objects = built[name]
         assert "churn-rollout" not in _crons(objects)

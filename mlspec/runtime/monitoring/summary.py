@@ -136,7 +136,9 @@ class Summary:
     versions: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     variants: dict[str, int] = field(default_factory=dict)
-    excluded: dict[str, int] = field(default_factory=dict)  # "source=loadtest" / "variant=shadow" -> rows skipped
+    excluded: dict[str, int] = field(
+        default_factory=dict
+    )  # "source=loadtest" / "variant=shadow" -> rows skipped
     features: dict[str, NumericSummary | CategoricalSummary] = field(default_factory=dict)
     correlation: CorrelationSummary | None = None
     # the labeled predictions, one frame per batch that had any (concatenated only when read: merging stays
