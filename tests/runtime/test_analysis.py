@@ -27,8 +27,9 @@ def ir_for(churn_ir, rollout: dict, tmp: Path):
     """churn's IR with another rollout strategy, relowered from the spec so that the analysis is decided."""
     import io
 
-    import mlspec
     from ruamel.yaml import YAML
+
+    import mlspec
 
     rt = YAML()
     data = rt.load((Path(__file__).resolve().parents[2] / "specs" / "churn.yaml").read_text())
