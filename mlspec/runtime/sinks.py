@@ -226,7 +226,7 @@ def _kube_api():
         config.load_incluster_config()
     except config.ConfigException:
         try:
-            config.load_kube_config()
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         except Exception as exc:
             raise SinkError(f"kubernetes sink: no in-cluster credentials and no kubeconfig ({exc})") from exc
     return client.BatchV1Api()
