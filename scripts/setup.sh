@@ -3,7 +3,8 @@
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
-#           chromium (opens the monitoring report offline)
+#           chromium (opens the monitoring report offline), postgresql (the Airflow loop test runs a cluster of
+#           its own as the postgres user, on a free port of 127.0.0.1, and stops it by PID)
 #   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
@@ -18,6 +19,8 @@ missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")
 done
+# Debian keeps the PostgreSQL server binaries off PATH, in /usr/lib/postgresql/<version>/bin
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
