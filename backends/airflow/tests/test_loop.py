@@ -1,14 +1,17 @@
 """The loop, closed by a real Airflow 3 (api-server, scheduler with LocalExecutor, dag-processor, PostgreSQL)
-running the generated local-mode DAGs, with real model servers writing the prediction log:
+running the generated local-mode DAGs, with a real model server writing the prediction log:
 
   drifted live traffic (and load-test traffic, which monitoring must skip) -> the monitoring DAG, deployed,
   runs its latest schedule tick at once (catchup off) and fires -> its asset event makes the scheduler start
-  the training DAG -> a new challenger, which does not serve users
-  -> a second drift inside the cooldown starts nothing -> the challenger's shadow answers mirrored requests
-  -> `mlspec analyze --apply` promotes it -> a slow challenger's shadow is rejected and the champion stays.
+  the training DAG -> a new challenger in a shadow rollout, which does not serve users -> a second drift inside
+  the cooldown starts nothing; every transition is in `mlspec history`.
 
-The clock is pinned (MLSPEC_NOW) for every process; the test moves it forward for the servers and the analysis
-where the story needs time to pass (the shadow runs for step_duration).
+What the rollout's analysis then decides (the shadow promoted, a slow shadow rejected with the champion kept) is
+proved on a real registry and real prediction logs by tests/runtime/test_analysis.py, and through `mlspec analyze`
+after a compiled pipeline by backends/kubeflow/tests/test_kfp_loop.py: here it would add two training runs and
+four servers to a test that must stay short.
+
+The clock is pinned (MLSPEC_NOW) for every process.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +35,6 @@ import mlspec
 pytestmark = [pytest.mark.engine, pytest.mark.clock, pytest.mark.slow]
 
 NOW = pd.Timestamp(os.environ.get("MLSPEC_NOW", "2025-07-01T12:00:00Z"))  # pinned by the root conftest
-CONTRACTS = ["month-to-month", "one-year", "two-year"]
 
 
 def iso(ts: pd.Timestamp) -> str:
@@ -104,8 +105,20 @@ class Server:
         self.log = spec.parent.parent / f"server-{self.port}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mlspec", "serve", str(spec), "--port", str(self.port)]
-                + ["--log-flush-interval", "1", "--reload-interval", "3600", *args],
+                [
+                    sys.executable,
+                    "-m",
+                    "mlspec",
+                    "serve",
+                    str(spec),
+                    "--port",
+                    str(self.port),
+                    "--log-flush-interval",
+                    "1",
+                    "--reload-interval",
+                    "3600",
+                    *args,
+                ],
                 env={**env, "MLSPEC_NOW": iso(now)},
                 cwd=spec.parent.parent,
                 stdout=out,
@@ -175,6 +188,39 @@ def registry_state(tracking: str) -> dict:
     }
 
 
+def log_traffic(spec: Path, env: dict[str, str], project: Path) -> None:
+    live = pd.read_csv(project / "data" / "churn" / "reference.csv").head(1500)
+    live["monthly_charges"] = (live["monthly_charges"] * 1.6).round(2)
+    champion = Server(spec, env, NOW)
+    try:
+        send([champion], records(live), "live-", per_request=50, clients=4)
+        loadtest = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlspec",
+                "loadtest",
+                champion.url,
+                "--spec",
+                str(spec),
+                "--duration",
+                "2s",
+                "--concurrency",
+                "2",
+                "--max-requests",
+                "400",
+            ],
+            env=env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert loadtest.returncode in (0, 1), loadtest.stderr  # its SLO verdict is not this test's concern
+    finally:
+        champion.stop()
+
+
 @pytest.fixture()
 def cluster(tmp_path: Path):
     pg = Postgres()
@@ -216,33 +262,20 @@ def test_the_loop_closes_in_airflow(cluster: Airflow, tmp_path: Path) -> None:
 
     # Two days ago: the first champion, trained by hand (its run holds a cooldown that is long over), while
     # PostgreSQL takes Airflow's schema.
-    first = threading.Thread(
-        target=mlspec_cli, args=(["run", str(spec), "--now", iso(NOW - pd.Timedelta(days=2))], env, project)
-    )
-    first.start()
-    cluster.migrate()
-    first.join()
-    assert registry_state(tracking)["champion"] == "1"
-    cluster.start()
-
-    # Live traffic whose monthly charges drifted, and a load test that monitoring must not count.
-    live = pd.read_csv(project / "data" / "churn" / "reference.csv").head(1500)
-    live["monthly_charges"] = (live["monthly_charges"] * 1.6).round(2)
-    champion = Server(spec, env, NOW)
-    try:
-        send([champion], records(live), "live-", per_request=50, clients=4)
-        loadtest = subprocess.run(
-            [sys.executable, "-m", "mlspec", "loadtest", champion.url, "--spec", str(spec)]
-            + ["--duration", "2s", "--concurrency", "2", "--max-requests", "400"],
-            env=env,
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=120,
+    with ThreadPoolExecutor(1) as training:
+        first = training.submit(
+            mlspec_cli, ["run", str(spec), "--now", iso(NOW - pd.Timedelta(days=2))], env, project
         )
-        assert loadtest.returncode in (0, 1), loadtest.stderr  # its SLO verdict is not this test's concern
-    finally:
-        champion.stop()
+        cluster.migrate()
+        first.result()
+    assert registry_state(tracking)["champion"] == "1"
+
+    # Live traffic whose monthly charges drifted, and a load test that monitoring must not count, logged by
+    # the champion's server while Airflow starts.
+    with ThreadPoolExecutor(1) as starting:
+        started = starting.submit(cluster.start)
+        log_traffic(spec, env, project)
+        started.result()
 
     # 1. Deployed, the monitoring DAG runs its latest tick (catchup off), sees the drift (not the load test)
     # and fires; its asset event starts training.
@@ -282,81 +315,6 @@ def test_the_loop_closes_in_airflow(cluster: Airflow, tmp_path: Path) -> None:
     assert [e["uri"] for e in events] == ["mlspec://churn/retrain"]
     assert len(cluster.runs("churn_training")) == 1
 
-    # 3. The shadow answers mirrored requests for step_duration; the analysis passes and promotes it.
-    later = NOW + pd.Timedelta(minutes=5)
-    calm = pd.read_csv(project / "data" / "churn" / "reference.csv").iloc[1500:1800]
-    pair = [
-        Server(spec, env, later),
-        Server(spec, env, later, "--model", "models:/churn@challenger", "--variant", "shadow"),
-    ]
-    try:
-        send(pair, records(calm), "mirror-a-")
-        analysis = mlspec_cli(
-            [
-                "analyze",
-                str(spec),
-                "--apply",
-                "--now",
-                iso(NOW + pd.Timedelta(minutes=15)),
-                "--format",
-                "json",
-            ]
-            + ["--metrics", f"shadow={pair[1].url}/metrics"],
-            env,
-            project,
-        )
-    finally:
-        for server in pair:
-            server.stop()
-    verdict = json.loads(analysis.stdout)
-    assert verdict["status"] == "pass", verdict
-    checks = {c["name"]: c["value"] for c in verdict["checks"]}
-    assert checks["paired_requests"] == 300 and checks["agreement"] >= 0.8 and checks["error_rate"] == 0
-    state = registry_state(tracking)
-    assert (state["champion"], state["stages"]["1"], state["stages"]["2"]) == ("2", "retired", "champion")
-
-    # 4. A retraining started by hand: its shadow server is slow, so the analysis rejects it at once.
-    manual = cluster.trigger("churn_training")
-    cluster.wait_for_run("churn_training", manual, timeout=600)
-    assert registry_state(tracking)["challenger"] == "3"
-    pair = [
-        Server(spec, env, later),
-        Server(
-            spec,
-            env,
-            later,
-            "--model",
-            "models:/churn@challenger",
-            "--variant",
-            "shadow",
-            "--max-batch-delay-ms",
-            "400",
-        ),
-    ]
-    try:
-        send(pair, records(calm), "mirror-b-", clients=16)
-        analysis = mlspec_cli(
-            [
-                "analyze",
-                str(spec),
-                "--apply",
-                "--now",
-                iso(NOW + pd.Timedelta(minutes=15)),
-                "--format",
-                "json",
-            ]
-            + ["--metrics", f"shadow={pair[1].url}/metrics"],
-            env,
-            project,
-        )
-    finally:
-        for server in pair:
-            server.stop()
-    verdict = json.loads(analysis.stdout)
-    assert verdict["status"] == "fail" and "slower than 250 ms" in verdict["reason"], verdict
-    state = registry_state(tracking)
-    assert (state["champion"], state["challenger"], state["stages"]["3"]) == ("2", "2", "rejected")
-
     # Every transition is on record, with who and why.
     history = json.loads(mlspec_cli(["history", str(spec), "--format", "json"], env, project).stdout)
     assert [(h["action"], h["alias"], h["version"]) for h in history] == [
@@ -364,11 +322,5 @@ def test_the_loop_closes_in_airflow(cluster: Airflow, tmp_path: Path) -> None:
         ("promote", "champion", "1"),
         ("register", "challenger", "2"),
         ("rollout", "challenger", "2"),
-        ("promote", "champion", "2"),
-        ("register", "challenger", "3"),
-        ("rollout", "challenger", "3"),
-        ("reject", "challenger", "2"),
     ]
-    assert (
-        history[4]["by"] == history[7]["by"] == "mlspec analyze" and "shadow analysis" in history[4]["reason"]
-    )
+    assert "shadow" in history[3]["reason"], history[3]
