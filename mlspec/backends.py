@@ -55,6 +55,8 @@ class Feature(StrEnum):
     INFRASTRUCTURE_GPU_POOL = "infrastructure.gpu_pool"
     INFRASTRUCTURE_AMD_GPU_POOL = "infrastructure.amd_gpu_pool"
     INFRASTRUCTURE_STATE = "infrastructure.state"
+    # a tainted pool the Cluster Autoscaler scales up from zero nodes: it must learn the taints from AWS
+    INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO = "infrastructure.tainted_pool_from_zero"
 
 
 FEATURES = tuple(Feature)
@@ -209,8 +211,11 @@ def features_used(ir: IR) -> Iterator[Usage]:
                 yield Usage(Feature.TUNING_FAN_OUT, where, ("training", "tuning"))
         if any(c.gates for c in pipeline.conditions):
             yield Usage(Feature.GATES, f"pipelines.{pipeline.id}.conditions", ("evaluation", "gates"))
-    if ir.training.workers > 1:
-        yield Usage(Feature.TRAINING_DISTRIBUTED, "training.workers", ("training", "distributed", "workers"))
+    distribution = ir.training.distribution
+    if distribution is not None and distribution.nodes > 1:
+        yield Usage(
+            Feature.TRAINING_DISTRIBUTED, "training.distribution", ("training", "distributed", "workers")
+        )
     if ir.retraining:
         for index, trigger in enumerate(ir.retraining.triggers):
             yield Usage(
@@ -248,11 +253,13 @@ def features_used(ir: IR) -> Iterator[Usage]:
     if infra.cloud == "aws" and infra.account_id is None:
         yield Usage(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID, "infrastructure.account_id", ("infrastructure",))
     for pool in infra.node_pools:
+        where, path = f"infrastructure.node_pools.{pool.id}", ("infrastructure", "node_pools", pool.id)
         if pool.gpu:
-            where, path = f"infrastructure.node_pools.{pool.id}", ("infrastructure", "node_pools", pool.id)
             yield Usage(Feature.INFRASTRUCTURE_GPU_POOL, where, path)
             if pool.gpu.vendor == "amd":
                 yield Usage(Feature.INFRASTRUCTURE_AMD_GPU_POOL, where, (*path, "instance_type"))
+        if pool.taints and pool.min == 0 < pool.max and ir.component("cluster-autoscaler"):
+            yield Usage(Feature.INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO, where, path)
     if infra.state:
         yield Usage(Feature.INFRASTRUCTURE_STATE, "infrastructure.state", ("infrastructure", "state"))
 
@@ -317,7 +324,7 @@ class IRBackend(BaseBackend):
 
 
 # The backends this project ships, each a distribution `mlspec-<name>` and an extra `mlspec[<name>]`.
-KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes")
+KNOWN_BACKENDS = ("kubeflow", "airflow", "terraform", "kubernetes", "cloudformation", "container", "ci")
 
 
 def available_backends() -> dict[str, type | EntryPoint]:

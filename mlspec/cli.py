@@ -383,6 +383,42 @@ def compile_(
 @cli.command()
 @SPEC_ARG
 @ENV
+@click.option("--context", default=None, help="kube context to check the platform prerequisites in.")
+@click.option(
+    "--discovery",
+    default=None,
+    type=click.Path(file_okay=False, exists=True, path_type=str),
+    help="A folder of recorded API discovery documents (api/v1.json, apis/<group>/<version>.json) instead of a cluster.",
+)
+def doctor(spec: str, env: str | None, context: str | None, discovery: str | None) -> None:
+    """Check the local toolchain and, given a kube context, every platform prerequisite of the spec.
+
+    \b
+    Example:
+      mlspec doctor specs/churn.yaml --env staging --context prod-admin
+    """
+    from mlspec import api
+    from mlspec import doctor as dr
+
+    try:
+        ir = api.load_ir(spec, env)
+    except MlspecError as exc:
+        _fail(exc, "text", spec)
+        return
+    findings = dr.toolchain(ir)
+    if context or discovery:
+        fetch = dr.recorded_fetch(Path(discovery)) if discovery else dr.kubectl_fetch(context or "")
+        findings += dr.cluster(ir, fetch)
+    text, ok = dr.report(findings)
+    click.echo(text)
+    if not (context or discovery):
+        click.echo("(no --context: the cluster's prerequisites were not checked)")
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@SPEC_ARG
+@ENV
 def graph(spec: str, env: str | None) -> None:
     """Print the pipelines and triggers as a Mermaid flowchart.
 

@@ -25,9 +25,41 @@ REQUESTS_TOTAL = "mlspec_requests_total"
 BATCH_SIZE_ROWS = "mlspec_batch_size_rows"
 REQUESTS_IN_FLIGHT = "mlspec_requests_in_flight"
 MODEL_INFO = "mlspec_model_info"
+CACHE_HITS_TOTAL = "mlspec_cache_hits_total"
+CACHE_MISSES_TOTAL = "mlspec_cache_misses_total"
+CACHE_ERRORS_TOTAL = "mlspec_cache_errors_total"
+MODEL_RELOADS_TOTAL = "mlspec_model_reloads_total"
+PREDICTION_LOG_RECORDS_TOTAL = "mlspec_prediction_log_records_total"
+PREDICTION_LOG_DROPPED_TOTAL = "mlspec_prediction_log_dropped_total"
+CONNECTIONS_CLOSED_TOTAL = "mlspec_connections_closed_total"
 LABEL_ROUTE = "route"
 LABEL_CODE = "code"
 LABEL_VARIANT = "variant"  # set by the ServiceMonitor from the pod's VARIANT_LABEL: metrics per variant
+
+# What `mlspec monitor` exports for each run (metrics.prom, and a push to the Pushgateway when
+# PUSHGATEWAY_URL_ENV is set). Gauges; every one carries LABEL_SYSTEM.
+MONITOR_WINDOW_ROWS = "mlspec_monitor_window_rows"
+MONITOR_LAST_RUN = "mlspec_monitor_last_run_timestamp_seconds"
+FEATURE_DRIFT_SCORE = "mlspec_feature_drift_score"
+FEATURE_DRIFTED = "mlspec_feature_drifted"
+DRIFTED_FEATURES = "mlspec_drifted_features"
+CORRELATION_CHANGE = "mlspec_correlation_change"
+FEATURE_NULL_RATE = "mlspec_feature_null_rate"
+FEATURE_OUT_OF_RANGE_RATE = "mlspec_feature_out_of_range_rate"
+FEATURE_UNSEEN_RATE = "mlspec_feature_unseen_rate"
+DATA_QUALITY_VIOLATIONS = "mlspec_data_quality_violations"
+MODEL_PERFORMANCE = "mlspec_model_performance"
+LABELED_ROWS = "mlspec_labeled_rows"
+BUSINESS_KPI = "mlspec_business_kpi"
+CONFUSION_MATRIX_CHANGE = "mlspec_confusion_matrix_change"
+RETRAIN_TRIGGER_FIRED = "mlspec_retrain_trigger_fired"
+RETRAIN_DECISION = "mlspec_retrain_decision"
+LABEL_SYSTEM = "system"
+LABEL_FEATURE = "feature"
+LABEL_METRIC = "metric"
+LABEL_TRIGGER = "trigger"
+PUSHGATEWAY_URL_ENV = "MLSPEC_PUSHGATEWAY_URL"  # where the monitor pushes its gauges (unset: no push)
+MONITOR_PUSH_JOB = "mlspec-monitor"  # the push's `job` label; grouped by LABEL_SYSTEM
 
 
 def counter_base(exposed_name: str) -> str:
@@ -44,6 +76,7 @@ ACCELERATOR_LABEL = "mlspec.io/accelerator"
 VARIANT_LABEL = "mlspec.io/variant"
 CONFIG_SHA_ANNOTATION = "mlspec.io/config-sha256"
 MANAGED_BY = "mlspec"
+MANAGED_BY_TAG = "mlspec.io/managed-by"  # cloud resource tag (value MANAGED_BY), with SYSTEM_LABEL
 
 # ------------------------------------------------------------------------------------------------ model bundle
 MODEL_FILE = "model.onnx"
@@ -92,5 +125,16 @@ VARIANTS = (CHAMPION, CHALLENGER, SHADOW)
 LIVE_SOURCE = "live"
 LOADTEST_SOURCE = "loadtest"  # `mlspec loadtest` marks its requests with SOURCE_HEADER: loadtest
 
+# ------------------------------------------------------------------------------------------------ distributed training
+RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous (and the TCPStore it hosts) on node 0
+DDP_WORKER_ENV = "MLSPEC_DDP"  # "1" in every process torchrun starts: it trains, it does not launch
+RUN_DIR_ENV = "MLSPEC_RUN_DIR"  # the launched workers' run folder, filled in by the train step's launcher
+IR_ENV = "MLSPEC_IR"  # the launched workers' IR (inline JSON), filled in by the train step's launcher
+TRAIN_JOB_TEMPLATE_KEY = "template.yaml"  # the key of the job template in its ConfigMap
+
 # ------------------------------------------------------------------------------------------------ run layout
 IR_FILE = "ir.json"  # beside generated DAGs, in every run directory, in the ConfigMap the pods mount
+IR_MOUNT_DIR = (
+    "/etc/mlspec"  # where pods (and `docker run -v`) mount the IR; the image's default CMD reads it
+)
+RUNTIME_UID = 10001  # the image's user and every pod's runAsUser/runAsGroup

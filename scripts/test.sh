@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Tools installed into the venv (hadolint, actionlint, mlspec) are found without activating it.
+export PATH="$PWD/.venv/bin:$PATH"
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 exec .venv/bin/python -m pytest "$@"

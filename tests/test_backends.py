@@ -14,6 +14,7 @@ from mlspec import backends
 from mlspec.backends import (
     ENTRY_POINT_GROUP,
     FEATURES,
+    KNOWN_BACKENDS,
     Backend,
     IRBackend,
     Support,
@@ -114,7 +115,7 @@ def test_targets_lists_capabilities(fake_entry_points) -> None:
 
 
 def test_every_shipped_backend_states_every_feature() -> None:
-    for name in ("kubeflow", "airflow", "terraform", "kubernetes"):
+    for name in KNOWN_BACKENDS:
         backend = load_backend(name)
         assert set(backend.capabilities) == set(FEATURES), name
         assert all(isinstance(state, Support) for state in backend.capabilities.values()), name

@@ -44,8 +44,10 @@ def spec_text(serving_on: str | None = None) -> str:
         gpu_type = SERVING_ACCELERATORS[serving_on]
         data["serving"]["accelerator"] = "gpu"
         data["serving"]["resources"]["gpu"] = {"type": gpu_type, "count": 1}
+        # the canary's peak (3 replicas + 1 surge pod) on one-accelerator nodes: what the pools hold (MS224)
+        data["serving"]["replicas"] = {"min": 1, "max": 3}
         if gpu_type.startswith("aws-"):
-            data["infrastructure"]["node_pools"]["inf"] = {"instance_type": "inf2.xlarge", "min": 0, "max": 2}
+            data["infrastructure"]["node_pools"]["inf"] = {"instance_type": "inf2.xlarge", "min": 0, "max": 4}
     buf = io.StringIO()
     rt.dump(data, buf)
     return buf.getvalue()
@@ -66,7 +68,8 @@ def terraform(serving_on: str | None = None) -> tuple:
 
 def kubernetes(serving_on: str | None = None) -> tuple:
     ir, files = compiled("kubernetes", serving_on)
-    return ir, [doc for text in files.values() for doc in yaml.safe_load_all(text) if doc]
+    manifests = (text for path, text in files.items() if path.endswith(".yaml"))
+    return ir, [doc for text in manifests for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
 
 
 def kinds(objects, kind):
@@ -349,7 +352,7 @@ def test_bucket_and_repository_agree():
     assert tf["resource"]["aws_s3_bucket"]["artifacts"]["bucket"] == infra.artifacts_bucket
     assert tf["resource"]["aws_ecr_repository"]["models"]["name"] == infra.container_registry
     assert ir.artifacts_root.startswith(f"s3://{infra.artifacts_bucket}/")
-    (config,) = kinds(k8s, "ConfigMap")
+    (config,) = [c for c in kinds(k8s, "ConfigMap") if contracts.IR_FILE in c["data"]]
     carried = json.loads(config["data"][contracts.IR_FILE])
     assert carried["infrastructure"]["artifacts_bucket"] == infra.artifacts_bucket
 

@@ -16,7 +16,7 @@ from helpers_core import CHURN, ROOT, run_cli
 pytestmark = pytest.mark.engine
 
 SCRIPT = ROOT / "tests" / "editors" / "nvim_diagnostics.lua"
-LATEST_IMAGE = CHURN.read_text().replace("churn-runtime:1.4.2", "churn-runtime:latest")  # MS211, a rule
+LATEST_IMAGE = CHURN.read_text().replace("churn:1.4.2", "churn:latest")  # MS211, a rule
 TYPO = CHURN.read_text().replace("    strategy: canary\n", "    strategy: canery\n")  # MS103, validation
 
 

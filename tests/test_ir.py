@@ -24,7 +24,7 @@ def churn() -> mlspec.api.LoadedSpec:
 
 def test_versioned_and_json_round_trip(churn) -> None:
     ir = mlspec.lower(churn)
-    assert ir.ir_version == IR_VERSION == "2.0"
+    assert ir.ir_version == IR_VERSION == "2.3"
     text = ir.to_json()
     assert IR.model_validate_json(text) == ir
     assert json.loads(text)["system"]["spec_path"] == "specs/churn.yaml"
@@ -80,7 +80,10 @@ def test_user_step_names_and_order() -> None:
     ids = [s.id for s in steps]
     assert ids.index("prep") < ids.index("build-features") < ids.index("train")
     features = next(s for s in steps if s.id == "build-features")
-    assert features.task_id == "build_features" and features.outputs == ["features"]
+    assert features.task_id == "build_features" and features.user.files == ["features"]
+    # the runtime runs every step: it expands the placeholders and checks the step's data contract
+    assert features.command == ["python", "-m", "mlspec.runtime", "build-features"]
+    assert features.user.argv == ["python", "f.py", "--out", "{outputs.features}"]
     assert "build-features" in next(s for s in steps if s.id == "train").depends_on
 
 
@@ -108,6 +111,8 @@ def test_gpu_step_placement_is_the_pool_decision(churn) -> None:
 
 def test_gpu_serving_runs_on_the_only_gpu_pool() -> None:
     text = CHURN.read_text().replace("  accelerator: cpu\n", "  accelerator: gpu\n")
+    # the canary's peak (3 replicas + 1 surge pod) fits the 4 one-GPU nodes the pool grows to (MS224)
+    text = text.replace("  replicas: {min: 2, max: 20}\n", "  replicas: {min: 1, max: 3}\n")
     ir = mlspec.lower(mlspec.loads(text))
     where = ir.serving.placement
     assert where.node_pool == "gpu" and where.gpu.product == "nvidia-a10g" and where.gpu.count == 1
@@ -167,7 +172,14 @@ def test_environment_overlay_deep_merges(churn) -> None:
     prod = mlspec.lower(churn, "prod")
     # prod only points the registry at the in-cluster MLflow server
     assert prod.registry.tracking_uri == "http://mlflow.mlflow.svc.cluster.local:5000"
-    unchanged = {"system": base.system, "infrastructure": base.infrastructure, "registry": base.registry}
+    # (the platform table follows the registry: prod's in-cluster MLflow server is a declared prerequisite)
+    assert prod.component("mlflow") is not None and base.component("mlflow") is None
+    unchanged = {
+        "system": base.system,
+        "infrastructure": base.infrastructure,
+        "registry": base.registry,
+        "platform": base.platform,
+    }
     assert prod.model_copy(update=unchanged) == base
 
 
@@ -212,7 +224,7 @@ def test_one_catalog_of_built_in_steps() -> None:
     from mlspec.ir.catalog import BUILTIN_STEP_IDS
     from mlspec.runtime.steps import ACTIONS
 
-    assert set(ACTIONS) == set(BUILTIN_STEP_IDS)
+    assert set(ACTIONS) == {*BUILTIN_STEP_IDS, "user"}  # "user": a user step under its data contract
     ir = mlspec.lower(mlspec.load(CHURN))
     for pipeline in ir.pipelines:
         for step in pipeline.steps:

@@ -1,7 +1,7 @@
 """The IR owns every decision, and `mlspec lint` passes exactly what `mlspec compile` emits.
 
 - Generated specs (pools of several vendors and sizes, GPU and CPU serving, SLOs, an overlay) compile with all
-  four backends, whose outputs agree with the IR's placements and SLO policy, and so with each other.
+  five backends, whose outputs agree with the IR's placements and SLO policy, and so with each other.
 - Lint clean <=> every target compiles: for every spec and environment in specs/, over the invalid corpus,
   and over mutations of the example.
 - No backend spells a wire name itself: they come from the IR or mlspec.contracts.
@@ -28,7 +28,7 @@ import mlspec
 from mlspec import contracts
 from mlspec.diagnostics import MlspecError, has_errors
 
-TARGETS = ["kubeflow", "airflow", "terraform", "kubernetes"]
+TARGETS = ["kubeflow", "airflow", "terraform", "kubernetes", "cloudformation"]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 # (instance type, GPU type, GPUs per node) across vendors and sizes
 GPU_POOLS = [
@@ -80,6 +80,9 @@ def systems(draw: st.DrawFn) -> dict:
             "gpu": {"type": GPU_POOLS[serve_pool][1], "count": 1},
             "node_pool": f"gpu{serve_pool}",
         }
+        # the pool must hold the rollout's peak, replicas.max + the canary surge (MS224): size it so
+        pool = data["infrastructure"]["node_pools"][f"gpu{serve_pool}"]
+        pool["max"] = max(pool["max"], -(-25 // GPU_POOLS[serve_pool][2]))
     latency = draw(st.sampled_from([25, 50, 100, 200, 300]))
     availability = draw(st.sampled_from([99.0, 99.5, 99.9, 99.95]))
     serving["slo"] = {"latency_p99_ms": latency, "availability_percent": availability, "window": "30d"}
@@ -100,6 +103,20 @@ def _compile_all(data: dict, env: str | None = None) -> tuple:
 
 def _tolerations(placement) -> list[tuple]:
     return [(t.key, t.value, t.effect) for t in placement.tolerations]
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form tags (`!Ref X`) as plain values: enough to read node groups."""
+
+
+_CfnLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_scalar(node)
+    ),
+)
 
 
 def _assert_placements_agree(ir, files: dict) -> None:
@@ -158,8 +175,29 @@ def _assert_placements_agree(ir, files: dict) -> None:
         assert p.gpu is None or (pool.gpu.resource == p.gpu.resource and p.gpu.count <= pool.gpu.per_node)
         family = {"nvidia": "NVIDIA", "neuron": "NEURON", "standard": "STANDARD"}[pool.image_family]
         assert group["ami_type"] == f"AL2023_x86_64_{family}"
+    # CloudFormation: the same node group offers it (pools are compared in full in test_cross_infrastructure.py)
+    template = yaml.load(files["cloudformation"]["template.yaml"], Loader=_CfnLoader)
+    cfn = {
+        r["Properties"]["NodegroupName"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EKS::Nodegroup"
+    }
+    for p in placements:
+        if p.node_pool is None:
+            continue
+        group = cfn[ir.node_pool(p.node_pool).group_name]
+        assert p.node_selector.items() <= group["Labels"].items()
+        taints = [(t["Key"], t["Value"], effects[t["Effect"]]) for t in group.get("Taints", [])]
+        assert taints == _tolerations(p)
+        assert group["AmiType"] == tf[ir.node_pool(p.node_pool).task_id]["ami_type"]
     # Kubernetes: the server's resources, selector and tolerations
-    objects = [d for text in files["kubernetes"].values() for d in yaml.safe_load_all(text) if d]
+    objects = [
+        d
+        for name, text in files["kubernetes"].items()
+        if name.endswith(".yaml")
+        for d in yaml.safe_load_all(text)
+        if isinstance(d, dict)
+    ]
     (server,) = [
         o
         for o in objects

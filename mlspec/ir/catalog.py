@@ -1,4 +1,5 @@
-"""Catalogs lowering decides from: the built-in pipeline steps, GPU vendors and known instance types."""
+"""Catalogs lowering decides from: the built-in pipeline steps, GPU vendors, EKS node images and known
+instance types."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class BuiltinStep:
 
 
 BUILTIN_STEPS: tuple[BuiltinStep, ...] = (
+    BuiltinStep("validate-raw", "training", "Validate raw data", ("rows", "checks_passed"), memory="4Gi"),
     BuiltinStep("validate-data", "training", "Validate data", ("rows", "checks_passed"), memory="4Gi"),
     BuiltinStep("tune-trial", "training", "Tuning trial", ("value",)),
     BuiltinStep("tune-select", "training", "Select best trial", ("best_params",)),
@@ -65,6 +67,15 @@ GPU_VENDORS = (
     GpuVendor("amd", "amd-", "amd.com/gpu", "standard"),
     GpuVendor("aws", "aws-", "aws.amazon.com/neuron", "neuron"),
 )
+
+
+# The EKS-optimized Amazon Linux 2023 AMI type of each node image family (x86_64): the NVIDIA variant ships the
+# driver and container toolkit, the Neuron variant the Inferentia/Trainium driver.
+EKS_AMI_TYPES = {
+    "standard": "AL2023_x86_64_STANDARD",
+    "nvidia": "AL2023_x86_64_NVIDIA",
+    "neuron": "AL2023_x86_64_NEURON",
+}
 
 
 def gpu_vendor(gpu_type: str) -> GpuVendor | None:

@@ -6,14 +6,15 @@ from typing import Any
 
 from mlspec import contracts
 from mlspec.diagnostics import Diagnostic, Location, MlspecError
+from mlspec.ir import cloud, dataflow, placement, platform, policy
 from mlspec.ir import model as ir
-from mlspec.ir import placement, policy
-from mlspec.ir.catalog import BUILTIN_BY_ID
+from mlspec.ir.catalog import BUILTIN_BY_ID, EKS_AMI_TYPES
 from mlspec.spec import models as sm
 from mlspec.spec.resolve import deep_merge, infer_task
 from mlspec.units import dns_label, duration_seconds, identifier, quantity
 
 RUNTIME_ENTRY = ["python", "-m", "mlspec.runtime"]
+BUILTIN_USER_OUTPUTS = ("outputs",)  # a user step's result: {data set: {rows, uri}} of what it wrote
 
 
 def apply_environment(data: dict[str, Any], env: str | None, path: str = "<spec>") -> dict[str, Any]:
@@ -43,18 +44,24 @@ class _Lowering:
         self.name = spec.metadata.name
         self.namespace = spec.metadata.namespace or self.name
         self.image = spec.images.runtime
+        self.artifacts_prefix = self.name  # the system's key prefix in the artifacts bucket
 
     # ------------------------------------------------------------------ top level
     def run(self) -> ir.IR:
         s = self.spec
         self.pools = self._node_pools()
+        _raise(placement.capacity_problems(s), self.spec_path)
+        self.flow = dataflow.resolve(s)
+        _raise(self.flow.problems or dataflow.serving_problems(s, self.flow), self.spec_path)
+        infrastructure = self._infrastructure()
+        self.image = platform.image_reference(s.images.runtime, infrastructure)
         service_accounts = self._service_accounts()
         data = self._data()
         pipelines = [self._training_pipeline()]
         if s.monitoring is not None:
             pipelines.append(self._monitoring_pipeline())
         artifacts_root = self._artifacts_root()
-        return ir.IR(
+        lowered = ir.IR(
             system=ir.System(
                 name=self.name,
                 namespace=self.namespace,
@@ -64,6 +71,7 @@ class _Lowering:
                 spec_path=self.spec_path,
                 spec_sha256=self.spec_sha256,
                 environment=self.environment,
+                environments=list(s.environments),
             ),
             images={"runtime": self.image},
             artifacts_root=artifacts_root,
@@ -77,14 +85,18 @@ class _Lowering:
             monitoring=self._monitoring(data),
             retraining=self._retraining(),
             service_accounts=service_accounts,
-            infrastructure=self._infrastructure(),
+            infrastructure=infrastructure,
             targets=list(s.targets),
+        )
+        # Decided from the whole IR: what the artifacts need from the platform, and what the image holds.
+        return lowered.model_copy(
+            update={"image": platform.runtime_image(lowered), "platform": platform.decide(lowered)}
         )
 
     # ------------------------------------------------------------------ names derived per environment
     def _artifacts_root(self) -> str:
         infra = self.spec.infrastructure
-        return f"s3://{infra.storage.artifacts_bucket}/{self.name}" if infra else ".mlspec"
+        return f"s3://{infra.storage.artifacts_bucket}/{self.artifacts_prefix}" if infra else ".mlspec"
 
     def _local_prefix(self) -> str:
         """Where a system without infrastructure keeps its files: .mlspec, or .mlspec/<env> per environment."""
@@ -101,23 +113,38 @@ class _Lowering:
         return policy.loop_owner(list(self.spec.targets), r.sink if r else None)
 
     # ------------------------------------------------------------------ data
-    def _data(self) -> ir.Data:
-        d = self.spec.data
-        columns = [
+    def _columns(self, columns: dict[str, sm.Column]) -> list[ir.Column]:
+        target = self.spec.data.schema_.target
+        return [
             ir.Column(
                 name=name,
                 type=c.type,
-                role="target" if name == d.schema_.target else c.role,
+                role="target" if name == target else c.role,
                 pii=c.pii,
                 unique=c.unique,
                 nullable=c.nullable,
                 min=c.min,
                 max=c.max,
                 values=c.values,
+                produced_by=self.flow.added_by.get(name),
             )
-            for name, c in d.schema_.columns.items()
+            for name, c in columns.items()
         ]
+
+    def _data(self) -> ir.Data:
+        d = self.spec.data
+        columns = self._columns(d.schema_.columns)
         features = [c.name for c in columns if c.role == "feature"]
+        steps = {u.name: u for u in self.spec.steps}
+        transforms = [
+            ir.Transform(
+                step=name,
+                function=steps[name].transform or "",
+                adds=sorted(c for c, by in self.flow.added_by.items() if by == name),
+            )
+            for name in self.flow.chain
+            if steps[name].transform
+        ]
         return ir.Data(
             sources=[
                 ir.DataSource(
@@ -131,6 +158,9 @@ class _Lowering:
             features=features,
             checks=[c.model_dump(mode="json") for c in d.checks],
             split=d.split.model_dump(mode="json"),
+            raw_checks=[c.model_dump(mode="json") for c in d.raw_checks],
+            prepared=[ir.DataSetRef(name=v.name, step=v.step) for v in self.flow.prepared.values()],
+            transforms=transforms,
         )
 
     # ------------------------------------------------------------------ resources and pools
@@ -161,6 +191,7 @@ class _Lowering:
                 taints = [ir.Taint(key=gpu.resource, value="true", effect="NoSchedule")]
             else:
                 taints = []
+            image_family = gpus.vendor.image_family if gpus.vendor else "standard"
             pools.append(
                 ir.NodePool(
                     id=pool_id,
@@ -170,12 +201,14 @@ class _Lowering:
                     max=p.max,
                     desired=p.desired if p.desired is not None else p.min,
                     gpu=gpu,
-                    image_family=gpus.vendor.image_family if gpus.vendor else "standard",
+                    image_family=image_family,
                     disk_size_gb=p.disk_size_gb,
                     spot=p.spot,
                     labels=dict(sorted(labels.items())),
                     taints=taints,
                     node_selector={contracts.NODE_POOL_LABEL: pool_id},
+                    group_name=cloud.node_group_name(infra.cluster.name, pool_id),
+                    ami_type=EKS_AMI_TYPES[image_family] if infra.cloud == "aws" else None,
                 )
             )
         return pools
@@ -245,24 +278,75 @@ class _Lowering:
             service_account=b.service_account,
         )
 
+    def _worker_placement(self, gpu_count: int) -> ir.Placement:
+        """A training process's pod with `gpu_count` GPUs of the training type (its pool, cpu and memory)."""
+        t = self.spec.training.resources
+        request = placement.requests(self.spec)[0]
+        if request.gpu_type:
+            request = placement.Request(
+                request.gpu_type, gpu_count, request.node_pool, request.path, request.what
+            )
+        return self._placement(
+            request,
+            t.cpu if t.cpu is not None else policy.TRAIN_CPU,
+            t.memory if t.memory is not None else policy.TRAIN_MEMORY,
+        )
+
+    def _distribution(self) -> ir.Distribution:
+        """How the train step spreads over processes and nodes (mlspec.ir.placement.training_plan)."""
+        plan = placement.training_plan(self.spec)
+        workers = self._worker_placement(plan.gpus_per_pod)
+        backend = "nccl" if workers.gpu and workers.gpu.vendor in policy.NCCL_VENDORS else "gloo"
+        max_restarts = self.spec.training.distributed.max_restarts
+        command: list[str] = []
+        env: dict[str, str] = {}
+        if plan.launcher != "none":
+            command = [RUNTIME_ENTRY[0], "-m", "torch.distributed.run"]
+            command += ["--standalone"] if plan.launcher == "standalone" else []
+            command += [
+                f"--nnodes={plan.nodes}",
+                f"--nproc-per-node={plan.processes_per_node}",
+                f"--max-restarts={max_restarts}",
+                *RUNTIME_ENTRY[1:],
+                "train",
+            ]
+            env = {**policy.COLLECTIVE_ENV[backend], contracts.DDP_WORKER_ENV: "1"}
+        return ir.Distribution(
+            launcher=plan.launcher,
+            nodes=plan.nodes,
+            processes_per_node=plan.processes_per_node,
+            world_size=plan.nodes * plan.processes_per_node,
+            backend=backend,
+            max_restarts=max_restarts,
+            rendezvous_port=contracts.RENDEZVOUS_PORT,
+            command=command,
+            env=dict(sorted(env.items())),
+            placement=workers,
+            template=dns_label(f"{self.name}-train-job") if plan.launcher in ("job", "trainjob") else None,
+        )
+
     def _training_pipeline(self) -> ir.Pipeline:
         s = self.spec
         t = s.training
-        train_request = placement.requests(s)[0]
-        train_placement = self._placement(
-            train_request,
-            t.resources.cpu if t.resources.cpu is not None else policy.TRAIN_CPU,
-            t.resources.memory if t.resources.memory is not None else policy.TRAIN_MEMORY,
-        )
+        distribution = self._distribution()
+        if distribution.nodes > 1:  # the step launches the workers' job and waits for it
+            train_placement = self._cpu_placement(policy.LAUNCHER_CPU, policy.LAUNCHER_MEMORY)
+        else:
+            train_placement = distribution.placement
+        # A tuning trial is one process: it gets one GPU of the training type.
+        trial_placement = self._worker_placement(1)
         train_timeout = duration_seconds(t.timeout) if t.timeout else policy.TRAIN_TIMEOUT_SECONDS
-        steps: list[ir.Step] = [self._builtin("validate-data", depends_on=[])]
+        steps: list[ir.Step] = []
+        if s.data.raw_checks:
+            steps.append(self._builtin("validate-raw", depends_on=[]))
+        steps.append(self._builtin("validate-data", depends_on=["validate-raw"] if s.data.raw_checks else []))
         train_deps = ["validate-data"]
         if t.tuning:
             steps.append(
                 self._builtin(
                     "tune-trial",
                     depends_on=["validate-data"],
-                    runs_on=train_placement,
+                    runs_on=trial_placement,
                     retries=t.retries,
                     timeout=train_timeout,
                     fan_out=ir.FanOut(count=t.tuning.trials, parallelism=t.tuning.parallelism),
@@ -325,7 +409,8 @@ class _Lowering:
         known = {st.id for st in builtins} | {u.name for u in user}
         extra_deps: dict[str, set[str]] = {st.id: set() for st in builtins}
         for u in user:
-            extra_deps[u.name] = set()
+            extra_deps[u.name] = {d for d in self.flow.after.get(u.name, ()) if d in known}
+        sources = set(self.spec.data.sources)
         for u in user:
             for target in _as_list(u.before):
                 if target in known:
@@ -333,6 +418,8 @@ class _Lowering:
             for source in _as_list(u.after):
                 if source in known:
                     extra_deps[u.name].add(source)
+            if sources & set(u.outputs):  # data preparation: validate-data checks and splits its output
+                extra_deps["validate-data"].add(u.name)
         user_steps = [
             ir.Step(
                 id=u.name,
@@ -341,11 +428,11 @@ class _Lowering:
                 kind="user",
                 action="user",
                 image=u.image or self.image,
-                command=list(u.command),
+                command=[*RUNTIME_ENTRY, u.name],
                 env=dict(sorted(u.env.items())),
                 depends_on=sorted(extra_deps[u.name]),
                 conditions=[],
-                outputs=_declared_outputs(u.command),
+                outputs=list(BUILTIN_USER_OUTPUTS),
                 placement=self._placement(
                     request,
                     u.resources.cpu if u.resources.cpu is not None else policy.USER_STEP_CPU,
@@ -359,6 +446,7 @@ class _Lowering:
                 cache=u.cache,
                 fan_out=None,
                 service_account="training",
+                user=self._user_action(u),
             )
             for u, request in zip(user, placement.requests(self.spec)[1:], strict=True)
         ]
@@ -367,6 +455,24 @@ class _Lowering:
             for st in builtins
         ]
         return _topological(user_steps + merged)
+
+    def _user_action(self, u: sm.UserStep) -> ir.UserAction:
+        """The user's command or transform and its data contract, as the runtime's user action enforces it."""
+        data_sets = set(u.outputs)
+        return ir.UserAction(
+            argv=list(u.command) if u.command else None,
+            transform=u.transform,
+            inputs=[ir.DataSetRef(name=v.name, step=v.step) for v in self.flow.inputs.get(u.name, [])],
+            outputs=[
+                ir.DataOutput(
+                    name=name,
+                    columns=self._columns(self.flow.columns.get((u.name, name), {})),
+                    adds=list(out.adds),
+                )
+                for name, out in u.outputs.items()
+            ],
+            files=[name for name in _declared_outputs(u.command or []) if name not in data_sets],
+        )
 
     def _monitoring_pipeline(self) -> ir.Pipeline:
         m = self.spec.monitoring
@@ -449,6 +555,7 @@ class _Lowering:
             export_format=t.export.format,
             opset=t.export.opset,
             parity_tolerance=t.export.parity_tolerance,
+            distribution=self._distribution(),
         )
 
     def _evaluation(self) -> ir.Evaluation:
@@ -711,6 +818,9 @@ class _Lowering:
                     role_name=role,
                     role_arn=arn,
                     bucket_access=access,
+                    object_read_actions=list(policy.OBJECT_READ_ACTIONS),
+                    object_write_actions=list(policy.OBJECT_WRITE_ACTIONS if access == "read-write" else ()),
+                    key_actions=list(policy.KEY_ACTIONS[access]),
                 )
             )
         return out
@@ -729,24 +839,43 @@ class _Lowering:
                 region=infra.state.region or infra.region,
                 lock_table=infra.state.lock_table,
             )
+        cluster = infra.cluster.name
         return ir.Infrastructure(
             cloud=infra.cloud,
             region=infra.region,
             account_id=infra.account_id,
-            cluster_name=infra.cluster.name,
+            cluster_name=cluster,
             cluster_version=infra.cluster.version,
             node_pools=self.pools,
-            network=ir.Network(
-                vpc_id=infra.network.vpc_id,
-                subnet_ids=infra.network.subnet_ids,
-                cidr=infra.network.cidr,
-                availability_zones=infra.network.availability_zones,
-            ),
+            network=self._network(infra),
             artifacts_bucket=infra.storage.artifacts_bucket,
+            artifacts_prefix=self.artifacts_prefix,
             noncurrent_version_days=infra.storage.noncurrent_version_days,
             container_registry=infra.container_registry
             or (f"{self.name}-{self.environment}" if self.environment else self.name),
             state=state,
+            cluster_role_name=cloud.platform_role_name(cluster, "cluster"),
+            node_role_name=cloud.platform_role_name(cluster, "nodes"),
+            cluster_log_group=cloud.cluster_log_group(cluster),
+            log_retention_days=policy.LOG_RETENTION_DAYS,
+            kms_key_alias=cloud.kms_key_alias(cluster),
+            kms_deletion_window_days=policy.KMS_DELETION_WINDOW_DAYS,
+        )
+
+    def _network(self, infra: sm.Infrastructure) -> ir.Network:
+        net, cluster = infra.network, infra.cluster.name
+        creates = net.vpc_id is None  # an existing VPC is used as given: no subnets, no flow logs
+        private, public = cloud.subnet_cidrs(net.cidr, net.availability_zones) if creates else ([], [])
+        return ir.Network(
+            vpc_id=net.vpc_id,
+            subnet_ids=net.subnet_ids,
+            cidr=net.cidr,
+            availability_zones=net.availability_zones,
+            zones=cloud.zone_names(infra.region, net.availability_zones) if creates else [],
+            private_subnets=private,
+            public_subnets=public,
+            flow_logs_group=cloud.flow_logs_group(cluster) if creates else None,
+            flow_logs_role_name=cloud.platform_role_name(cluster, "flow-logs") if creates else None,
         )
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
 # newer minor version are ignored on read); a new major version is refused with a clear error.
-IR_VERSION = "2.0"
+IR_VERSION = "2.3"
 
 
 class Node(BaseModel):
@@ -32,6 +32,9 @@ class System(Node):
     spec_path: str = Field(description="The spec, relative to its project root, POSIX.")
     spec_sha256: str
     environment: str | None
+    environments: list[str] = Field(
+        default_factory=list, description="Every environment the spec defines, in spec order (IR 2.1)."
+    )
 
 
 class Column(Node):
@@ -44,6 +47,9 @@ class Column(Node):
     min: float | None
     max: float | None
     values: list[str | int | float | bool] | None
+    produced_by: str | None = Field(
+        None, description="Id of the step that adds this column; None: the raw sources carry it."
+    )
 
 
 class DataSource(Node):
@@ -52,14 +58,40 @@ class DataSource(Node):
     format: Literal["parquet", "csv"]
 
 
+class DataSetRef(Node):
+    """One version of a data set: a data source as read, or what a step wrote under that name."""
+
+    name: str
+    step: str | None = Field(description="Id of the step whose output this is; None: the data source itself.")
+
+
+class Transform(Node):
+    """A row-wise transform a preparation step declares; the model server applies it to request rows."""
+
+    step: str
+    function: str = Field(description="module:function(frame) -> frame.")
+    adds: list[str] = Field(description="Columns it adds.")
+
+
 class Data(Node):
     sources: list[DataSource]
     target: str
     task: Literal["classification", "regression"]
-    columns: list[Column]
+    columns: list[Column] = Field(description="The prepared training data's schema (data.schema).")
     features: list[str] = Field(description="Columns the model consumes, in input order.")
     checks: list[dict[str, Any]]
     split: dict[str, Any]
+    raw_checks: list[dict[str, Any]] = Field(
+        default_factory=list, description="Checks on the raw sources, run by validate-raw before any step."
+    )
+    prepared: list[DataSetRef] = Field(
+        default_factory=list,
+        description="The version of each data source validate-data reads (the last step that wrote it).",
+    )
+    transforms: list[Transform] = Field(
+        default_factory=list,
+        description="What the server applies to request rows before encoding them, in pipeline order.",
+    )
 
 
 class Taint(Node):
@@ -86,6 +118,28 @@ class Placement(Node):
     tolerations: list[Taint] = Field(description="The pool's taints, tolerated.")
 
 
+class DataOutput(Node):
+    name: str
+    columns: list[Column] = Field(
+        description="What the runtime checks the written data set against: each column present with its "
+        "type, nulls, range and allowed values."
+    )
+    adds: list[str] = Field(description="Columns this step adds to the data set.")
+
+
+class UserAction(Node):
+    """What a user step runs, and its data contract; the runtime's step action enforces it."""
+
+    argv: list[str] | None = Field(
+        description="The user's command: {inputs.X}/{outputs.X} are local Parquet files, {run_dir} the run "
+        "folder; a leading python is the runtime's own interpreter."
+    )
+    transform: str | None = Field(description="module:function applied to the one input when argv is None.")
+    inputs: list[DataSetRef]
+    outputs: list[DataOutput]
+    files: list[str] = Field(description="{outputs.X} names that are no data set: files the step writes.")
+
+
 class FanOut(Node):
     count: int
     parallelism: int
@@ -98,6 +152,7 @@ class Step(Node):
     display_name: str
     kind: Literal["builtin", "user"]
     action: Literal[
+        "validate-raw",
         "validate-data",
         "tune-trial",
         "tune-select",
@@ -125,6 +180,7 @@ class Step(Node):
     cache: bool
     fan_out: FanOut | None
     service_account: str = Field(description="Id of a ServiceAccount in IR.service_accounts.")
+    user: UserAction | None = Field(None, description="A user step's command and data contract.")
 
 
 class Gate(Node):
@@ -167,6 +223,32 @@ class Tuning(Node):
     space: list[SearchDim]
 
 
+class Distribution(Node):
+    """How the train step spreads over processes and nodes, decided in lowering from its placement."""
+
+    launcher: Literal["none", "standalone", "job", "trainjob"] = Field(
+        description="none: one process; standalone: torchrun on one node, in the train step's own pod; job: an "
+        "Indexed Job and a headless Service (c10d rendezvous); trainjob: a Kubeflow Trainer TrainJob. For job "
+        "and trainjob the train step launches the workers on the cluster and waits for them."
+    )
+    nodes: int
+    processes_per_node: int = Field(description="One per GPU of a node's placement (one on CPU).")
+    world_size: int
+    backend: Literal["nccl", "gloo"] = Field(description="nccl on NVIDIA GPUs, gloo otherwise.")
+    max_restarts: int = Field(description="Elastic restarts of the whole worker group.")
+    rendezvous_port: int
+    command: list[str] = Field(
+        description="What each node runs: torchrun over the runtime's train step (empty for one process)."
+    )
+    env: dict[str, str] = Field(description="Environment of the worker processes (collective settings).")
+    placement: Placement = Field(
+        description="Each node's pod; the train step's own placement is the launcher's when nodes > 1."
+    )
+    template: str | None = Field(
+        description="Name of the ConfigMap that holds the job template the train step launches (job, trainjob)."
+    )
+
+
 class Training(Node):
     entrypoint: str | None
     builtin: dict[str, Any] | None
@@ -179,6 +261,9 @@ class Training(Node):
     export_format: str
     opset: int
     parity_tolerance: float
+    distribution: Distribution | None = Field(
+        None, description="Always set by lowering; None (an IR 2.0 file): one process."
+    )
 
 
 class Evaluation(Node):
@@ -405,6 +490,8 @@ class NodePool(Node):
     labels: dict[str, str] = Field(description="Node labels set by the infrastructure.")
     taints: list[Taint]
     node_selector: dict[str, str] = Field(description="The labels a workload selects this pool with.")
+    group_name: str = Field(description="Name of the pool's managed node group in the cloud.")
+    ami_type: str | None = Field(description="EKS AMI type of the image family (None off AWS).")
 
 
 class ServiceAccount(Node):
@@ -414,6 +501,11 @@ class ServiceAccount(Node):
     role_name: str = Field(description="Cloud IAM role bound to it (IRSA).")
     role_arn: str | None = Field(description="Known when infrastructure.account_id is set.")
     bucket_access: Literal["read", "read-write"]
+    object_read_actions: list[str] = Field(
+        description="Actions its role may take on objects under Infrastructure.artifacts_prefix."
+    )
+    object_write_actions: list[str] = Field(description="Write actions there (empty for read access).")
+    key_actions: list[str] = Field(description="Actions its role may take with the platform KMS key.")
 
 
 class Network(Node):
@@ -421,6 +513,11 @@ class Network(Node):
     subnet_ids: list[str] | None
     cidr: str
     availability_zones: int
+    zones: list[str] = Field(description="Zone names of the created subnets (empty with an existing VPC).")
+    private_subnets: list[str] = Field(description="CIDR of the private subnet in each zone, in zone order.")
+    public_subnets: list[str] = Field(description="CIDR of the public (NAT, load balancer) subnet per zone.")
+    flow_logs_group: str | None = Field(description="Log group of the VPC flow logs (created VPC only).")
+    flow_logs_role_name: str | None = Field(description="IAM role that delivers the flow logs.")
 
 
 class RemoteState(Node):
@@ -440,9 +537,69 @@ class Infrastructure(Node):
     node_pools: list[NodePool]
     network: Network
     artifacts_bucket: str
+    artifacts_prefix: str = Field(
+        description="This system's key prefix in the bucket; roles are scoped to it."
+    )
     noncurrent_version_days: int
     container_registry: str
     state: RemoteState | None
+    cluster_role_name: str = Field(description="IAM role of the EKS control plane.")
+    node_role_name: str = Field(description="IAM role of every node group's nodes.")
+    cluster_log_group: str = Field(description="Log group of the control-plane logs.")
+    log_retention_days: int = Field(description="Retention of the control-plane and flow log groups.")
+    kms_key_alias: str = Field(description="Alias of the platform key (secrets, bucket, registry, logs).")
+    kms_deletion_window_days: int = Field(description="Days a deleted platform key stays recoverable.")
+
+
+class RuntimeImage(Node):
+    """The one image every step and the server run, where it lives and what goes into it (IR 2.1)."""
+
+    reference: str = Field(description="repository:tag; equal to images['runtime'].")
+    repository: str
+    tag: str
+    registry: str = Field(description="Registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com.")
+    registry_kind: Literal["ecr", "ghcr", "other"]
+    ecr_repository: str | None = Field(
+        description="The ECR repository (= infrastructure.container_registry) when the image lives in ECR."
+    )
+    region: str | None = Field(description="The ECR repository's region.")
+    accelerator: Literal["cpu", "cuda"] = Field(
+        description="cuda when any step or the server requests an NVIDIA GPU: the image carries the CUDA runtime."
+    )
+    extras: list[str] = Field(description="mlspec extras the compiled targets run in it (pip extras).")
+    python: str = Field(description="Python minor version of the image.")
+    mlspec_version: str = Field(description="The mlspec release installed in it (the compiler's own).")
+
+
+class PlatformComponent(Node):
+    """A controller, CRD set, API or add-on the generated artifacts rely on, and who provides it (IR 2.1)."""
+
+    id: str = Field(description="DNS-1123 name of the component.")
+    purpose: str = Field(description="Which part of the system needs it.")
+    kinds: list[str] = Field(
+        description="Object kinds it serves, as apiVersion/Kind (e.g. argoproj.io/v1alpha1/Rollout)."
+    )
+    apis: list[str] = Field(
+        description="Aggregated APIs it serves, as group/version (e.g. metrics.k8s.io/v1beta1)."
+    )
+    resources: list[str] = Field(description="Extended node resources it advertises (e.g. nvidia.com/gpu).")
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Prometheus metric names it exposes that the generated dashboards query (IR 2.2).",
+    )
+    installed_by: Literal["cluster", "infrastructure", "kubernetes", "you"] = Field(
+        description="cluster: Kubernetes itself; infrastructure: the infrastructure target (terraform's "
+        "main.tf.json or cloudformation's template.yaml, whichever is deployed); kubernetes: the generated "
+        "platform kustomization; you: declared only, the platform team provides it."
+    )
+    source: str = Field(description="What provides it: an EKS add-on, a pinned upstream manifest or chart.")
+    version: str
+    namespace: str | None
+    service_account: str | None = Field(
+        description="namespace/name of its ServiceAccount when it needs IRSA."
+    )
+    role_name: str | None = Field(description="IAM role the infrastructure target creates for it (IRSA).")
+    role_arn: str | None
 
 
 class IR(Node):
@@ -464,6 +621,11 @@ class IR(Node):
     service_accounts: list[ServiceAccount]
     infrastructure: Infrastructure | None
     targets: list[str]
+    image: RuntimeImage | None = Field(None, description="The runtime image decision (IR 2.1).")
+    platform: list[PlatformComponent] = Field(
+        default_factory=list,
+        description="Every prerequisite of the generated artifacts, in install order (IR 2.1).",
+    )
 
     def pipeline(self, pipeline_id: str) -> Pipeline | None:
         return next((p for p in self.pipelines if p.id == pipeline_id), None)
@@ -472,6 +634,9 @@ class IR(Node):
         if pool_id is None or self.infrastructure is None:
             return None
         return next((p for p in self.infrastructure.node_pools if p.id == pool_id), None)
+
+    def component(self, component_id: str) -> PlatformComponent | None:
+        return next((c for c in self.platform if c.id == component_id), None)
 
     def service_account(self, sa_id: str) -> ServiceAccount:
         return next(sa for sa in self.service_accounts if sa.id == sa_id)

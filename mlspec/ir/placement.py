@@ -280,3 +280,140 @@ def problems(spec: sm.Spec) -> list[Problem]:
     if serving is not None:
         found += choose_pool(spec, serving)[1]
     return found
+
+
+# ------------------------------------------------------------------------------------------------ training spread
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How training spreads over pods (shared by lint's capacity check and lowering's IR Distribution).
+
+    A worker is a torchrun node with `training.resources.gpu.count` GPUs and one process per GPU (one on CPU).
+    Workers whose GPUs fit one node of their pool share one pod (no rendezvous across nodes); otherwise each
+    worker is its own pod, started by the spec's launcher.
+    """
+
+    nodes: int
+    processes_per_node: int
+    gpus_per_pod: int  # 0 on CPU
+    launcher: str  # none | standalone | job | trainjob
+    pool: str | None  # spec node pool name, when pinned
+
+
+def training_plan(spec: sm.Spec) -> TrainingPlan:
+    t = spec.training
+    workers = t.distributed.workers
+    gpus = t.resources.gpu.count if t.resources.gpu else 0
+    pool, _ = choose_pool(spec, requests(spec)[0])
+    per_node = _per_node(spec, pool)
+    if workers == 1 or (gpus and per_node and workers * gpus <= per_node):
+        nodes, per_pod = 1, workers * gpus
+        processes = max(per_pod, workers)
+    else:
+        nodes, per_pod, processes = workers, gpus, max(gpus, 1)
+    if nodes * processes == 1:
+        launcher = "none"
+    elif nodes == 1:
+        launcher = "standalone"
+    else:
+        launcher = t.distributed.launcher
+    return TrainingPlan(nodes, processes, per_pod, launcher, pool)
+
+
+def _per_node(spec: sm.Spec, pool: str | None) -> int:
+    if pool is None or spec.infrastructure is None or pool not in spec.infrastructure.node_pools:
+        return 0
+    return pool_gpus(pool, spec.infrastructure.node_pools[pool])[0].per_node
+
+
+def capacity_problems(spec: sm.Spec) -> list[Problem]:
+    """MS224: the GPUs a workload needs at its peak exceed what its node pool can grow to.
+
+    Training needs every worker at once (a collective waits for all ranks); serving needs replicas.max plus
+    the rollout's surge pods (mlspec.ir.policy.peak_server_pods).
+    """
+    from mlspec.ir.policy import peak_server_pods
+
+    infra = spec.infrastructure
+    if infra is None:
+        return []
+    found = []
+    plan = training_plan(spec)
+    t = spec.training
+    if plan.pool and plan.gpus_per_pod:
+        per_node = _per_node(spec, plan.pool)
+        need = _nodes_needed(plan.nodes, plan.gpus_per_pod, per_node)
+        pool_max = infra.node_pools[plan.pool].max
+        if need and need > pool_max:
+            workers, gpus = t.distributed.workers, t.resources.gpu.count if t.resources.gpu else 0
+            found.append(
+                Problem(
+                    "MS224",
+                    f"training needs {workers} worker(s) x {gpus} GPU(s) at once, {need} node(s) of pool "
+                    f"'{plan.pool}' ({per_node} GPUs each), but the pool grows to {pool_max}",
+                    ("training", "distributed", "workers")
+                    if workers > 1
+                    else ("training", "resources", "gpu", "count"),
+                    hint=f"infrastructure.node_pools.{plan.pool}.max: {need}, or fewer workers or GPUs",
+                )
+            )
+    sv = spec.serving
+    request, _ = serving_request(spec)
+    if sv is not None and request is not None and request.gpu_count:
+        pool, _ = choose_pool(spec, request)
+        per_node = _per_node(spec, pool)
+        peak = peak_server_pods(sv.rollout.strategy, sv.replicas.max)
+        need = _nodes_needed(peak, request.gpu_count, per_node)
+        if pool is not None and need and need > infra.node_pools[pool].max:
+            found.append(
+                Problem(
+                    "MS224",
+                    f"serving needs up to {peak} pods ({sv.replicas.max} replicas + "
+                    f"{peak - sv.replicas.max} during a {sv.rollout.strategy} rollout) x {request.gpu_count} "
+                    f"GPU(s), {need} node(s) of pool '{pool}' ({per_node} GPUs each), but the pool grows to "
+                    f"{infra.node_pools[pool].max}",
+                    ("serving", "replicas", "max"),
+                    hint=f"infrastructure.node_pools.{pool}.max: {need}, or fewer replicas",
+                )
+            )
+    return found
+
+
+def _nodes_needed(pods: int, gpus_per_pod: int, per_node: int) -> int:
+    """Nodes that hold `pods` pods of `gpus_per_pod` GPUs each (0 when the pod fits no node: MS202 says so)."""
+    per = per_node // gpus_per_pod if gpus_per_pod else 0
+    return -(-pods // per) if per else 0
+
+
+def idle_gpu_problems(spec: sm.Spec) -> list[Problem]:
+    """MS225 (a warning): GPUs a workload requests but cannot use."""
+    found = []
+    sv = spec.serving
+    request, _ = serving_request(spec)
+    if sv is not None and request is not None and request.gpu_count > 1:
+        found.append(
+            Problem(
+                "MS225",
+                f"the model server runs one ONNX Runtime session on one GPU: {request.gpu_count - 1} of the "
+                f"{request.gpu_count} GPUs of each replica stay idle",
+                ("serving", "resources", "gpu", "count"),
+                hint="count: 1, and more replicas for throughput",
+            )
+        )
+    plan = training_plan(spec)
+    if plan.pool and plan.nodes > 1 and plan.gpus_per_pod:
+        per_node = _per_node(spec, plan.pool)
+        left = per_node % plan.gpus_per_pod if per_node else 0
+        if left:
+            found.append(
+                Problem(
+                    "MS225",
+                    f"each node of pool '{plan.pool}' has {per_node} GPUs and holds "
+                    f"{per_node // plan.gpus_per_pod} worker(s) of {plan.gpus_per_pod}: {left} GPU(s) per node "
+                    "stay idle",
+                    ("training", "resources", "gpu", "count"),
+                    hint=f"a count that divides {per_node}",
+                )
+            )
+    return found

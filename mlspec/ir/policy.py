@@ -63,10 +63,39 @@ USER_STEP_MEMORY = "2Gi"
 TRAIN_TIMEOUT_SECONDS = 7200
 TRAIN_CPU = "2"
 TRAIN_MEMORY = "4Gi"
+# The train step's own pod when its workers span nodes: it only launches the job and waits for it.
+LAUNCHER_CPU = "250m"
+LAUNCHER_MEMORY = "512Mi"
+
+# ------------------------------------------------------------------------------------------------ distributed training
+# Environment of every worker process, by collective backend. NCCL: errors and hung collectives end the
+# process (so torchrun restarts the group) and warnings reach the log.
+COLLECTIVE_ENV = {
+    "nccl": {"NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "OMP_NUM_THREADS": "1"},
+    "gloo": {"OMP_NUM_THREADS": "1"},
+}
+NCCL_VENDORS = ("nvidia", "amd")  # torch's "nccl" backend is RCCL on AMD GPUs
 
 # ------------------------------------------------------------------------------------------------ serving
 SERVING_CPU = "1"
 SERVING_MEMORY = "1Gi"
+# Extra server pods a rollout runs on top of replicas.max, in percent of it: a rolling update and a canary
+# surge by MAX_SURGE_PERCENT; blue-green keeps a full preview stack, shadow and a-b a full second deployment.
+MAX_SURGE_PERCENT = 25
+ROLLOUT_SURGE_PERCENT = {
+    "rolling": MAX_SURGE_PERCENT,
+    "canary": MAX_SURGE_PERCENT,
+    "blue-green": 100,
+    "shadow": 100,
+    "a-b": 100,
+}
+
+
+def peak_server_pods(strategy: str, replicas_max: int) -> int:
+    """The most server pods the rollout strategy runs at once: what the serving pool must hold."""
+    return replicas_max + -(-replicas_max * ROLLOUT_SURGE_PERCENT[strategy] // 100)
+
+
 # Server latency histogram buckets (seconds); every SLO and rollback threshold is added as an exact bucket,
 # so alerts and analyses read a bucket boundary instead of interpolating between two.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -127,3 +156,34 @@ SHADOW_MIN_AGREEMENT = 0.8
 SHADOW_MAX_SCORE_DISTANCE = 0.2
 SHADOW_DURATION_SECONDS = 3600  # a shadow rollout without step_duration runs this long
 EXPERIMENT_SIGNIFICANCE = 0.05
+
+
+# ------------------------------------------------------------------------------------------------ infrastructure
+LOG_RETENTION_DAYS = 365  # control-plane logs and VPC flow logs
+KMS_DELETION_WINDOW_DAYS = 30  # a deleted platform key can be recovered for this long
+# What a service account's IRSA role may do with objects under the system's prefix of the artifacts bucket,
+# and with the platform key that encrypts them, for each IR bucket_access.
+OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+KEY_ACTIONS = {"read": ("kms:Decrypt",), "read-write": ("kms:Decrypt", "kms:GenerateDataKey")}
+# The Cluster Autoscaler's IRSA policy (kubernetes/autoscaler, cluster-autoscaler/cloudprovider/aws/README.md,
+# "Full Cluster Autoscaler Features Policy"): describe calls take no resource; scaling is limited to the
+# auto scaling groups tagged as the cluster's, and eks:DescribeNodegroup (a group's labels, taints and tags
+# while it has no node) to the cluster's node groups.
+AUTOSCALER_DESCRIBE_ACTIONS = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeTags",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
+)
+AUTOSCALER_SCALE_ACTIONS = (
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+)
+AUTOSCALER_NODEGROUP_ACTIONS = ("eks:DescribeNodegroup",)
+AUTOSCALER_POLICY_NAME = "cluster-autoscaler"

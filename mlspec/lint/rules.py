@@ -431,13 +431,14 @@ def known_columns(ctx: LintContext) -> Iterator[Diagnostic]:
     refs: list[tuple[tuple, str]] = [(("data", "schema", "target"), d.schema_.target)]
     if d.split.stratify:
         refs.append((("data", "split", "stratify"), d.split.stratify))
-    for i, c in enumerate(d.checks):
-        if isinstance(c, sm.NotNullCheck | sm.UniqueCheck):
-            refs += [(("data", "checks", i, "columns", j), col) for j, col in enumerate(c.columns)]
-        if isinstance(c, sm.FreshnessCheck):
-            refs.append((("data", "checks", i, "column"), c.column))
-        if isinstance(c, sm.DriftCheck) and isinstance(c.features, list):
-            refs += [(("data", "checks", i, "features", j), col) for j, col in enumerate(c.features)]
+    for key, checks in (("checks", d.checks), ("raw_checks", d.raw_checks)):
+        for i, c in enumerate(checks):
+            if isinstance(c, sm.NotNullCheck | sm.UniqueCheck):
+                refs += [(("data", key, i, "columns", j), col) for j, col in enumerate(c.columns)]
+            if isinstance(c, sm.FreshnessCheck):
+                refs.append((("data", key, i, "column"), c.column))
+            if isinstance(c, sm.DriftCheck) and isinstance(c.features, list):
+                refs += [(("data", key, i, "features", j), col) for j, col in enumerate(c.features)]
     m = ctx.spec.monitoring
     if m and m.drift and isinstance(m.drift.features, list):
         refs += [(("monitoring", "drift", "features", j), col) for j, col in enumerate(m.drift.features)]
@@ -449,14 +450,15 @@ def known_columns(ctx: LintContext) -> Iterator[Diagnostic]:
 @rule("MS217", "unknown data source referenced")
 def known_sources(ctx: LintContext) -> Iterator[Diagnostic]:
     sources = list(ctx.spec.data.sources)
-    for i, c in enumerate(ctx.spec.data.checks):
-        if isinstance(c, sm.DriftCheck) and c.against not in sources:
-            yield ctx.diag(
-                "MS217",
-                f"drift check against unknown source '{c.against}'",
-                ("data", "checks", i, "against"),
-                hint=did_you_mean(c.against, sources) or "add it under data.sources",
-            )
+    for key, checks in (("checks", ctx.spec.data.checks), ("raw_checks", ctx.spec.data.raw_checks)):
+        for i, c in enumerate(checks):
+            if isinstance(c, sm.DriftCheck) and c.against not in sources:
+                yield ctx.diag(
+                    "MS217",
+                    f"drift check against unknown source '{c.against}'",
+                    ("data", key, i, "against"),
+                    hint=did_you_mean(c.against, sources) or "add it under data.sources",
+                )
 
 
 @rule("MS218", "metric does not fit the task")
@@ -561,6 +563,90 @@ def metric_goal(ctx: LintContext) -> Iterator[Diagnostic]:
             f"goal '{t.metric.goal}' would pick the worst trial",
             ("training", "tuning", "metric", "goal"),
             hint=f"goal: {goal_of(t.metric.name)}, or leave goal out",
+        )
+
+
+@rule("MS224", "a workload needs more GPUs at its peak than its node pool can grow to")
+def pool_capacity(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import placement
+
+    if placement.problems(ctx.spec):
+        return  # MS202/MS203: no placement to size
+    for problem in placement.capacity_problems(ctx.spec):
+        yield ctx.diag(problem.code, problem.message, problem.path, hint=problem.hint)
+
+
+@rule("MS225", "GPUs requested that nothing uses")
+def idle_gpus(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import placement
+
+    if placement.problems(ctx.spec):
+        return
+    for problem in placement.idle_gpu_problems(ctx.spec):
+        yield ctx.diag(
+            problem.code, problem.message, problem.path, hint=problem.hint, severity=Severity.WARNING
+        )
+
+
+@rule("MS226", "data flow of the preparation steps is broken or ambiguous")
+def data_flow(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import dataflow
+
+    for problem in dataflow.resolve(ctx.spec).problems:
+        yield ctx.diag(problem.code, problem.message, problem.path, hint=problem.hint)
+
+
+@rule("MS227", "a feature that a step adds would never reach the model server")
+def serving_transform(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import dataflow
+
+    flow = dataflow.resolve(ctx.spec)
+    if flow.problems:
+        return  # MS226 first: the flow decides who adds what
+    for problem in dataflow.serving_problems(ctx.spec, flow):
+        yield ctx.diag(problem.code, problem.message, problem.path, hint=problem.hint)
+
+
+@rule("MS228", "training spans nodes but no target declares its job")
+def distributed_needs_kubernetes(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir import placement
+
+    spec = ctx.spec
+    if placement.problems(spec) or placement.training_plan(spec).nodes == 1:
+        return
+    launching = [
+        t
+        for t in spec.targets
+        if t == "kubeflow" or (t == "airflow" and spec.orchestration.airflow_mode == "kubernetes")
+    ]
+    if launching and "kubernetes" not in spec.targets:
+        yield ctx.diag(
+            "MS228",
+            f"training spans {spec.training.distributed.workers} nodes: the {' and '.join(launching)} train step "
+            "launches the workers from the job template, RBAC and network policy that the kubernetes target "
+            "declares, and kubernetes is not in targets",
+            ("training", "distributed", "workers"),
+            hint="add kubernetes to targets, or fit the workers on one node",
+        )
+
+
+@rule("MS229", "the runtime image names another registry than the system's ECR repository")
+def image_registry(ctx: LintContext) -> Iterator[Diagnostic]:
+    from mlspec.ir.platform import split_reference
+
+    infra = ctx.spec.infrastructure
+    if infra is None or infra.cloud != "aws" or infra.account_id is None:
+        return
+    repository, tag = split_reference(ctx.spec.images.runtime)
+    ecr = f"{infra.account_id}.dkr.ecr.{infra.region}.amazonaws.com/{infra.container_registry or ctx.spec.metadata.name}"
+    if repository != ecr:
+        yield ctx.diag(
+            "MS229",
+            f"images.runtime names {repository}, but the image is built into and pulled from the system's ECR "
+            f"repository: every target uses {ecr}:{tag}",
+            ("images", "runtime"),
+            hint=f"runtime: {ecr}:{tag}",
+            severity=Severity.WARNING,
         )
 
 

@@ -296,7 +296,7 @@ def command_problem(arg: str) -> str | None:
 @rule("MS245", "engine syntax or a broken placeholder in a command")
 def safe_commands(ctx: LintContext) -> Iterator[Diagnostic]:
     for i, step in enumerate(ctx.spec.steps):
-        for j, arg in enumerate(step.command):
+        for j, arg in enumerate(step.command or []):
             if problem := command_problem(arg):
                 yield ctx.diag(
                     "MS245",

@@ -31,17 +31,29 @@ def _deref(node: Schema) -> Schema:
 
 
 def leaves(node: Schema) -> list[Schema]:
-    """The alternatives a schema allows, with $ref, anyOf and oneOf expanded and null dropped."""
+    """The alternatives a schema allows, with $ref, anyOf, oneOf and the editor forms of mlspec.schema
+    (optional sections, interpolation-tolerant strings, tag- and key-selected unions) expanded, null dropped."""
     node = _deref(node)
+    conditional = {k: v for k, v in node.items() if k not in ("if", "then", "else")}
+    if node.get("if") == {"type": "null"} and isinstance(node.get("else"), dict):  # an optional section
+        return [{**leaf, **_described(conditional)} for leaf in leaves(node["else"])]
+    if "pattern" in node.get("if", {}) and isinstance(node.get("else"), dict):  # ${VAR} or the real rule
+        return leaves({**conditional, **node["else"]})
     alternatives = node.get("anyOf") or node.get("oneOf")
+    if not alternatives and isinstance(node.get("allOf"), list) and all("then" in b for b in node["allOf"]):
+        alternatives = [b["then"] for b in node["allOf"]]  # a union picked by its tag or its key
     if not alternatives:
         return [] if node.get("type") == "null" else [node]
-    outer = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf", "discriminator")}
+    outer = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf", "discriminator", "allOf")}
     found: list[Schema] = []
     for alternative in alternatives:
         for leaf in leaves(alternative):
             found.append({**leaf, **{k: v for k, v in outer.items() if k in ("description", "default")}})
     return found
+
+
+def _described(node: Schema) -> Schema:
+    return {k: v for k, v in node.items() if k in ("description", "default", "markdownDescription")}
 
 
 def _child(node: Schema, part: str | int) -> list[Schema]:

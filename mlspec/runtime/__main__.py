@@ -70,13 +70,15 @@ def action_of(ir, step_id: str) -> str:
     for pipeline in ir.pipelines:
         for step in pipeline.steps:
             if step.id == step_id:
-                if step.kind != "builtin":
-                    raise UsageError(f"step '{step_id}' is a user step: run its own command, not the runtime")
+                if step.kind == "user" and step.user is None:
+                    raise UsageError(
+                        f"step '{step_id}' is a user step of an older IR: run its own command, not the runtime"
+                    )
                 return step.action
     if step_id in ACTIONS:
         return step_id
-    known = sorted({s.id for p in ir.pipelines for s in p.steps if s.kind == "builtin"})
-    raise UsageError(f"unknown STEP_ID '{step_id}' (this IR's builtin steps: {', '.join(known)})")
+    known = sorted({s.id for p in ir.pipelines for s in p.steps})
+    raise UsageError(f"unknown STEP_ID '{step_id}' (this IR's steps: {', '.join(known)})")
 
 
 def render(value: Any) -> str:
@@ -94,7 +96,9 @@ def _write_local(path: str, text: str) -> None:
 
 
 def _is_secondary_rank() -> bool:
-    return os.environ.get("MLSPEC_DDP") == "1" and os.environ.get("RANK", "0") != "0"
+    from mlspec import contracts
+
+    return os.environ.get(contracts.DDP_WORKER_ENV) == "1" and os.environ.get("RANK", "0") != "0"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,12 +68,12 @@ def _type_check(col_type: str):
     return None if fn is None else pa.Check(fn, name="type", description=f"values are {col_type}")
 
 
-def build_schema(ir):
-    """A pandera DataFrameSchema from the IR's columns (types, nullable, unique, min/max, allowed values)."""
+def build_schema(ir_columns, unique: bool = True):
+    """A pandera DataFrameSchema from IR columns (types, nullable, unique, min/max, allowed values)."""
     import pandera.pandas as pa
 
     columns = {}
-    for col in ir.data.columns:
+    for col in ir_columns:
         checks = []
         type_check = _type_check(col.type)
         if type_check is not None:
@@ -101,18 +101,22 @@ def build_schema(ir):
 
             checks.append(pa.Check(among_allowed, name="allowed_values", description=f"values in {allowed}"))
         columns[col.name] = pa.Column(
-            checks=checks, nullable=col.nullable, unique=col.unique, required=True, coerce=False
+            checks=checks, nullable=col.nullable, unique=unique and col.unique, required=True, coerce=False
         )
     return pa.DataFrameSchema(columns, strict=False)
 
 
-def schema_checks(ir, df: pd.DataFrame) -> list[dict[str, Any]]:
-    """One result per schema aspect (columns present, types, nulls, ranges, allowed values, uniqueness)."""
+def schema_checks(ir_columns, df: pd.DataFrame, unique: bool = True) -> list[dict[str, Any]]:
+    """One result per schema aspect (columns present, types, nulls, ranges, allowed values, uniqueness).
+
+    `unique=False` leaves uniqueness out: a preparation step's output is checked for its structure, and
+    uniqueness is a check of the prepared data (a dedupe step may come later).
+    """
     import pandera.pandas as pa
 
     failures = pd.DataFrame(columns=["column", "check", "failure_case"])
     try:
-        build_schema(ir).validate(df, lazy=True)
+        build_schema(ir_columns, unique).validate(df, lazy=True)
     except pa.errors.SchemaErrors as err:
         failures = err.failure_cases
     by_category: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in _SCHEMA_CHECKS}
@@ -125,7 +129,7 @@ def schema_checks(ir, df: pd.DataFrame) -> list[dict[str, Any]]:
             value = row.failure_case
             entry["examples"].append(None if pd.isna(value) else str(value))
     results = []
-    for category in _SCHEMA_CHECKS:
+    for category in _SCHEMA_CHECKS if unique else _SCHEMA_CHECKS[:-1]:
         found = by_category[category]
         if not found:
             results.append(_result(category, True, f"{category.replace('_', ' ')}: ok"))
@@ -266,16 +270,21 @@ def check_drift(ir, spec: dict, df: pd.DataFrame, sources: dict[str, pd.DataFram
     if against not in sources:
         return _result("drift", False, f"drift reference source {against!r} was not loaded")
     features = ir.data.features if spec.get("features", "all") == "all" else list(spec["features"])
+    # Columns a preparation step adds exist in the reference only if a step also writes it there.
+    absent = [f for f in features if f not in sources[against].columns]
+    features = [f for f in features if f not in absent]
     profile = drift.reference_profile(sources[against], features, ir.data.columns)
     report = drift.compute_drift(profile, df, spec.get("method", "psi"), float(spec["threshold"]), features)
     scores = {f: r["score"] for f, r in report["features"].items()}
     drifted = report["drifted_features"]
+    note = f"; not in {against}, not compared: {', '.join(absent)}" if absent else ""
     if not drifted:
         return _result(
             "drift",
             True,
-            f"no drift against {against} ({report['method']} <= {report['threshold']})",
+            f"no drift against {against} ({report['method']} <= {report['threshold']}){note}",
             scores=scores,
+            not_compared=absent,
         )
     detail = ", ".join(
         f"{f} ({report['features'][f]['score']:.3g})"
@@ -287,10 +296,11 @@ def check_drift(ir, spec: dict, df: pd.DataFrame, sources: dict[str, pd.DataFram
         "drift",
         False,
         f"{len(drifted)} features drifted against {against} "
-        f"({report['method']} > {report['threshold']}): {detail}",
+        f"({report['method']} > {report['threshold']}): {detail}{note}",
         drifted,
         len(drifted),
         scores=scores,
+        not_compared=absent,
     )
 
 
@@ -418,12 +428,18 @@ def split(ir, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_checks(
-    ir, train_df: pd.DataFrame, sources: dict[str, pd.DataFrame], now: pd.Timestamp | None = None
+    ir,
+    train_df: pd.DataFrame,
+    sources: dict[str, pd.DataFrame],
+    now: pd.Timestamp | None = None,
+    *,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """All schema and IR data checks on the train source; the report is JSON-serializable."""
+    """The schema and data.checks on the prepared train data, or (raw=True) data.raw_checks alone on the raw
+    train source; the report is JSON-serializable."""
     started = time.perf_counter()
-    results = [*schema_checks(ir, train_df), empty_columns_check(ir, train_df)]
-    for spec in ir.data.checks:
+    results = [] if raw else [*schema_checks(ir.data.columns, train_df), empty_columns_check(ir, train_df)]
+    for spec in ir.data.raw_checks if raw else ir.data.checks:
         kind = spec["check"]
         try:
             if kind == "not_null":

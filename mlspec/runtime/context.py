@@ -96,6 +96,15 @@ class RunDir:
             (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(), *parts
         )
 
+    def remove(self, *parts: str) -> None:
+        """Delete RUN_DIR/parts if it exists (a stale result must not pass for a new one)."""
+        if not self.exists(*parts):
+            return
+        if self.fs is None:
+            Path(self.root, *parts).unlink()
+        else:
+            self.fs.rm("/".join([self._base, *parts]))
+
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.read_bytes(*parts))
 
@@ -167,6 +176,14 @@ class StepContext:
     data_overrides: dict[str, str] = field(default_factory=dict)
     hparam_overrides: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)  # the step's own arguments, to re-launch it (torchrun)
+
+    def ir_step(self):
+        """This step in the IR's pipelines."""
+        for pipeline in self.ir.pipelines:
+            for step in pipeline.steps:
+                if step.id == self.step_id:
+                    return step
+        raise StepError(f"the IR has no step '{self.step_id}'")
 
     def source_uri(self, name: str) -> str:
         for src in self.ir.data.sources:

@@ -96,6 +96,7 @@ def write_bundle(
     train_frame,
     ir,
     evaluation: dict[str, Any],
+    test_frame=None,
 ) -> dict[str, Any]:
     from mlspec.runtime import drift, training
 
@@ -104,6 +105,11 @@ def write_bundle(
     to_onnx(model, X_test, onnx_path, ir.training.opset)
     add_metadata(onnx_path, spec)
     diff = parity(model, onnx_path, X_test, ir.training.parity_tolerance)
+    from mlspec.runtime.preprocessing import transform_parity
+
+    transforms_diff = (
+        transform_parity(spec, test_frame, ir.training.parity_tolerance) if test_frame is not None else 0.0
+    )
     try:
         profile = drift.reference_profile(train_frame, list(ir.data.features), list(ir.data.columns))
     except ValueError as exc:
@@ -113,4 +119,9 @@ def write_bundle(
     (out / contracts.METRICS_FILE).write_text(
         json.dumps(evaluation, indent=2, sort_keys=True, default=str) + "\n"
     )
-    return {"onnx_path": str(onnx_path), "parity_max_abs_diff": diff, "parity_rows": len(X_test)}
+    return {
+        "onnx_path": str(onnx_path),
+        "parity_max_abs_diff": diff,
+        "parity_rows": len(X_test),
+        "transforms_max_abs_diff": transforms_diff,
+    }

@@ -50,6 +50,8 @@ def fit(ir: IR, train: pd.DataFrame) -> dict[str, Any]:
         "target": ir.data.target,
         "features": features,
     }
+    if ir.data.transforms:  # what a server repeats on request rows before encoding them
+        spec["transforms"] = [t.model_dump(mode="json") for t in ir.data.transforms]
     target = train[ir.data.target]
     if ir.data.task == "classification":
         tcol = _column(ir, ir.data.target)
@@ -99,3 +101,57 @@ def input_width(spec: dict[str, Any]) -> int:
 
 def n_outputs(spec: dict[str, Any]) -> int:
     return len(spec["classes"]) if spec["task"] == "classification" else 1
+
+
+def derived_columns(spec: dict[str, Any]) -> list[str]:
+    return [c for t in spec.get("transforms", []) for c in t["adds"]]
+
+
+def apply_transforms(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """The preparation steps' row-wise transforms, in pipeline order: what raw request rows need before
+    encoding (the server), and what export checks against the prepared data."""
+    from mlspec.runtime.userstep import load_function
+
+    for t in spec.get("transforms", []):
+        out = load_function(t["function"])(frame)
+        if not isinstance(out, pd.DataFrame):
+            raise StepError(f"transform {t['function']} returned {type(out).__name__}, not a DataFrame")
+        missing = [c for c in t["adds"] if c not in out.columns]
+        if missing:
+            raise StepError(f"transform {t['function']} did not add {', '.join(missing)}")
+        frame = out
+    return frame
+
+
+def transform_parity(spec: dict[str, Any], prepared: pd.DataFrame, tolerance: float) -> float:
+    """Max difference between the columns the transforms compute from raw rows and the prepared data's.
+
+    The server gets raw rows and runs the transforms; training saw what the preparation steps wrote. They must
+    agree, or the model would serve on features it was never trained on. Raises StepError past `tolerance`.
+    """
+    derived = [c for c in derived_columns(spec) if c in prepared.columns]
+    if not derived:
+        return 0.0
+    recomputed = apply_transforms(prepared.drop(columns=derived), spec)
+    worst = 0.0
+    for col in derived:
+        want, got = prepared[col], recomputed[col]
+        if len(got) != len(want):
+            raise StepError(
+                f"transform for '{col}' returned {len(got)} rows for {len(want)}: it must be row-wise"
+            )
+        if pd.api.types.is_numeric_dtype(want) and pd.api.types.is_numeric_dtype(got):
+            a = want.to_numpy(dtype=np.float64)
+            b = got.to_numpy(dtype=np.float64)
+            both_nan = np.isnan(a) & np.isnan(b)
+            diff = np.where(both_nan, 0.0, np.abs(a - b))
+            value = float(np.nanmax(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
+        else:
+            value = float((want.astype(str).to_numpy() != got.astype(str).to_numpy()).sum())
+        worst = max(worst, value)
+        if not value <= tolerance:
+            raise StepError(
+                f"serving transform parity failed: column '{col}' recomputed from raw rows differs from the "
+                f"prepared data by {value:.3g} (tolerance {tolerance:g}); the server would see other features"
+            )
+    return worst

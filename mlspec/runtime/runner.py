@@ -59,15 +59,7 @@ def latest_run(root: Path) -> str | None:
 
 
 def command(step: Step, ir_path: str, run_dir: str, trial: int | None = None) -> list[str]:
-    if step.kind == "user":
-        outputs = Path(run_dir, "steps", step.id, "outputs")
-        outputs.mkdir(parents=True, exist_ok=True)
-        argv = []
-        for arg in step.command:
-            for name in step.outputs:
-                arg = arg.replace("{outputs." + name + "}", str(outputs / name))
-            argv.append(arg.replace("{run_dir}", run_dir))
-        return argv
+    """The step contract's argv: builtin and user steps alike run the runtime with this interpreter."""
     argv = list(step.command)
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter that has mlspec installed
@@ -250,6 +242,16 @@ class Runner:
 
 def summarize(step: Step, result: dict[str, Any], run: RunDir) -> str:
     action = step.action
+    if action == "user":
+        read = {name: i.get("rows") for name, i in result.get("inputs", {}).items()}
+        return ", ".join(
+            f"{name}: {read[name]} -> {o.get('rows')} rows"
+            if name in read
+            else f"{name}: {o.get('rows')} rows"
+            for name, o in result.get("outputs", {}).items()
+        )
+    if action == "validate-raw":
+        return f"{result.get('rows')} raw rows, raw checks passed"
     if action == "validate-data":
         return f"{result.get('rows')} rows, {result.get('train_rows')} train / {result.get('test_rows')} test, checks passed"
     if action == "tune-trial" and step.fan_out:

@@ -55,18 +55,51 @@ def _model_dir(ctx: StepContext, *parts: str) -> Path:
     return path.parent
 
 
-# ----------------------------------------------------------------------------------------------- validate-data
+# ----------------------------------------------------------------------------------------------- validation
+def _failed(report: dict[str, Any], base: dict[str, Any]) -> StepError:
+    failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
+    lines = "; ".join(f"{c.get('check', c.get('name', '?'))}: {c.get('message', '')}".strip() for c in failed)
+    return StepError(f"{len(failed)} data check(s) failed: {lines}", {**base, "report": report})
+
+
+def _check_list(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {k: c.get(k) for k in ("check", "name", "passed", "message") if k in c}
+        for c in report.get("checks", [])
+    ]
+
+
+def validate_raw(ctx: StepContext) -> dict[str, Any]:
+    """data.raw_checks on the raw sources, before any preparation step reads them."""
+    from mlspec.ir.model import DataSetRef
+    from mlspec.runtime import checks, datasets
+
+    frames = {s.name: datasets.read(ctx, DataSetRef(name=s.name, step=None)) for s in ctx.ir.data.sources}
+    report = checks.run_checks(ctx.ir, frames["train"], frames, raw=True)
+    ctx.run.write_json(report, "steps", "validate-raw", "report.json")
+    base = {"rows": len(frames["train"]), "checks_passed": bool(report["passed"])}
+    if not report["passed"]:
+        raise _failed(report, base)
+    return {**base, "checks": _check_list(report)}
+
+
 def validate_data(ctx: StepContext) -> dict[str, Any]:
-    from mlspec.runtime import checks, data
+    """The schema and data.checks on the prepared data (data.prepared), then the train/test split."""
+    from mlspec.ir.model import DataSetRef
+    from mlspec.runtime import checks, data, datasets
 
     recorded = _record_run(ctx)
+    prepared = {ref.name: ref for ref in ctx.ir.data.prepared}
     frames, lineage = {}, {}
-    for name, (uri, fmt) in data.sources_of(ctx.ir, ctx.data_overrides).items():
+    for name in data.sources_of(ctx.ir, ctx.data_overrides):
+        ref = prepared.get(name, DataSetRef(name=name, step=None))
         try:
-            frames[name] = data.read_source(uri, fmt)
-            lineage[name] = {"uri": uri, "sha256": data.content_hash(uri)}
+            frames[name] = datasets.read(ctx, ref)
+            lineage[name] = datasets.lineage(ctx, ref)
         except data.DataError as exc:
             raise StepError(str(exc)) from exc
+        if ref.step is not None:
+            lineage[name]["prepared_by"] = ref.step
     if "train" not in frames:
         raise StepError("the IR has no 'train' data source")
     train = frames["train"]
@@ -79,11 +112,7 @@ def validate_data(ctx: StepContext) -> dict[str, Any]:
         "report_path": ctx.run.uri("steps", "validate-data", "report.json"),
     }
     if not report.get("passed"):
-        failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
-        lines = "; ".join(
-            f"{c.get('check', c.get('name', '?'))}: {c.get('message', '')}".strip() for c in failed
-        )
-        raise StepError(f"{len(failed)} data check(s) failed: {lines}", {**base, "report": report})
+        raise _failed(report, base)
     train_part, test_part = checks.split(ctx.ir, train)
     # PII columns were read for the checks only: the run's data, in the artifacts bucket, never holds them
     pii = [c.name for c in ctx.ir.data.columns if c.pii and c.name != ctx.ir.data.target]
@@ -95,15 +124,13 @@ def validate_data(ctx: StepContext) -> dict[str, Any]:
         "test_rows": len(test_part),
         "dropped_pii_columns": [c for c in pii if c in train_part.columns],
         "retraining_recorded": recorded,
-        "checks": [
-            {k: c.get(k) for k in ("check", "name", "passed", "message") if k in c}
-            for c in report.get("checks", [])
-        ],
+        "checks": _check_list(report),
     }
 
 
 def _record_run(ctx: StepContext) -> dict[str, Any] | None:
-    """Every training run, however it started, holds the retraining cooldown from its first step on."""
+    """Every training run, however it started, holds the retraining cooldown from validate-data on (every
+    training pipeline has that step)."""
     if ctx.ir.retraining is None:
         return None
     from mlspec.runtime import now, triggers
@@ -111,6 +138,13 @@ def _record_run(ctx: StepContext) -> dict[str, Any] | None:
     path = triggers.default_state_path(ctx.ir, ctx.run.root)
     entry = triggers.record_run(path, now(), started_by=triggers.retrain_reason() or "a training run")
     return {"state": path, **entry}
+
+
+# ----------------------------------------------------------------------------------------------- user steps
+def user_step(ctx: StepContext) -> dict[str, Any]:
+    from mlspec.runtime import userstep
+
+    return userstep.run(ctx, ctx.ir_step())
 
 
 # ----------------------------------------------------------------------------------------------- tuning
@@ -166,19 +200,36 @@ def tune_select(ctx: StepContext) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- train
+# What this runtime trains with and exports to; an IR from a newer compiler may ask for more.
+FRAMEWORKS = ("pytorch",)
+EXPORT_FORMATS = ("onnx",)
+
+
+def _supported(what: str, value: str, supported: tuple[str, ...]) -> None:
+    if value not in supported:
+        raise StepError(
+            f"this runtime cannot use {what} {value!r} (it supports {', '.join(supported)}): "
+            "use a runtime image of the compiler's mlspec release"
+        )
+
+
 def train(ctx: StepContext) -> dict[str, Any]:
     from mlspec.runtime import registry, training
 
+    _supported("framework", ctx.ir.training.framework, FRAMEWORKS)
     ctx.run.require("validate-data", "train")
     tuned = {}
     if ctx.ir.training.tuning is not None:
         tuned = ctx.run.require("tune-select", "train").get("best_params", {})
     hp = _hparams(ctx, tuned)
-    workers = ctx.ir.training.workers
-    if workers > 1 and os.environ.get("MLSPEC_DDP") != "1":
-        return _launch_ddp(ctx, workers)
+    spread = ctx.ir.training.distribution
+    worker = os.environ.get(contracts.DDP_WORKER_ENV) == "1"
+    if spread is not None and spread.launcher != "none" and not worker:
+        from mlspec.runtime import launch
+
+        return launch.train(ctx, spread)
     frame = _read_parquet(ctx, TRAIN_PARQUET)
-    rank, world = _init_distributed()
+    rank, world = _init_distributed(spread.backend if spread else "gloo") if worker else (0, 1)
     if rank == 0:
         registry.pipeline_run(ctx)  # fail before training when the registry is down
     model_dir = ctx.run.local_dir("model")
@@ -207,42 +258,17 @@ def train(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _init_distributed() -> tuple[int, int]:
-    if os.environ.get("MLSPEC_DDP") != "1":
-        return 0, 1
+def _init_distributed(backend: str) -> tuple[int, int]:
+    """Join the process group torchrun set up: the IR's backend on GPUs, gloo where there is no GPU."""
     import torch
     import torch.distributed as dist
 
-    torch.set_num_threads(1)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        backend = "gloo"
     dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
-
-
-def _launch_ddp(ctx: StepContext, workers: int) -> dict[str, Any]:
-    """Re-run this very step under torchrun; rank 0 writes the result, which we hand back."""
-    import subprocess
-
-    argv = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nnodes=1",
-        f"--nproc_per_node={workers}",
-        "-m",
-        "mlspec.runtime",
-        *ctx.argv,
-    ]
-    env = {**os.environ, "MLSPEC_DDP": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(argv, env=env)
-    result = ctx.run.result("train")
-    if proc.returncode != 0 or result is None or result.get("status") != "succeeded":
-        cause = (result or {}).get("error") or f"torchrun exited with {proc.returncode}"
-        raise StepError(f"distributed training with {workers} workers failed: {cause}")
-    return {k: v for k, v in result.items() if k not in ("status", "step", "duration_seconds")}
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
@@ -307,12 +333,15 @@ def _score_champion(ctx: StepContext, version: str, test) -> dict[str, Any]:
 def export_step(ctx: StepContext) -> dict[str, Any]:
     from mlspec.runtime import export, preprocessing, training
 
+    _supported("export format", ctx.ir.training.export_format, EXPORT_FORMATS)
     ev = _gates_required(ctx, "export")
     model, spec = training.load(_model_dir(ctx, "model"))
     test = _read_parquet(ctx, TEST_PARQUET)
     train_frame = _read_parquet(ctx, TRAIN_PARQUET)
     out = ctx.run.local_dir("export")
-    result = export.write_bundle(out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev)
+    result = export.write_bundle(
+        out, model, spec, preprocessing.encode(test, spec), train_frame, ctx.ir, ev, test_frame=test
+    )
     ctx.run.publish(out, "export")
     result["onnx_path"] = ctx.run.uri("export", contracts.MODEL_FILE)
     result["bundle"] = ctx.run.uri("export")
@@ -422,7 +451,9 @@ def trigger_retrain(ctx: StepContext) -> dict[str, Any]:
 
 
 ACTIONS = {
+    "validate-raw": validate_raw,
     "validate-data": validate_data,
+    "user": user_step,
     "tune-trial": tune_trial,
     "tune-select": tune_select,
     "train": train,

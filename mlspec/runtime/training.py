@@ -190,47 +190,59 @@ def fit(
     seed: int,
     log: Callable[[str, float, int], None] | None = None,
 ) -> nn.Module:
-    """Mini-batch Adam; deterministic on CPU for a seed; shards batches across DDP ranks."""
+    """Mini-batch Adam; deterministic on CPU for a seed. Under DDP the same model as one process.
+
+    `batch_size` is the global batch: each optimizer step takes the next `batch_size` rows of one seeded
+    permutation, and rank r of W computes rows r, r+W, ... of them. Each rank's loss is its rows' sum
+    scaled by W / rows in the step, so DDP's average of the ranks' gradients is exactly the gradient of the
+    mean loss over the whole batch, whatever the number of processes (up to floating-point summation order).
+    """
     seed_everything(seed)
     rank, world = dist_info()
     model = model.to(dev)
     X, y = X.to(dev), y.to(dev)
     trained = model
     if world > 1:
-        trained = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
+        ids = None
+        if dev.type == "cuda":  # torchrun's LOCAL_RANK is the current device (the train step set it)
+            ids = [dev.index if dev.index is not None else torch.cuda.current_device()]
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     regression = task == "regression"
-    loss_fn: nn.Module = nn.MSELoss() if regression else nn.CrossEntropyLoss()
+    loss_fn: nn.Module = nn.MSELoss(reduction="sum") if regression else nn.CrossEntropyLoss(reduction="sum")
     opt = torch.optim.Adam(
         trained.parameters(), lr=float(hp["lr"]), weight_decay=float(hp.get("weight_decay", 0.0))
     )
     gen = torch.Generator().manual_seed(seed)
     batch = max(1, int(hp["batch_size"]))
-    per_rank = len(X) // world
     y_mean = getattr(model, "y_mean", torch.tensor(0.0)).to(dev)
     y_std = getattr(model, "y_std", torch.tensor(1.0)).to(dev)
     for epoch in range(int(hp["epochs"])):
         trained.train()
-        perm = torch.randperm(len(X), generator=gen)[rank::world][:per_rank].to(dev)
-        total, count = 0.0, 0
-        for start in range(0, per_rank, batch):
-            idx = perm[start : start + batch]
+        perm = torch.randperm(len(X), generator=gen).to(dev)
+        total = torch.zeros(2, dtype=torch.float64, device=dev)  # loss sum, rows
+        for start in range(0, len(X), batch):
+            window = perm[start : start + batch]
+            idx = window[rank::world]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 out = trained(X[idx])
                 if regression:
-                    loss = loss_fn((out.reshape(-1).float() - y_mean) / y_std, (y[idx] - y_mean) / y_std)
+                    summed = loss_fn((out.reshape(-1).float() - y_mean) / y_std, (y[idx] - y_mean) / y_std)
                 else:
-                    loss = loss_fn(out.float(), y[idx])
+                    summed = loss_fn(out.float(), y[idx])
+            loss = summed * (world / len(window))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        if log is not None and count:
-            log("train_loss", total / count, epoch)
-        if rank == 0 and count:  # `mlspec run` reads this line from the step's log for its progress bar
-            print(f"epoch {epoch + 1}/{hp['epochs']}: train_loss {total / count:.4f}", flush=True)
+            total += torch.stack(
+                [summed.detach().double(), torch.tensor(float(len(idx)), device=dev).double()]
+            )
+        if world > 1:
+            torch.distributed.all_reduce(total)
+        mean_loss = float(total[0] / total[1]) if total[1] else None
+        if log is not None and mean_loss is not None:
+            log("train_loss", mean_loss, epoch)
+        if rank == 0 and mean_loss is not None:  # `mlspec run` reads this line for its progress bar
+            print(f"epoch {epoch + 1}/{hp['epochs']}: train_loss {mean_loss:.4f}", flush=True)
     model.eval()
     return model
 

@@ -17,7 +17,7 @@ class Metrics:
         self.latency = Histogram(
             contracts.REQUEST_DURATION,
             "Inference request latency.",
-            ["route"],
+            [contracts.LABEL_ROUTE],
             buckets=buckets,
             registry=r,
         )
@@ -40,22 +40,35 @@ class Metrics:
         self.in_flight = Gauge(
             contracts.REQUESTS_IN_FLIGHT, "Requests received and not yet answered.", registry=r
         )
-        self.cache_hits = Counter("mlspec_cache_hits", "Cache hits.", registry=r)
-        self.cache_misses = Counter("mlspec_cache_misses", "Cache misses.", registry=r)
+        self.cache_hits = Counter(
+            contracts.counter_base(contracts.CACHE_HITS_TOTAL), "Cache hits.", registry=r
+        )
+        self.cache_misses = Counter(
+            contracts.counter_base(contracts.CACHE_MISSES_TOTAL), "Cache misses.", registry=r
+        )
         self.cache_errors = Counter(
-            "mlspec_cache_errors", "Cache operations that failed (served uncached).", registry=r
+            contracts.counter_base(contracts.CACHE_ERRORS_TOTAL),
+            "Cache operations that failed (served uncached).",
+            registry=r,
         )
         self.reloads = Counter(
-            "mlspec_model_reloads", "Model hot reloads by outcome.", ["outcome"], registry=r
+            contracts.counter_base(contracts.MODEL_RELOADS_TOTAL),
+            "Model hot reloads by outcome.",
+            ["outcome"],
+            registry=r,
         )
         self.log_dropped = Counter(
-            "mlspec_prediction_log_dropped", "Prediction log records dropped.", registry=r
+            contracts.counter_base(contracts.PREDICTION_LOG_DROPPED_TOTAL),
+            "Prediction log records dropped.",
+            registry=r,
         )
         self.log_written = Counter(
-            "mlspec_prediction_log_records", "Prediction log records written.", registry=r
+            contracts.counter_base(contracts.PREDICTION_LOG_RECORDS_TOTAL),
+            "Prediction log records written.",
+            registry=r,
         )
         self.connections_closed = Counter(
-            "mlspec_connections_closed",
+            contracts.counter_base(contracts.CONNECTIONS_CLOSED_TOTAL),
             "Connections the server closed to protect itself: header_timeout, evicted, refused.",
             ["reason"],
             registry=r,

@@ -64,6 +64,8 @@ class LoadedModel:
     providers: list[str] = field(default_factory=list)
     # categorical feature -> its values; the model takes a value's index (-1 for one it never saw)
     categories: dict[str, list[Any]] = field(default_factory=dict)
+    # the preparation steps' row-wise transforms, applied to `records` before their features are read
+    transforms: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -149,6 +151,7 @@ def load_onnx(
         features=features,
         providers=session.get_providers(),
         categories=_categories(session),
+        transforms=_transforms(session),
     )
     warm_up(model)
     return model
@@ -181,6 +184,18 @@ def _categories(session: ort.InferenceSession) -> dict[str, list[Any]]:
         return {f["name"]: list(f["values"]) for f in spec.get("features", []) if f.get("kind") == "category"}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"metadata {PREPROCESSING_METADATA_KEY} is malformed: {exc}") from exc
+
+
+def _transforms(session: ort.InferenceSession) -> list[dict[str, Any]]:
+    """The transforms the training bundle declares (mlspec.runtime.preprocessing.apply_transforms)."""
+    raw = session.get_modelmeta().custom_metadata_map.get(PREPROCESSING_METADATA_KEY)
+    if not raw:
+        return []
+    try:
+        transforms = json.loads(raw).get("transforms", [])
+        return [{"step": t["step"], "function": t["function"], "adds": list(t["adds"])} for t in transforms]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"metadata {PREPROCESSING_METADATA_KEY} has malformed transforms: {exc}") from exc
 
 
 def warm_up(model: LoadedModel) -> None:

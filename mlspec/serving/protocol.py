@@ -93,6 +93,8 @@ def records_to_rows(records: Any, model: LoadedModel) -> list[list[Any]]:
         raise BadRequest('"records" must be a list of objects {feature: value}')
     if not model.features:
         raise BadRequest('this model declares no feature names; send "inputs" as rows of numbers')
+    if model.transforms:
+        records = _transformed(records, model)
     features = model.features
     # Records name categories by value; the model takes the value's index, -1 for an unseen value.
     index = {f: {v: i for i, v in enumerate(vals)} for f, vals in model.categories.items()}
@@ -109,6 +111,19 @@ def records_to_rows(records: Any, model: LoadedModel) -> list[list[Any]]:
                 row[j] = index[f].get(row[j], -1)
         rows.append(row)
     return rows
+
+
+def _transformed(records: list[dict[str, Any]], model: LoadedModel) -> list[dict[str, Any]]:
+    """Records with the columns the preparation steps' transforms add, as training's data had them."""
+    import pandas as pd
+
+    from mlspec.runtime.preprocessing import apply_transforms
+
+    try:
+        frame = apply_transforms(pd.DataFrame.from_records(records), {"transforms": model.transforms})
+    except Exception as exc:  # the user's transform on the client's records: the client's 400
+        raise BadRequest(f"the model's feature transforms failed on these records: {exc}") from None
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def decode_predict(body: bytes, model: LoadedModel, max_rows: int) -> np.ndarray:

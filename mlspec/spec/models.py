@@ -39,7 +39,7 @@ DRIFT_METHODS = ("psi", "kl", "js", "wasserstein", "ks")
 MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "log_loss", "rmse", "mae", "r2"]
 DEFAULT_METRICS: tuple[MetricName, ...] = ("accuracy", "f1", "auc")
 DriftMethod = Literal["psi", "kl", "js", "wasserstein", "ks"]
-Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes"]
+Target = Literal["ir", "kubeflow", "airflow", "terraform", "kubernetes", "cloudformation", "container", "ci"]
 DEFAULT_TARGETS: tuple[Target, ...] = ("kubeflow", "airflow", "terraform", "kubernetes")
 
 
@@ -164,7 +164,13 @@ class Data(Model):
         description="Must contain 'train'; 'reference' feeds drift checks."
     )
     schema_: DataSchema = Field(alias="schema")
-    checks: list[DataCheck] = Field(default_factory=list)
+    checks: list[DataCheck] = Field(
+        default_factory=list, description="Checks on the prepared data, before the split (validate-data)."
+    )
+    raw_checks: list[DataCheck] = Field(
+        default_factory=list,
+        description="Checks on the raw sources before any step prepares them (validate-raw); only raw columns.",
+    )
     split: Split = Field(default_factory=Split)
 
     @field_validator("sources")
@@ -197,12 +203,49 @@ class Resources(Model):
 # ----------------------------------------------------------------------------------------------- steps
 
 
-class UserStep(Model):
-    name: str = Field(pattern=NAME_PATTERN)
-    command: list[str] = Field(
-        min_length=1, description="Runs in the runtime image; {outputs.X} and {inputs.X} expand to paths."
+class StepOutput(Model):
+    adds: list[str] = Field(
+        default_factory=list,
+        description="Columns of data.schema this step adds to the data set it writes (a new version of a source).",
     )
-    image: str | None = Field(None, description="Defaults to images.runtime.")
+    columns: dict[str, Column] | None = Field(
+        None,
+        description="The schema of a new data set this step makes (its name is neither a source nor another "
+        "step's data set); the runtime checks the output against it.",
+    )
+
+
+class UserStep(Model):
+    # the JSON Schema says what _command_or_transform says, so editors flag a step with neither
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["command"]}, {"required": ["transform"]}]}
+    )
+
+    name: str = Field(pattern=NAME_PATTERN)
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="argv run with the runtime's own interpreter and environment; {inputs.X} and {outputs.X} "
+        "expand to local Parquet files, {run_dir} to the run folder. Needed unless transform is set.",
+    )
+    transform: str | None = Field(
+        None,
+        pattern=MODULE_FUNCTION_PATTERN,
+        description="module:function(frame) -> frame, the row-wise part of this step: without a command the "
+        "runtime applies it to the step's one input; the model server applies it to request rows, so the "
+        "columns it adds reach serving.",
+    )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Data sets the step reads: a data source (train, reference) or a data set another step "
+        "writes; each arrives as a Parquet file ({inputs.NAME}).",
+    )
+    outputs: dict[str, StepOutput] = Field(
+        default_factory=dict,
+        description="Data sets the step writes as Parquet ({outputs.NAME}); a source's name makes a new version "
+        "of it (steps writing train run before validate-data, which splits the prepared data).",
+    )
+    image: str | None = Field(None, description="Defaults to images.runtime; it must contain mlspec too.")
     before: str | list[str] = Field(default_factory=list, description="Steps that must run after this one.")
     after: str | list[str] = Field(default_factory=list, description="Steps that must run before this one.")
     resources: Resources = Field(default_factory=Resources)
@@ -213,6 +256,12 @@ class UserStep(Model):
         False,
         description="Reuse the step's outputs when its inputs did not change (Kubeflow); Airflow cannot.",
     )
+
+    @model_validator(mode="after")
+    def _command_or_transform(self) -> UserStep:
+        if self.command is None and self.transform is None:
+            raise ValueError("a step needs a command, a transform, or both")
+        return self
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -271,7 +320,19 @@ class CrossValidation(Model):
 
 
 class Distributed(Model):
-    workers: PositiveInt = 1
+    workers: PositiveInt = Field(
+        1,
+        description="Worker pods (torchrun nodes), each with resources.gpu and one process per GPU (one on "
+        "CPU); workers that fit one node of their pool share one pod.",
+    )
+    launcher: Literal["job", "trainjob"] = Field(
+        "job",
+        description="How workers that span nodes start on Kubernetes: job (an Indexed Job and a headless "
+        "Service, torchrun's c10d rendezvous, no operator) or trainjob (a Kubeflow Trainer TrainJob).",
+    )
+    max_restarts: Int = Field(
+        3, ge=0, le=100, description="Elastic restarts of the whole worker group after a failure."
+    )
 
 
 class Export(Model):
@@ -582,8 +643,21 @@ class Cluster(Model):
 class Network(Model):
     vpc_id: str | None = None
     subnet_ids: list[str] | None = None
-    cidr: str = Field("10.0.0.0/16", pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
+    cidr: str = Field(
+        "10.0.0.0/16",
+        pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$",
+        description="The VPC range (no host bits), split into a private and a public subnet per zone.",
+    )
     availability_zones: Int = Field(2, ge=2, le=6)
+
+    @model_validator(mode="after")
+    def _room_for_subnets(self) -> Network:
+        from mlspec.ir.cloud import network_problem
+
+        problem = None if self.vpc_id else network_problem(self.cidr, self.availability_zones)
+        if problem:
+            raise ValueError(f"network.cidr {problem}")
+        return self
 
 
 class Storage(Model):

@@ -217,6 +217,8 @@ def test_the_monitoring_run_is_logged_to_mlflow_with_its_report(broken, tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     assert not tracking.enabled(broken["ir"], None)  # no registry database yet: nothing is created for it
+    MlflowClient(tracking_uri=uri).search_experiments()  # the registry a training run would have created
+    assert tracking.enabled(broken["ir"], None)
     result = monitor.run_monitor(
         broken["ir"],
         str(tmp_path / "run"),

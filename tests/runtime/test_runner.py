@@ -82,7 +82,10 @@ def test_churn_trains_gates_exports_registers_and_promotes(project: Path) -> Non
         tags["mlspec.data.train.uri"] == "data/churn/train.csv"
         and tags["mlspec.data.train.sha256"] == train_sha
     )
-    assert tags["mlspec.image"] == "ghcr.io/acme/churn-runtime:1.4.2" and tags["mlspec.git_commit"]
+    assert (
+        tags["mlspec.image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:1.4.2"
+        and tags["mlspec.git_commit"]
+    )
     run_dir = next((project / ".mlspec" / "runs").iterdir())
     bundle = run_dir / "export"
     for name in ("model.onnx", "preprocessing.json", "reference_profile.json", "model.pt", "metrics.json"):

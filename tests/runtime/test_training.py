@@ -162,18 +162,47 @@ def test_user_entrypoint_through_the_step_contract_and_parity_failure(
     assert result["status"] == "failed" and "ONNX parity check failed" in result["error"]
 
 
-def test_ddp_with_two_gloo_processes(tmp_path: Path, local_registry: str) -> None:
-    ir = fast_ir(workers=2)
-    ir_path = tmp_path / "ir.json"
-    ir_path.write_text(ir.to_json())
-    run = tmp_path / "run"
-    assert main(step_args("validate-data", ir_path, run)) == 0
-    assert main(step_args("train", ir_path, run)) == 0
-    result = json.loads((run / "steps" / "train" / "result.json").read_text())
-    assert result["status"] == "succeeded" and result["workers"] == 2 and result["device"] == "cpu"
-    assert main(step_args("evaluate", ir_path, run)) == 0
-    evaluated = json.loads((run / "steps" / "evaluate" / "result.json").read_text())
-    assert evaluated["metrics"]["auc"] > 0.7  # both ranks' gradients were averaged into one sensible model
+def _spread_ir(workers: int):
+    """churn's IR with `workers` training workers on its one-GPU pool: two span two nodes (the job launcher)."""
+    text = (ROOT / "specs" / "churn.yaml").read_text()
+    text = text.replace("  retries: 2\n", f"  distributed: {{workers: {workers}}}\n  retries: 2\n", 1)
+    ir = api.lower(api.loads(text, "specs/churn.yaml"))
+    training_ = ir.training.model_copy(
+        update={"tuning": None, "hyperparameters": {"epochs": 2, "lr": 0.01, "batch_size": 256}}
+    )
+    return ir.model_copy(update={"training": training_})
+
+
+def test_ddp_over_two_gloo_processes_trains_the_model_one_process_does(
+    tmp_path: Path, local_registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setenv("MLSPEC_LAUNCH", "local")  # even in a CI pod: the job's processes on this machine
+    models = {}
+    for workers in (1, 2):
+        ir = _spread_ir(workers)
+        spread = ir.training.distribution
+        assert (spread.launcher, spread.nodes, spread.world_size) == (
+            ("none", 1, 1) if workers == 1 else ("job", 2, 2)
+        )
+        ir_path = tmp_path / f"ir{workers}.json"
+        ir_path.write_text(ir.to_json())
+        run = tmp_path / f"run{workers}"
+        if workers == 1:
+            assert main(step_args("validate-data", ir_path, run)) == 0
+        else:  # the same split: the comparison is about training alone
+            shutil.copytree(tmp_path / "run1" / "data", run / "data")
+            shutil.copytree(tmp_path / "run1" / "steps" / "validate-data", run / "steps" / "validate-data")
+        # not in a pod: the job's two processes run on this machine, with gloo (no GPU here)
+        assert main(step_args("train", ir_path, run)) == 0
+        result = json.loads((run / "steps" / "train" / "result.json").read_text())
+        assert result["status"] == "succeeded" and result["workers"] == workers and result["device"] == "cpu"
+        models[workers] = torch.load(run / "model" / "model.pt", weights_only=False).state_dict()
+    one, two = models[1], models[2]
+    assert one.keys() == two.keys()
+    # the same global batch, gradients averaged over the ranks: the same model up to summation order
+    assert max(float((one[k].float() - two[k].float()).abs().max()) for k in one) < 1e-5
 
 
 def test_regression_trains_in_target_units_and_exports(tmp_path: Path) -> None:

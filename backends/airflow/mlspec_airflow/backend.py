@@ -27,9 +27,10 @@ from mlspec.ir.model import IR
 from mlspec_airflow.dag import MODES, build_dag
 from mlspec_airflow.render import render
 
+# Training that spans nodes: in kubernetes mode the train task's pod launches the job the kubernetes target
+# declares and waits for it; local mode runs the same world of processes on the worker.
 _CAPABILITIES = capability_table(
-    full=ORCHESTRATION,
-    not_yet=(Feature.TRAINING_DISTRIBUTED,),
+    full=(*ORCHESTRATION, Feature.TRAINING_DISTRIBUTED),
     impossible=(Feature.STEP_CACHE,),
 )
 
@@ -45,7 +46,6 @@ class AirflowBackend(BaseBackend):
     }
     reasons: ClassVar = {
         Feature.STEP_CACHE: "Airflow has no task result cache: every DAG run re-executes every task",
-        Feature.TRAINING_DISTRIBUTED: "one pod (or one subprocess) per task; no multi-worker training job",
         Feature.STEP_GPU: "local mode runs steps on the worker, which cannot be given a GPU",
     }
 

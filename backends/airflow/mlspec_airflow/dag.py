@@ -16,7 +16,6 @@ from mlspec.ir.model import IR, Pipeline, Step
 
 MODES = ("kubernetes", "local")
 RETRAIN_TRIGGERS = ("drift", "performance", "volume", "data_quality")
-PLACEHOLDER = re.compile(r"\{(run_dir|outputs\.[^{}]+)\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DNS = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 # Module-level names of the template; a task variable must not shadow them (or a builtin, or a keyword).
@@ -45,8 +44,6 @@ _TEMPLATE_NAMES = frozenset(
         "run_dir",
         "condition_holds",
         "ir_argument",
-        "user_arg",
-        "expand_placeholders",
         "DAG_ID",
         "STEPS",
         "RESULT_STEPS",
@@ -58,7 +55,6 @@ _TEMPLATE_NAMES = frozenset(
         "DEFAULT_RUNS_ROOT",
         "IR_ARG",
         "RUN_DIR_ARG",
-        "USER_COMMANDS",
         "RUN_ID_UNSAFE",
     }
 )
@@ -78,7 +74,7 @@ class TaskView:
     labels: dict[str, str] = field(default_factory=dict)
     publishes_result: bool = False
     outlets_retrain: bool = False
-    cmds: list[tuple[str, object]] = field(default_factory=list)  # ("literal", value) | ("user_arg", index)
+    launches_job: bool = False  # the train step starts the workers' job through the Kubernetes API
 
 
 @dataclass
@@ -117,12 +113,6 @@ class DagView:
         return [t.step.id for t in self.tasks if t.publishes_result]
 
     @property
-    def user_commands(self) -> dict[str, list[str]]:
-        return {
-            t.step.id: t.step.command for t in self.tasks if any(kind == "user_arg" for kind, _ in t.cmds)
-        }
-
-    @property
     def doc_md(self) -> str | None:
         text = self.ir.system.description
         # Airflow reads a doc_md ending in ".md" as a file path; a trailing newline keeps it text.
@@ -132,11 +122,7 @@ class DagView:
     def steps_table(self) -> dict[str, dict]:
         table = {}
         for t in self.tasks:
-            entry = {
-                "command": list(t.step.command),
-                "env": dict(t.step.env),
-                "runtime": t.step.kind == "builtin",
-            }
+            entry = {"command": list(t.step.command), "env": dict(t.step.env)}
             if t.step.fan_out:
                 entry["index_arg"] = t.step.fan_out.index_arg
             table[t.step.id] = entry
@@ -262,10 +248,5 @@ def _kubernetes_placement(ir: IR, step: Step, view: TaskView) -> None:
     view.tolerations = [{"key": t.key, "value": t.value, "effect": t.effect} for t in placement.tolerations]
     view.service_account = ir.service_account(step.service_account).name
     view.labels = {**ir.system.labels, contracts.SYSTEM_LABEL: ir.system.name, contracts.STEP_LABEL: step.id}
-    if step.kind == "user" and any(PLACEHOLDER.search(arg) for arg in step.command):
-        view.cmds = [
-            ("user_arg", i) if PLACEHOLDER.search(arg) else ("literal", arg)
-            for i, arg in enumerate(step.command)
-        ]
-    else:
-        view.cmds = [("literal", list(step.command))]
+    spread = ir.training.distribution
+    view.launches_job = step.action == "train" and spread is not None and spread.nodes > 1

@@ -167,7 +167,7 @@ def test_hostile_spec_strings_stay_data(evil_ir, tmp_path, mode):
         return
     context = {"params": {"run_dir": "/runs/r1"}, "run_id": "manual__1"}
     task.render_template_fields(context, dag.get_template_env())
-    assert task.image == "registry.example/evil:" + EVIL
+    assert task.image == evil_ir.images["runtime"] and task.image.endswith(":" + EVIL)
     assert task.cmds == [*step.command[:-1], "/runs/r1/steps/evil-step/outputs/proof"]
     assert task.env_vars == {"EVIL": EVIL}
     assert task.labels["evil"] == EVIL

@@ -101,3 +101,23 @@ def test_failing_gate_skips_registration_and_user_steps_get_hostile_strings_verb
     assert model_versions(tmp_path, "churn") == []
     [proof] = (tmp_path / "runs" / "evil_training").glob("*/steps/evil-step/outputs/proof")
     assert json.loads(proof.read_text()) == {"argv": [EVIL, "{{ ds }}"], "env": EVIL}
+
+
+def test_shop_preparation_steps_run_before_the_split(airflow_home, tmp_path):
+    """dedupe (a command) and enrich (a transform) run under their data contract on the worker; validate-data
+    checks customer_id is unique on the prepared data and splits it; the model trains on the new feature."""
+    from ruamel.yaml import YAML
+
+    data = json.loads(json.dumps(YAML(typ="safe").load((ROOT / "specs" / "shop.yaml").read_text())))
+    data["training"]["hyperparameters"]["epochs"] = 3
+    env = compile_local(data, tmp_path / "dags", airflow_home, tmp_path)
+    airflow(["dags", "test", "shop_training"], env)
+    states = {t: s for (t, _), s in task_states(env, "shop_training").items()}
+    assert set(states.values()) == {"success"}, states
+    assert {"validate_raw", "dedupe", "enrich", "validate_data", "train", "promote"} <= set(states)
+    run = next((tmp_path / "runs" / "shop_training").iterdir())
+    deduped = json.loads((run / "steps" / "dedupe" / "result.json").read_text())
+    assert deduped["outputs"]["train"]["rows"] == 4000
+    validated = json.loads((run / "steps" / "validate-data" / "result.json").read_text())
+    assert validated["data"]["train"]["prepared_by"] == "enrich"
+    assert model_versions(tmp_path, "shop") == [1]

@@ -144,10 +144,8 @@ def test_unsupported_features_come_from_the_capability_table(churn_ir):
     _, ctx = emit(ir)
     backend = AirflowBackend()
     predicted = [(u.feature, u.where) for u, _ in backend.check(ir, {})]
-    assert sorted(predicted) == [
-        (Feature.STEP_CACHE, "pipelines.training.steps.report"),
-        (Feature.TRAINING_DISTRIBUTED, "training.workers"),
-    ]
+    # training over two nodes is expressed: the train task launches the workers' job and waits for it
+    assert sorted(predicted) == [(Feature.STEP_CACHE, "pipelines.training.steps.report")]
     assert len(ctx.diagnostics) == len(predicted)  # compile reports nothing that check() does not predict
 
 
@@ -189,3 +187,26 @@ def test_user_step_with_a_reserved_name_gets_a_safe_variable():
     text = files["evil_training.py"].decode()
     assert "list_task = run_step.override(" in text and 'task_id="list"' in text
     compile(text, "evil_training.py", "exec")
+
+
+def test_training_over_nodes_makes_the_train_pod_a_launcher():
+    """Workers spanning nodes: the train pod is the IR's small launcher placement (no GPU) and mounts its
+    service account token, to create the job the kubernetes target declares; no other pod does."""
+    data = churn_data()
+    data["training"]["distributed"] = {"workers": 2}
+    ir = ir_from(data)
+    assert ir.training.distribution.nodes == 2
+    files, _ = emit(ir, "kubernetes", allow_unsupported=False)
+    tree = ast.parse(files["churn_training.py"].decode())
+    calls = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+            "KubernetesPodOperator",
+            "partial",
+        ):
+            keywords = {kw.arg: kw.value for kw in node.keywords}
+            calls[ast.literal_eval(keywords["task_id"])] = keywords
+    launcher = calls["train"]
+    assert ast.literal_eval(launcher["automount_service_account_token"]) is True
+    assert "nvidia.com/gpu" not in ast.unparse(launcher["container_resources"])
+    assert not [t for t, kw in calls.items() if t != "train" and "automount_service_account_token" in kw]

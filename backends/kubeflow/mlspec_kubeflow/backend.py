@@ -7,6 +7,8 @@ from typing import ClassVar
 from mlspec.backends import ORCHESTRATION, Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
+# Training that spans nodes: the train task runs the runtime's train step, which launches the job the
+# kubernetes target declares (training.distribution.template) and waits for it.
 # The package file of each IR pipeline (lowering makes only these two).
 PACKAGES = {"training": "pipeline.yaml", "monitoring": "monitor.yaml"}
 
@@ -16,12 +18,8 @@ class KubeflowBackend(BaseBackend):
     version = "2"
     # Data triggers are evaluated by the monitoring pipeline's monitor step, which gates trigger-retrain.
     capabilities: ClassVar = capability_table(
-        full=(*ORCHESTRATION, Feature.STEP_CACHE),
-        not_yet=(Feature.TRAINING_DISTRIBUTED,),
+        full=(*ORCHESTRATION, Feature.STEP_CACHE, Feature.TRAINING_DISTRIBUTED),
     )
-    reasons: ClassVar = {
-        Feature.TRAINING_DISTRIBUTED: "a KFP task is one pod; multi-node training needs a training job",
-    }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
         from mlspec_kubeflow import schedule

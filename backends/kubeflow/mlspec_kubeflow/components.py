@@ -1,7 +1,7 @@
 """The KFP components every pipeline is built from.
 
-Builtin steps are KFP lightweight Python components whose body runs the runtime step contract
-(`python -m mlspec.runtime STEP --ir ... --run-dir ...`) in a subprocess. They are lightweight components
+Every step, builtin or user, is a KFP lightweight Python component whose body runs the runtime step
+contract (`python -m mlspec.runtime STEP --ir ... --run-dir ...`) in a subprocess. They are lightweight components
 rather than container components because kfp.local's SubprocessRunner (our proof engine) refuses container
 components; in a cluster both run the same image, and the runtime image must ship kfp for the executor.
 
@@ -11,7 +11,6 @@ this module must not use `from __future__ import annotations` (kfp reads the ann
 
 import dataclasses
 import functools
-from collections.abc import Callable
 
 from kfp import dsl
 from kfp.dsl import python_component
@@ -120,30 +119,3 @@ def _named(component: python_component.PythonComponent, name: str) -> python_com
     # The component name becomes the task name and the comp-/exec- keys in the YAML: use the IR id.
     spec = dataclasses.replace(component.component_spec, name=name)
     return python_component.PythonComponent(component_spec=spec, python_func=component.python_func)
-
-
-def user_component(step_id: str, task_id: str, image: str, command: list[str], trial_arg: str | None):
-    """A container component running a user step's own argv, with {run_dir} and {outputs.NAME} expanded."""
-
-    def user_step(run_root: str, run_id: str):
-        run_dir = f"{run_root}/{run_id}"
-        return dsl.ContainerSpec(image=image, command=[_expand(arg, run_dir, step_id) for arg in command])
-
-    def user_trial_step(run_root: str, run_id: str, trial: int):
-        run_dir = f"{run_root}/{run_id}"
-        argv = [_expand(arg, run_dir, step_id) for arg in command]
-        return dsl.ContainerSpec(image=image, command=[*argv, trial_arg, f"{trial}"])
-
-    func: Callable[..., dsl.ContainerSpec] = user_trial_step if trial_arg else user_step
-    func.__name__ = task_id
-    return dsl.container_component(func)
-
-
-def _expand(arg: str, run_dir: str, step_id: str) -> str:
-    out = arg.replace("{run_dir}", run_dir)
-    while "{outputs." in out:
-        start = out.index("{outputs.")
-        end = out.index("}", start)
-        name = out[start + len("{outputs.") : end]
-        out = out[:start] + f"{run_dir}/steps/{step_id}/outputs/{name}" + out[end + 1 :]
-    return out

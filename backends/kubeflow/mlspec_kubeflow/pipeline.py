@@ -144,18 +144,8 @@ class PipelineBuilder:
         return task
 
     def call(self, step: Step, args: dict, trial: object) -> dsl.PipelineTask:
+        # User steps run the runtime's step contract too: it stages their inputs and checks their outputs.
         run_root, run_id = args[RUN_ROOT_PARAM], dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        if step.kind == "user":
-            comp = components.user_component(
-                step.id,
-                step.task_id,
-                step.image,
-                list(step.command),
-                step.fan_out.index_arg if step.fan_out else None,
-            )
-            if step.fan_out:
-                return comp(run_root=run_root, run_id=run_id, trial=trial)
-            return comp(run_root=run_root, run_id=run_id)
         comp = components.step_component(self.outputs.get(step.id, ()), step.image, step.id)
         return comp(
             command=list(step.command),

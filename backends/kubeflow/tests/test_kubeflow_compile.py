@@ -246,22 +246,31 @@ def churn_variant(edit):
 
 
 def test_lint_predicts_exactly_what_compile_reports():
+    """Kubeflow expresses training that spans nodes (its train task launches the job): no MS301. Lint asks for
+    the kubernetes target, which declares that job (MS228), compile refuses the same, and both are clean with
+    it."""
+
     def distributed(data):
         data["training"]["distributed"] = {"workers": 4}
         data["steps"] = [{"name": "report", "command": ["python", "report.py"], "after": "evaluate"}]
 
     loaded = churn_variant(distributed)
-    linted = [d for d in mlspec.lint(loaded) if d.code == "MS301"]
-    compiled = mlspec.compile(loaded, ["kubeflow"], allow_unsupported=True).diagnostics
-    assert [d.message for d in compiled] == [d.message for d in linted]
-    assert [(d.location.line, d.key_path) for d in compiled] == [
-        (d.location.line, d.key_path) for d in linted
-    ]
-    assert len(linted) == 1 and "training.distributed" in linted[0].message
-    assert linted[0].key_path == ("training", "distributed", "workers")
-    assert linted[0].location.line > 1
-    with pytest.raises(mlspec.MlspecError):
-        mlspec.compile(loaded, ["kubeflow"])  # an error unless --allow-unsupported
+    linted = mlspec.lint(loaded)
+    assert [d.code for d in linted] == ["MS228"]
+    assert linted[0].key_path == ("training", "distributed", "workers") and linted[0].location.line > 1
+    ir = mlspec.lower(loaded)
+    from mlspec_kubeflow import KubeflowBackend
+
+    assert list(KubeflowBackend().check(ir, {})) == []  # nothing unsupported
+    with pytest.raises(mlspec.MlspecError, match="MS228"):
+        mlspec.compile(loaded, ["kubeflow"])
+
+    def with_kubernetes(data):
+        distributed(data)
+        data["targets"] = ["kubeflow", "kubernetes"]
+
+    both = churn_variant(with_kubernetes)
+    assert mlspec.lint(both) == [] and mlspec.compile(both, ["kubeflow", "kubernetes"]).diagnostics == []
 
 
 def test_data_triggers_without_monitoring_never_reach_the_backend(ir):
@@ -277,33 +286,34 @@ def test_data_triggers_without_monitoring_never_reach_the_backend(ir):
         KubeflowBackend().emit(no_monitor, EmitContext())
 
 
-def test_user_steps_become_container_components(ir):
+def test_user_steps_run_the_runtime_step_contract():
+    """A user step is a lightweight component like the builtin steps: the runtime stages its inputs, expands
+    its placeholders and checks its outputs (so kfp.local runs it too); its own argv is in the IR."""
     from mlspec_kubeflow.pipeline import compile_pipeline
 
-    from mlspec.ir.model import Step
+    def featurize(data):
+        data["steps"] = [
+            {
+                "name": "featurize",
+                "image": "ghcr.io/acme/featurize:1",
+                "command": ["featurize", "--out", "{outputs.table}"],
+                "after": "validate-data",
+                "before": "train",
+            }
+        ]
 
-    training = ir.pipeline("training")
-    base = training.steps[0]
-    user = base.model_copy(
-        update={
-            "id": "featurize",
-            "task_id": "featurize",
-            "display_name": "Featurize",
-            "kind": "user",
-            "action": "user",
-            "image": "ghcr.io/acme/featurize:1",
-            "command": ["featurize", "--out", "{outputs.table}"],
-            "depends_on": [base.id],
-        }
-    )
-    pipeline = training.model_copy(
-        update={"steps": [base, Step.model_validate(user.model_dump())], "conditions": []}
-    )
-    spec, _ = yaml.safe_load_all(compile_pipeline(ir, pipeline))
-    container = spec["deploymentSpec"]["executors"]["exec-featurize"]["container"]
-    assert container["image"] == "ghcr.io/acme/featurize:1"
-    assert container["command"] == [
+    ir = mlspec.lower(churn_variant(featurize))
+    spec, _ = yaml.safe_load_all(compile_pipeline(ir, ir.pipeline("training")))
+    task = spec["root"]["dag"]["tasks"]["featurize"]
+    assert task["inputs"]["parameters"]["command"]["runtimeValue"]["constant"] == [
+        "python",
+        "-m",
+        "mlspec.runtime",
         "featurize",
-        "--out",
-        "{{$.inputs.parameters['run_root']}}/{{$.inputs.parameters['run_id']}}/steps/featurize/outputs/table",
     ]
+    assert (
+        spec["deploymentSpec"]["executors"]["exec-featurize"]["container"]["image"]
+        == "ghcr.io/acme/featurize:1"
+    )
+    step = next(s for s in ir.pipeline("training").steps if s.id == "featurize")
+    assert step.user.argv == ["featurize", "--out", "{outputs.table}"] and step.user.files == ["table"]

@@ -85,3 +85,50 @@ def test_kfp_local_runs_the_compiled_pipeline_and_gates_registration(tmp_path, m
     for step in ("export", "register", "promote"):
         assert not (run_dir / "steps" / step).exists(), step
     assert [str(v.version) for v in client.search_model_versions("name='churn'")] == ["1"]
+
+
+@pytest.mark.engine
+def test_kfp_local_runs_the_shop_preparation_steps(tmp_path, monkeypatch):
+    """The user steps are lightweight components too: kfp.local runs dedupe (a command) and enrich (a transform)
+    under their data contract, and validate-data checks and splits the prepared data."""
+    import shutil
+
+    from kfp import components, local
+
+    for folder in ("specs", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)  # the steps import the example's step module from the project root
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    out = tmp_path / "out"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlspec",
+            "compile",
+            "specs/shop.yaml",
+            "--target",
+            "kubeflow",
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp-root"))
+    pipeline = components.load_component_from_file(str(out / "shop" / "kubeflow" / "pipeline.yaml"))
+    run_root = tmp_path / "runs"
+    shop = ROOT / "data" / "shop"
+    pipeline(
+        run_root=str(run_root),
+        data_train=str(shop / "train.csv"),
+        data_reference=str(shop / "reference.csv"),
+        hparam_epochs="3",
+    )
+    (run_dir,) = run_root.iterdir()
+    deduped = result(run_dir, "dedupe")
+    assert deduped["inputs"]["train"]["rows"] == 4200 and deduped["outputs"]["train"]["rows"] == 4000
+    assert "spend_per_order" in result(run_dir, "enrich")["outputs"]["train"]["columns"]
+    validated = result(run_dir, "validate-data")
+    assert validated["data"]["train"]["prepared_by"] == "enrich" and validated["train_rows"] == 3200
+    for step in ("train", "evaluate", "export", "register", "promote"):
+        assert result(run_dir, step)["status"] == "succeeded", step

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from mlspec import contracts
 from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
+
+PREVIEW = "dashboard-preview.html"  # the dashboard without Grafana, for review; not applied
 
 
 class KubernetesBackend(BaseBackend):
@@ -28,6 +31,7 @@ class KubernetesBackend(BaseBackend):
             Feature.ROLLOUT_SHADOW,
             Feature.ROLLOUT_A_B,
             Feature.ROLLOUT_EXPERIMENT_DURATION,
+            Feature.TRAINING_DISTRIBUTED,
         ),
         not_yet=(Feature.INFRASTRUCTURE_GCP,),
         impossible=(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,),
@@ -39,7 +43,20 @@ class KubernetesBackend(BaseBackend):
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
-        from mlspec_kubernetes import cache, delivery, monitoring, network, render, slo, workloads
+        from mlspec_kubernetes import (
+            cache,
+            dashboard,
+            delivery,
+            monitoring,
+            network,
+            platform,
+            preview,
+            readme,
+            render,
+            slo,
+            training,
+            workloads,
+        )
 
         ir_json = ir.to_json()
         config_name = f"{ir.system.name}-ir"
@@ -49,6 +66,7 @@ class KubernetesBackend(BaseBackend):
         ]
         used_accounts = {ir.serving.service_account} if ir.serving else set()
         servers: list[str] = []
+        previews: list[Artifact] = []
         cache_name = None
         jobs: list[str] = []  # CronJob pods: each gets its own egress policy
         prometheus = ctx.options.get("prometheus_address", delivery.DEFAULT_PROMETHEUS)
@@ -62,6 +80,9 @@ class KubernetesBackend(BaseBackend):
             percentiles = slo.latency_percentiles_rule(ir, servers)
             if percentiles:
                 objects.append(percentiles)
+            board = dashboard.to_json(ir, servers)
+            objects.append(dashboard.config_map(ir, board))
+            previews.append(Artifact(PREVIEW, preview.render(json.loads(board), ir.system.spec_path)))
             if ir.serving.cache:
                 cache_name = ir.serving.cache.service
                 objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
@@ -82,6 +103,11 @@ class KubernetesBackend(BaseBackend):
         pipeline_pods = "airflow" in ir.targets and ir.airflow_mode == "kubernetes"
         if pipeline_pods:
             used_accounts.add("training")
+        # Training that spans nodes: the job template the train step launches, its RBAC and network policy.
+        launch = training.objects(ir)
+        if launch:
+            objects += launch
+            used_accounts.add("training")
         objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
         objects += network.policies(
             ir,
@@ -91,8 +117,17 @@ class KubernetesBackend(BaseBackend):
             mesh=self._mesh(ir),
             pipeline_pods=pipeline_pods,
             analysis=(monitoring.rollout_name(ir), prometheus) if monitoring.runs_analysis(ir) else None,
+            monitor=monitoring.name(ir) if monitoring.owns_monitor(ir) else None,
         )
-        return render.artifacts(objects)
+        prerequisites = platform.artifacts(ir)
+        paths = {a.path for a in prerequisites}
+        guide = readme.readme(
+            ir,
+            "platform/kustomization.yaml" in paths,
+            "platform/istio/kustomization.yaml" in paths,
+            "platform/grafana/kustomization.yaml" in paths,
+        )
+        return [*render.artifacts(objects), *prerequisites, *previews, Artifact("README.md", guide)]
 
     @staticmethod
     def _mesh(ir: IR) -> bool:

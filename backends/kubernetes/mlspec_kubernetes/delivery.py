@@ -22,13 +22,14 @@ from typing import Any
 from mlspec import contracts
 from mlspec.backends import EmitContext
 from mlspec.ir.model import IR, Variant
+from mlspec.ir.platform import ISTIO_API, PROMETHEUS_URL, ROLLOUTS_API
+from mlspec.ir.policy import MAX_SURGE_PERCENT
 from mlspec_kubernetes import promql
 from mlspec_kubernetes import workloads as w
 from mlspec_kubernetes.meta import dict_metadata, selector, serving_of
 
-ROLLOUTS_API = "argoproj.io/v1alpha1"
-ISTIO_API = "networking.istio.io/v1"
-DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+EXPERIMENT_DURATION_ANNOTATION = f"{contracts.LABEL_PREFIX}experiment-duration-seconds"
+DEFAULT_PROMETHEUS = PROMETHEUS_URL  # the Prometheus the platform kustomization runs
 ANALYSIS_INTERVAL_S = 60
 ANALYSIS_WINDOW = "2m"  # rate window of each measurement
 VARIANT_HEADER = "x-mlspec-variant"  # response header naming the variant that answered (a-b, canary)
@@ -186,7 +187,12 @@ def canary(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery
                 {"pause": {"duration": f"{r.step_duration_seconds}s"} if r.step_duration_seconds else {}}
             )
     strategy: dict[str, Any] = {
-        "canary": {**_variant_metadata("canary", "stable"), "maxUnavailable": 0, "steps": steps}
+        "canary": {
+            **_variant_metadata("canary", "stable"),
+            "maxSurge": f"{MAX_SURGE_PERCENT}%",  # what lint sizes the pool for (policy.peak_server_pods)
+            "maxUnavailable": 0,
+            "steps": steps,
+        }
     }
     template = analysis_template(ir, ctx, count=None)
     objs = _rollout(ir, config_name, ir_json, strategy)

@@ -7,8 +7,8 @@ from typing import Any
 from mlspec import contracts
 from mlspec.ir.model import IR, Serving
 
-UID = 10001  # high, non-root UID/GID used by every container (PSS restricted, checkov CKV_K8S_40)
-CONFIG_DIR = "/etc/mlspec"
+UID = contracts.RUNTIME_UID  # high, non-root UID/GID of every container (PSS restricted, CKV_K8S_40)
+CONFIG_DIR = contracts.IR_MOUNT_DIR
 IR_FILE = f"{CONFIG_DIR}/{contracts.IR_FILE}"
 
 

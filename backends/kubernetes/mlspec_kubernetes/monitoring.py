@@ -14,6 +14,7 @@ from kubernetes import client as k
 
 from mlspec import contracts
 from mlspec.ir.model import IR, Placement, Step
+from mlspec.ir.platform import PUSHGATEWAY_URL
 from mlspec_kubernetes import pod
 from mlspec_kubernetes.meta import IR_FILE, labels, metadata
 from mlspec_kubernetes.workloads import config_volume
@@ -158,11 +159,15 @@ def cron_job(ir: IR, config_name: str) -> k.V1CronJob:
     mon = ir.monitoring
     assert mon is not None
     step = _step(ir, "monitoring", "monitor")
+    env = []
+    if ir.component("pushgateway") is not None:  # the dashboard reads the run's gauges from there
+        env.append(k.V1EnvVar(name=contracts.PUSHGATEWAY_URL_ENV, value=PUSHGATEWAY_URL))
     container = k.V1Container(
         name="monitor",
         image=step.image,
         command=["mlspec"],
         args=["monitor", IR_FILE, "--run-dir", monitor_run_dir(ir)],
+        env=env or None,
     )
     return _cron_job(
         ir,

@@ -8,6 +8,7 @@ from kubernetes import client as k
 
 from mlspec.contracts import REDIS_PORT, STEP_LABEL, SYSTEM_LABEL
 from mlspec.ir.model import IR
+from mlspec.ir.platform import MONITORING_NAMESPACE, PUSHGATEWAY_PORT
 from mlspec_kubernetes.meta import metadata, selector, serving_of
 
 ISTIOD_PORT = 15012
@@ -70,8 +71,10 @@ def policies(
     mesh: bool,
     pipeline_pods: bool = False,
     analysis: tuple[str, str] | None = None,
+    monitor: str | None = None,
 ) -> list:
-    """`jobs`: the CronJobs' names; `analysis`: (the analysis CronJob, the Prometheus address it reads)."""
+    """`jobs`: the CronJobs' names; `analysis`: (the analysis CronJob, the Prometheus address it reads);
+    `monitor`: the monitor CronJob among them."""
     s = serving_of(ir)
     out = [
         _policy(ir, "default-deny", None),
@@ -131,11 +134,27 @@ def policies(
         )
     for job in jobs:
         # the loop's CronJobs: S3, STS and the registry (the monitor's API calls go to the API server on 443);
-        # the rollout analysis also reads Prometheus
+        # the rollout analysis also reads Prometheus, the monitor pushes its gauges to the Pushgateway
         egress = _external_egress(ir, mesh=False)
         port = urlparse(analysis[1]).port if analysis and analysis[0] == job else None
         if port and port != 443:
             egress.append(k.V1NetworkPolicyEgressRule(ports=_ports((port, "TCP"))))
+        if job == monitor and ir.component("pushgateway") is not None:
+            egress.append(
+                k.V1NetworkPolicyEgressRule(
+                    to=[
+                        k.V1NetworkPolicyPeer(
+                            namespace_selector=k.V1LabelSelector(
+                                match_labels={"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
+                            ),
+                            pod_selector=k.V1LabelSelector(
+                                match_labels={"app.kubernetes.io/name": "pushgateway"}
+                            ),
+                        )
+                    ],
+                    ports=_ports((PUSHGATEWAY_PORT, "TCP")),
+                )
+            )
         out.append(_policy(ir, job, selector(ir, job), types=("Egress",), egress=egress))
     if pipeline_pods:
         # Pipeline step pods that orchestrators start in this namespace (Airflow's KubernetesPodOperator
@@ -154,3 +173,16 @@ def policies(
             match_expressions=[k.V1LabelSelectorRequirement(key=STEP_LABEL, operator="Exists")],
         )
     return out
+
+
+def peers_policy(ir: IR, name: str, pods: dict[str, str]) -> k.V1NetworkPolicy:
+    """Pods that talk to each other on any port (distributed training: the rendezvous, then NCCL's or gloo's
+    own ports), and to S3, STS and the registry."""
+    peers = [k.V1NetworkPolicyPeer(pod_selector=k.V1LabelSelector(match_labels=pods))]
+    return _policy(
+        ir,
+        name,
+        pods,
+        ingress=[k.V1NetworkPolicyIngressRule(_from=peers)],
+        egress=[k.V1NetworkPolicyEgressRule(to=peers), *_external_egress(ir, mesh=False)],
+    )

@@ -13,11 +13,11 @@ from typing import Any
 
 from mlspec import contracts
 from mlspec.ir.model import IR, SloObjective
+from mlspec.ir.platform import MONITORING_API
 from mlspec.units import duration_seconds
 from mlspec_kubernetes import promql
 from mlspec_kubernetes.meta import dict_metadata, serving_of
 
-MONITORING_API = "monitoring.coreos.com/v1"
 BY_JOB = "sum by (namespace, job)"
 PERCENTILE_WINDOW = "5m"
 

@@ -9,6 +9,7 @@ from kubernetes import client as k
 
 from mlspec import contracts
 from mlspec.ir.model import IR, ServiceAccount, Serving
+from mlspec.ir.policy import MAX_SURGE_PERCENT
 from mlspec_kubernetes import pod
 from mlspec_kubernetes.meta import CONFIG_DIR, IR_FILE, labels, metadata, selector
 
@@ -116,7 +117,9 @@ def deployment(
     ir: IR, name: str, template: k.V1PodTemplateSpec, replicas: int | None, component: str = "server"
 ) -> k.V1Deployment:
     strategy = k.V1DeploymentStrategy(
-        type="RollingUpdate", rolling_update=k.V1RollingUpdateDeployment(max_surge="25%", max_unavailable=0)
+        type="RollingUpdate",
+        # the surge lint sizes the serving pool for (mlspec.ir.policy.peak_server_pods, MS224)
+        rolling_update=k.V1RollingUpdateDeployment(max_surge=f"{MAX_SURGE_PERCENT}%", max_unavailable=0),
     )
     spec = k.V1DeploymentSpec(
         replicas=replicas,

@@ -52,8 +52,10 @@ def churn_text(
         gpu_type, managed = ACCELERATORS[accelerator]
         data["serving"]["accelerator"] = "gpu"
         data["serving"]["resources"]["gpu"] = {"type": gpu_type, "count": 1}
+        # the canary's peak (3 replicas + 1 surge pod) on one-accelerator nodes: what the pools hold (MS224)
+        data["serving"]["replicas"] = {"min": 1, "max": 3}
         if gpu_type.startswith("aws-"):
-            data["infrastructure"]["node_pools"]["inf"] = {"instance_type": "inf2.xlarge", "min": 0, "max": 2}
+            data["infrastructure"]["node_pools"]["inf"] = {"instance_type": "inf2.xlarge", "min": 0, "max": 4}
         if not managed:
             del data["infrastructure"], data["environments"]
     buf = io.StringIO()

@@ -27,7 +27,19 @@ def test_checkov_finds_nothing_unaccepted(built):
     # One run over every variant (canary, rolling, blue-green, shadow, a-b, gpu, envs): checkov is slow.
     root = next(iter(built.values()))[1].parent
     out = subprocess.run(
-        [str(CHECKOV), "-d", str(root), "--skip-download", "-o", "json", "--quiet"],
+        # platform/ is upstream controllers configured by patch fragments, which checkov would read as
+        # whole objects (docs/security.md); the system's own manifests are all scanned.
+        [
+            str(CHECKOV),
+            "-d",
+            str(root),
+            "--skip-path",
+            "platform",
+            "--skip-download",
+            "-o",
+            "json",
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -92,7 +92,7 @@ def test_images_accounts_and_role_arns_equal_the_ir(built, name):
 
 def test_configmap_carries_the_ir_and_its_buckets(built):
     ir, _, objects = built["canary"]
-    (cm,) = by_kind(objects, "ConfigMap")
+    (cm,) = [o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == f"{ir.system.name}-ir"]
     carried = IR.model_validate_json(cm["data"]["ir.json"])
     assert carried == ir
     bucket = ir.infrastructure.artifacts_bucket

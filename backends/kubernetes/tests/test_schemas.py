@@ -25,6 +25,11 @@ CRD_FILES = {
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
     ): "prometheus-operator_monitoring.coreos.com_servicemonitors.yaml",
+    ("monitoring.coreos.com/v1", "Prometheus"): "prometheus-operator_monitoring.coreos.com_prometheuses.yaml",
+    (
+        "monitoring.coreos.com/v1",
+        "Alertmanager",
+    ): "prometheus-operator_monitoring.coreos.com_alertmanagers.yaml",
 }
 # No CRD for Istio is vendored (see docs/backends/kubernetes.md); its objects are checked in test_delivery.py.
 NOT_SCHEMA_CHECKED = {("networking.istio.io/v1", "VirtualService")}

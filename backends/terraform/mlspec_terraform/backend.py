@@ -18,6 +18,7 @@ class TerraformBackend(BaseBackend):
             Feature.INFRASTRUCTURE_GPU_POOL,
             Feature.INFRASTRUCTURE_STATE,
             Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,
+            Feature.INFRASTRUCTURE_TAINTED_POOL_FROM_ZERO,
         ),
         not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.INFRASTRUCTURE_AMD_GPU_POOL),
         impossible=(Feature.INFRASTRUCTURE_NONE,),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlspec.ir.model import Infrastructure
 from mlspec_terraform.cdk import Construct, attr, resource
 from mlspec_terraform.policy import assume_role
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-LOG_RETENTION_DAYS = 365
 TAINT_EFFECTS = {
     "NoSchedule": "NO_SCHEDULE",
     "PreferNoSchedule": "PREFER_NO_SCHEDULE",
@@ -24,16 +24,7 @@ class ClusterRefs:
     name: str
     endpoint: str
     oidc_issuer: str
-
-
-# The EKS-optimized Amazon Linux 2023 AMI of each IR image family (x86_64): the NVIDIA variant ships the
-# driver and container toolkit, the Neuron variant the Inferentia/Trainium driver. Names as hashicorp/aws
-# 5.100 validates them (`terraform validate` proves each in the tests).
-AMI_TYPES: dict[str, str] = {
-    "standard": "AL2023_x86_64_STANDARD",
-    "nvidia": "AL2023_x86_64_NVIDIA",
-    "neuron": "AL2023_x86_64_NEURON",
-}
+    node_groups: dict[str, Any]  # pool id -> aws_eks_node_group
 
 
 def _role(
@@ -69,7 +60,7 @@ def build_cluster(
 ) -> ClusterRefs:
     name = infra.cluster_name
     cluster_role, cluster_deps = _role(
-        scope, "cluster", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES
+        scope, "cluster", infra.cluster_role_name, "eks.amazonaws.com", CLUSTER_POLICIES
     )
     # Created before the cluster so that its retention and encryption apply from the first log line.
     resource(
@@ -77,8 +68,8 @@ def build_cluster(
         "aws_cloudwatch_log_group",
         "cluster",
         {
-            "name": f"/aws/eks/{name}/cluster",
-            "retention_in_days": LOG_RETENTION_DAYS,
+            "name": infra.cluster_log_group,
+            "retention_in_days": infra.log_retention_days,
             "kms_key_id": kms_key_arn,
         },
     )
@@ -98,19 +89,21 @@ def build_cluster(
             "depends_on": [*cluster_deps, "aws_cloudwatch_log_group.cluster"],
         },
     )
-    node_role, node_deps = _role(scope, "nodes", f"{name}-nodes", "ec2.amazonaws.com", NODE_POLICIES)
+    node_role, node_deps = _role(scope, "nodes", infra.node_role_name, "ec2.amazonaws.com", NODE_POLICIES)
+    groups = {}
     for pool in infra.node_pools:
-        resource(
+        groups[pool.id] = resource(
             scope,
             "aws_eks_node_group",
             pool.task_id,
             {
                 "cluster_name": attr(cluster, "name"),
-                "node_group_name": f"{name}-{pool.id}",
+                "node_group_name": pool.group_name,
                 "node_role_arn": node_role,
                 "subnet_ids": subnet_ids,
                 "instance_types": [pool.instance_type],
-                "ami_type": AMI_TYPES[pool.image_family],
+                # the AMI whose driver serves the pool's accelerator (IR image_family -> EKS AMI type)
+                "ami_type": pool.ami_type,
                 "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
                 "disk_size": pool.disk_size_gb,
                 "scaling_config": [
@@ -127,5 +120,5 @@ def build_cluster(
             },
         )
     return ClusterRefs(
-        attr(cluster, "name"), attr(cluster, "endpoint"), attr(cluster, "identity[0].oidc[0].issuer")
+        attr(cluster, "name"), attr(cluster, "endpoint"), attr(cluster, "identity[0].oidc[0].issuer"), groups
     )

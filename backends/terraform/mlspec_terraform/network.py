@@ -6,32 +6,17 @@ One NAT gateway per zone, so losing a zone does not cut the other zones' nodes o
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from mlspec.ir.model import Infrastructure
 from mlspec_terraform.cdk import Construct, attr, data, resource
 from mlspec_terraform.policy import assume_role, document, statement
 
-FLOW_LOG_RETENTION_DAYS = 365
-
 
 @dataclass(frozen=True)
 class NetworkRefs:
     vpc_id: str | None
     private_subnet_ids: list[str]
-
-
-def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
-    """(private, public) CIDRs: the VPC range split into 2*zones equal blocks, private ones first."""
-    network = ipaddress.ip_network(cidr)
-    bits = max(2, (2 * zones - 1).bit_length())
-    blocks = [str(b) for b in network.subnets(prefixlen_diff=bits)]
-    return blocks[:zones], blocks[zones : 2 * zones]
-
-
-def zone_names(region: str, zones: int) -> list[str]:
-    return [f"{region}{chr(ord('a') + i)}" for i in range(zones)]
 
 
 def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> NetworkRefs:
@@ -46,7 +31,7 @@ def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> 
         {
             "state": "available",
             # An allowlist of zone names: the zone set cannot grow behind the plan's back.
-            "filter": [{"name": "zone-name", "values": zone_names(infra.region, net.availability_zones)}],
+            "filter": [{"name": "zone-name", "values": net.zones}],
         },
     )
     vpc = resource(
@@ -83,9 +68,10 @@ def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> 
             "gateway_id": attr(igw, "id"),
         },
     )
-    private_cidrs, public_cidrs = subnet_cidrs(net.cidr, net.availability_zones)
     private_ids = []
-    for i, (private_cidr, public_cidr) in enumerate(zip(private_cidrs, public_cidrs, strict=True)):
+    for i, (private_cidr, public_cidr) in enumerate(
+        zip(net.private_subnets, net.public_subnets, strict=True)
+    ):
         zone = attr(zones, f"names[{i}]")
         public = resource(
             scope,
@@ -171,18 +157,18 @@ def build_network(scope: Construct, infra: Infrastructure, kms_key_arn: str) -> 
             },
         )
         private_ids.append(attr(private, "id"))
-    _flow_logs(scope, cluster, vpc_id, kms_key_arn)
+    _flow_logs(scope, infra, vpc_id, kms_key_arn)
     return NetworkRefs(vpc_id, private_ids)
 
 
-def _flow_logs(scope: Construct, cluster: str, vpc_id: str, kms_key_arn: str) -> None:
+def _flow_logs(scope: Construct, infra: Infrastructure, vpc_id: str, kms_key_arn: str) -> None:
     group = resource(
         scope,
         "aws_cloudwatch_log_group",
         "flow_logs",
         {
-            "name": f"/aws/vpc/{cluster}/flow-logs",
-            "retention_in_days": FLOW_LOG_RETENTION_DAYS,
+            "name": infra.network.flow_logs_group,
+            "retention_in_days": infra.log_retention_days,
             "kms_key_id": kms_key_arn,
         },
     )
@@ -191,7 +177,7 @@ def _flow_logs(scope: Construct, cluster: str, vpc_id: str, kms_key_arn: str) ->
         "aws_iam_role",
         "flow_logs",
         {
-            "name": f"{cluster}-flow-logs",
+            "name": infra.network.flow_logs_role_name,
             "assume_role_policy": assume_role(scope, "flow_logs_assume", "vpc-flow-logs.amazonaws.com"),
         },
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from mlspec.ir import platform as pf
 from mlspec.ir.model import IR
-from mlspec_terraform.cluster import AMI_TYPES
-from mlspec_terraform.identity import artifacts_prefix
 
 
 def readme(ir: IR) -> str:
@@ -44,7 +43,7 @@ def readme(ir: IR) -> str:
         taints = ", ".join(f"`{t.key}={t.value}:{t.effect}`" for t in pool.taints) or "-"
         gpus = f"{pool.gpu.per_node} {pool.gpu.product} (`{pool.gpu.resource}`)" if pool.gpu else "-"
         lines.append(
-            f"| {pool.id} | {pool.instance_type} | {gpus} | {AMI_TYPES[pool.image_family]} "
+            f"| {pool.id} | {pool.instance_type} | {gpus} | {pool.ami_type} "
             f"| {pool.min}/{pool.desired}/{pool.max} | {labels} | {taints} |"
         )
     lines += [
@@ -52,13 +51,41 @@ def readme(ir: IR) -> str:
         f"- S3 bucket `{infra.artifacts_bucket}`: versioned, SSE-KMS, public access blocked, TLS only, "
         f"noncurrent versions expire after {infra.noncurrent_version_days} days.",
         f"- ECR repository `{infra.container_registry}`: immutable tags, scan on push, KMS encryption.",
-        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{artifacts_prefix(ir)}/`:",
+        f"- IRSA roles (OIDC provider of the cluster), scoped to `s3://{infra.artifacts_bucket}/{infra.artifacts_prefix}/`:",
         "",
         "| service account | IAM role | bucket access |",
         "|---|---|---|",
     ]
     for sa in ir.service_accounts:
         lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |")
+    autoscaler = ir.component("cluster-autoscaler")
+    addons = pf.eks_addons(ir)
+    if addons:
+        lines += [
+            "",
+            "- EKS add-ons at the version EKS installs by default for Kubernetes "
+            f"{infra.cluster_version} when it creates them: "
+            + ", ".join(f"`{c.id}` ({c.purpose})" for c in addons)
+            + ". After changing the cluster version, move each add-on to the new version's default "
+            "(`aws eks update-addon`); Terraform does not.",
+        ]
+    if autoscaler and autoscaler.role_name:
+        lines += [
+            f"- Cluster Autoscaler: IRSA role `{autoscaler.role_name}` for `{autoscaler.service_account}` "
+            f"(scales only groups tagged `k8s.io/cluster-autoscaler/{infra.cluster_name}: owned`), and "
+            "node-template tags (labels, taints, accelerators) on each autoscaled pool's group, so that a "
+            "pool at zero nodes can scale up for a pending GPU pod.",
+        ]
+    lines += [
+        "",
+        "## Platform prerequisites",
+        "",
+        "Everything the generated artifacts rely on, decided by mlspec from the spec (`IR.platform`); the "
+        "Kubernetes output's README prints the same table and `kubernetes/platform/` installs its rows. "
+        "`mlspec doctor SPEC --context CTX` checks a cluster against it.",
+        "",
+        *pf.markdown_table(ir.platform, ir.targets),
+    ]
     lines += ["", "## Apply", ""]
     if infra.state:
         lock = f" with lock table `{infra.state.lock_table}`" if infra.state.lock_table else ""
@@ -75,8 +102,13 @@ def readme(ir: IR) -> str:
         "terraform apply plan.tfplan",
         "```",
         "",
-        "Outputs: `cluster_name`, `cluster_endpoint`, `artifacts_bucket`, `repository_url`, and "
-        + ", ".join(f"`{sa.id}_role_arn`" for sa in ir.service_accounts)
+        "Outputs: `cluster_name`, `cluster_endpoint`, `artifacts_bucket`, `repository_url` (where CI pushes "
+        f"`{ir.images['runtime']}`), and "
+        + ", ".join(
+            f"`{name}_role_arn`"
+            for name in [sa.id for sa in ir.service_accounts]
+            + (["cluster_autoscaler"] if autoscaler and autoscaler.role_name else [])
+        )
         + " (the ARNs the Kubernetes backend's ServiceAccounts annotate).",
         "",
     ]

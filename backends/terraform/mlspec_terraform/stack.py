@@ -8,14 +8,16 @@ from mlspec_terraform.cdk import (
     AWS,
     AWS_PROVIDER_SOURCE,
     Construct,
+    attr,
     cdktf,
 )
 from mlspec_terraform.cluster import build_cluster
 from mlspec_terraform.identity import build_identity
 from mlspec_terraform.network import build_network
+from mlspec_terraform.platform import build_addons, build_autoscaler_role, build_node_template_tags
 from mlspec_terraform.storage import build_kms_key, build_storage
 
-MANAGED_BY_TAG = f"{contracts.LABEL_PREFIX}managed-by"
+MANAGED_BY_TAG = contracts.MANAGED_BY_TAG
 
 
 class MLPlatformStack(cdktf.TerraformStack):
@@ -67,7 +69,13 @@ class MLPlatformStack(cdktf.TerraformStack):
         network = build_network(self, infra, kms_key_arn)
         storage = build_storage(self, infra, kms_key_arn)
         cluster = build_cluster(self, infra, network.private_subnet_ids, kms_key_arn)
-        roles = build_identity(self, ir, cluster.oidc_issuer, storage.bucket_arn, kms_key_arn)
+        roles, oidc = build_identity(self, ir, cluster.oidc_issuer, storage.bucket_arn, kms_key_arn)
+        node_groups = [f"aws_eks_node_group.{p.task_id}" for p in infra.node_pools]
+        build_addons(self, ir, cluster.name, node_groups)
+        autoscaler = build_autoscaler_role(
+            self, ir, oidc, [attr(g, "arn") for g in cluster.node_groups.values()]
+        )
+        build_node_template_tags(self, ir, cluster.node_groups)
 
         outputs = {
             "cluster_name": cluster.name,
@@ -76,5 +84,7 @@ class MLPlatformStack(cdktf.TerraformStack):
             "repository_url": storage.repository_url,
             **{f"{sa_id}_role_arn": arn for sa_id, arn in roles.items()},
         }
+        if autoscaler:
+            outputs["cluster_autoscaler_role_arn"] = autoscaler
         for name, value in outputs.items():
             cdktf.TerraformOutput(self, name, value=value)

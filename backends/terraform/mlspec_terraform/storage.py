@@ -65,7 +65,7 @@ def build_kms_key(scope: Construct, infra: Infrastructure) -> str:
         {
             "description": f"mlspec platform key for {infra.cluster_name}",
             "enable_key_rotation": True,
-            "deletion_window_in_days": 30,
+            "deletion_window_in_days": infra.kms_deletion_window_days,
             "policy": policy,
         },
     )
@@ -74,7 +74,7 @@ def build_kms_key(scope: Construct, infra: Infrastructure) -> str:
         "aws_kms_alias",
         "platform",
         {
-            "name": f"alias/{infra.cluster_name}-platform",
+            "name": infra.kms_key_alias,
             "target_key_id": attr(key, "key_id"),
         },
     )

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from mlspec_terraform import TerraformBackend
-from mlspec_terraform.identity import artifacts_prefix
 
 from mlspec.backends import EmitContext, load_backend
 
@@ -146,7 +145,7 @@ def test_bucket_repository_cluster_and_roles_equal_the_ir(churn_ir, churn_doc):
 
 
 def test_bucket_access_is_least_privilege_per_service_account(churn_ir, churn_doc):
-    prefix = artifacts_prefix(churn_ir)
+    prefix = churn_ir.infrastructure.artifacts_prefix
     assert prefix == "churn"
     for sa in churn_ir.service_accounts:
         statements = churn_doc["data"]["aws_iam_policy_document"][f"irsa_{sa.id}"]["statement"]
