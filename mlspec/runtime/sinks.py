@@ -152,16 +152,17 @@ def _raise(resp, what: str) -> None:
 
 
 def _kfp_client():
-    import kfp
+    # kfp.client, not kfp.Client: inside a KFP step (_KFP_RUNTIME=true) the package exports no Client
+    from kfp import client
 
     host = os.environ.get("KFP_HOST") or KFP_IN_CLUSTER
     token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH")
     credentials = (
-        kfp.client.ServiceAccountTokenVolumeCredentials(path=token_path)
+        client.ServiceAccountTokenVolumeCredentials(path=token_path)
         if token_path and Path(token_path).exists()
         else None
     )
-    return kfp.Client(
+    return client.Client(
         host=host, namespace=os.environ.get("KFP_NAMESPACE", "kubeflow"), credentials=credentials
     )
 
