@@ -152,7 +152,10 @@ def _raise(resp, what: str) -> None:
 
 
 def _kfp_client():
-    # kfp.client, not kfp.Client: inside a KFP step (_KFP_RUNTIME=true) the package exports no Client
+    # A KFP step's processes inherit _KFP_RUNTIME=true, which makes the kfp package skip its client and compiler
+    # (importing kfp.client then fails on a circular import). This process is mlspec's step, not KFP's executor,
+    # and has not imported kfp: it imports the package as a client does.
+    os.environ.pop("_KFP_RUNTIME", None)
     from kfp import client
 
     host = os.environ.get("KFP_HOST") or KFP_IN_CLUSTER
