@@ -152,16 +152,20 @@ def _raise(resp, what: str) -> None:
 
 
 def _kfp_client():
-    import kfp
+    # A KFP step's processes inherit _KFP_RUNTIME=true, which makes the kfp package skip its client and compiler
+    # (importing kfp.client then fails on a circular import). This process is mlspec's step, not KFP's executor,
+    # and has not imported kfp: it imports the package as a client does.
+    os.environ.pop("_KFP_RUNTIME", None)
+    from kfp import client
 
     host = os.environ.get("KFP_HOST") or KFP_IN_CLUSTER
     token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH")
     credentials = (
-        kfp.client.ServiceAccountTokenVolumeCredentials(path=token_path)
+        client.ServiceAccountTokenVolumeCredentials(path=token_path)
         if token_path and Path(token_path).exists()
         else None
     )
-    return kfp.Client(
+    return client.Client(
         host=host, namespace=os.environ.get("KFP_NAMESPACE", "kubeflow"), credentials=credentials
     )
 

@@ -8,6 +8,7 @@ task processes stop with it). PostgreSQL refuses to run as root: under root the 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -247,5 +248,10 @@ class Airflow:
         return f"{dag_id} {run_id}: {states}\n" + "\n".join(logs[-4:])
 
     def stop(self) -> None:
+        # all three are told at once, then waited for: each takes seconds to finish its loops
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         for proc in reversed(self.procs):
             _stop(proc)
