@@ -235,6 +235,7 @@ RECORDS = {
     "image_family": "the cloud-neutral node image family; NodePool.ami_type is its AWS translation",
     "repository": "the repository part of RuntimeImage.reference, which every target pulls",
     "max_latency_p99_ms": "the rollback limit in the spec's unit; the analysis reads max_latency_bucket_seconds",
+    "experiment_duration_seconds": "the a-b split's length; the analysis reads RolloutAnalysis.duration_seconds",
 }
 
 

@@ -28,7 +28,6 @@ from mlspec_kubernetes import promql
 from mlspec_kubernetes import workloads as w
 from mlspec_kubernetes.meta import dict_metadata, selector, serving_of
 
-EXPERIMENT_DURATION_ANNOTATION = f"{contracts.LABEL_PREFIX}experiment-duration-seconds"
 DEFAULT_PROMETHEUS = PROMETHEUS_URL  # the Prometheus the platform kustomization runs
 ANALYSIS_INTERVAL_S = 60
 ANALYSIS_WINDOW = "2m"  # rate window of each measurement
