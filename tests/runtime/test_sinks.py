@@ -1,8 +1,8 @@
-"""The kubeflow and kubernetes sinks against their clients' REST contracts, on servers on 127.0.0.1.
+"""The kubernetes sink against the Kubernetes client's REST contract, on a server on 127.0.0.1.
 
-No KFP API server or Kubernetes API server runs here: each fake below answers the requests the real client
-libraries (kfp.Client, the kubernetes client) send, with the shapes of the real APIs (KFP v2beta1, batch/v1),
-and records them. That the real servers accept those requests is the limit of this proof.
+No Kubernetes API server runs here: the fake below answers the requests the real client library sends, with
+the shapes of batch/v1, and records them. That a real API server accepts them is the limit of this proof.
+(The kubeflow sink's proof is backends/kubeflow/tests/test_kfp_loop.py.)
 """
 
 from __future__ import annotations
@@ -68,65 +68,6 @@ def api():
 def _decision(ir, tmp_path: Path) -> dict:
     report = {"rows": 5000, "drift": {"threshold": 0.2, "features": {"a": {"score": 0.9, "drifted": True}}}}
     return triggers.decide(ir, report, now=NOW, state_path=str(tmp_path / "state.json"))
-
-
-def test_kubeflow_sink_runs_the_newest_version_of_the_uploaded_training_pipeline(
-    churn_ir, api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file of this machine's user
-    monkeypatch.setenv("KFP_HOST", api)
-    v2 = "/apis/v2beta1"
-    name = contracts.pipeline_name("churn", "training")
-    _Api.routes = {
-        ("GET", f"{v2}/healthz"): (200, {"multi_user": False}),
-        ("GET", f"{v2}/pipelines"): (200, {"pipelines": [{"pipeline_id": "p-1", "display_name": name}]}),
-        ("GET", f"{v2}/pipelines/p-1/versions"): (
-            200,
-            {"pipeline_versions": [{"pipeline_id": "p-1", "pipeline_version_id": "pv-9"}], "total_size": 1},
-        ),
-        ("GET", f"{v2}/experiments"): (200, {}),
-        ("POST", f"{v2}/experiments"): (200, lambda body: {"experiment_id": "e-1", **body}),
-        ("POST", f"{v2}/runs"): (200, lambda body: {"run_id": "run-1", **body}),
-    }
-    decision = _decision(churn_ir, tmp_path)
-    sent = triggers.send(churn_ir, decision, sink="kubeflow", now=NOW)
-    assert sent == {
-        "sent": True,
-        "sink": "kubeflow",
-        "run_id": "run-1",
-        "pipeline_id": "p-1",
-        "version_id": "pv-9",
-    }
-    requests = {(r["method"], r["path"]): r for r in _Api.seen}
-    lookup = requests[("GET", f"{v2}/pipelines")]
-    predicate = json.loads(lookup["query"]["filter"][0])["predicates"][0]
-    assert (predicate["key"], predicate["stringValue"]) == ("display_name", name)
-    assert requests[("GET", f"{v2}/pipelines/p-1/versions")]["query"]["sort_by"] == ["created_at desc"]
-    run = requests[("POST", f"{v2}/runs")]["body"]
-    assert run["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "pv-9"}
-    assert run["experiment_id"] == "e-1" and run["service_account"] == "churn-training"
-    assert run["display_name"] == "churn-retrain"
-    state = triggers.read_state(str(tmp_path / "state.json"))
-    assert state["history"][-1] == {
-        "at": NOW.isoformat(),
-        "event": "sent",
-        "triggers": ["drift-1"],
-        "sink": "kubeflow",
-    }
-
-
-def test_kubeflow_sink_without_the_uploaded_pipeline_says_so_and_releases_the_cooldown(
-    churn_ir, api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("KFP_HOST", api)
-    _Api.routes = {
-        ("GET", "/apis/v2beta1/healthz"): (200, {"multi_user": False}),
-        ("GET", "/apis/v2beta1/pipelines"): (200, {}),
-    }
-    with pytest.raises(triggers.SinkError, match="no pipeline named 'churn-training' is uploaded"):
-        triggers.send(churn_ir, _decision(churn_ir, tmp_path), sink="kubeflow", now=NOW)
-    assert "last_fired" not in triggers.read_state(str(tmp_path / "state.json"))
 
 
 def _retrain_template(text: str) -> dict:
