@@ -46,8 +46,10 @@ def test_drift_fires_local_sink_which_trains_a_new_version(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the first champion was trained two days ago: every training run holds the cooldown from its start
+    trained = pd.Timestamp(os.environ["MLSPEC_NOW"]) - pd.Timedelta(days=2)
     first = subprocess.run(
-        [sys.executable, "-m", "mlspec", "run", "specs/churn.yaml"],
+        [sys.executable, "-m", "mlspec", "run", "specs/churn.yaml", "--now", trained.isoformat()],
         env=env,
         capture_output=True,
         text=True,
