@@ -7,4 +7,5 @@ bash scripts/setup.sh
 # Tools installed into the venv (hadolint, actionlint, mlspec) are found without activating it.
 export PATH="$PWD/.venv/bin:$PATH"
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): the engine tests wait on subprocesses; MLSPEC_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -n "${MLSPEC_TEST_WORKERS:-2}" "$@"

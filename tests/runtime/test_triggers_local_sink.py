@@ -35,6 +35,7 @@ def _versions(tracking: str) -> tuple[list[str], str | None]:
 
 @pytest.mark.engine
 @pytest.mark.slow
+@pytest.mark.monday
 def test_drift_fires_local_sink_which_trains_a_new_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

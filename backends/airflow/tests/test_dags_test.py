@@ -13,7 +13,7 @@ from airflow_support import EVIL, ROOT, VENV_BIN, churn_data, emit, evil_data, i
 pytestmark = pytest.mark.engine
 
 
-def airflow(args: list[str], env: dict[str, str], timeout: int = 420) -> None:
+def airflow(args: list[str], env: dict[str, str], timeout: int = 900) -> None:
     proc = subprocess.run(
         [str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
