@@ -378,7 +378,7 @@ class UniformDim(Model):
     """A float drawn uniformly from [low, high]."""
 
     uniform: Bounds
-    """[low, high]"""
+    """[low, high]: the bounds of the draw."""
 
 
 class LogUniformDim(Model):
