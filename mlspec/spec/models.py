@@ -233,11 +233,15 @@ class Data(Model):
     schema_: DataSchema = Field(alias="schema")
     """The schema of the prepared training data: target, task and columns."""
     checks: list[DataCheck] = Field(
-        default_factory=list, description="Checks on the prepared data, before the split (validate-data)."
+        default_factory=list,
+        description=("Checks on the prepared data, with the schema, before the split (validate-data)."),
     )
     raw_checks: list[DataCheck] = Field(
         default_factory=list,
-        description="Checks on the raw sources before any step prepares them (validate-raw); only raw columns.",
+        description=(
+            "Checks on the raw sources before any step prepares them (validate-raw); they name raw "
+            "columns only (MS226)."
+        ),
     )
     split: Split = Field(default_factory=Split)
     """The train/test split; by default 20% test, seed 0, not stratified."""
@@ -273,8 +277,11 @@ class Resources(Model):
     """GPUs per pod; the pod is scheduled on a node pool that offers the type."""
     node_pool: str | None = Field(
         None,
-        description="Run on this node pool (infrastructure.node_pools key). Needed when several pools offer "
-        "the requested GPU type.",
+        description=(
+            "Run on this node pool (an `infrastructure.node_pools` key). Needed when several pools "
+            "offer the requested GPU type; a GPU workload without it runs on the one pool that offers "
+            "its type."
+        ),
     )
 
 
@@ -287,12 +294,16 @@ class StepOutput(Model):
 
     adds: list[str] = Field(
         default_factory=list,
-        description="Columns of data.schema this step adds to the data set it writes (a new version of a source).",
+        description=(
+            "Columns of `data.schema` this step adds to the data set it writes (a version of a source)."
+        ),
     )
     columns: dict[str, Column] | None = Field(
         None,
-        description="The schema of a new data set this step makes (its name is neither a source nor another "
-        "step's data set); the runtime checks the output against it.",
+        description=(
+            "The schema of a new data set (a name that is neither a source nor another step's data "
+            "set); the runtime checks the output against it."
+        ),
     )
 
 
@@ -310,25 +321,37 @@ class UserStep(Model):
     command: list[str] | None = Field(
         None,
         min_length=1,
-        description="argv run with the runtime's own interpreter and environment; {inputs.X} and {outputs.X} "
-        "expand to local Parquet files, {run_dir} to the run folder. Needed unless transform is set.",
+        description=(
+            "argv run with the runtime's own interpreter and environment (a leading `python` is that "
+            "interpreter); `{inputs.X}` and `{outputs.X}` expand to local Parquet files, other "
+            "`{outputs.X}` to files the step writes, `{run_dir}` to the run folder. Needed unless "
+            "`transform` is set."
+        ),
     )
     transform: str | None = Field(
         None,
         pattern=MODULE_FUNCTION_PATTERN,
-        description="module:function(frame) -> frame, the row-wise part of this step: without a command the "
-        "runtime applies it to the step's one input; the model server applies it to request rows, so the "
-        "columns it adds reach serving.",
+        description=(
+            "`module:function(frame) -> frame`, the row-wise part of the step: without a command the "
+            "runtime applies it to the step's one input; the model server applies it to request rows, "
+            "so the columns it adds reach serving (MS227)."
+        ),
     )
     inputs: list[str] = Field(
         default_factory=list,
-        description="Data sets the step reads: a data source (train, reference) or a data set another step "
-        "writes; each arrives as a Parquet file ({inputs.NAME}).",
+        description=(
+            "Data sets the step reads: a data source (`train`, `reference`) or a data set another step "
+            "writes, in the latest version written by a step that runs before it; each arrives as a "
+            "Parquet file (`{inputs.NAME}`)."
+        ),
     )
     outputs: dict[str, StepOutput] = Field(
         default_factory=dict,
-        description="Data sets the step writes as Parquet ({outputs.NAME}); a source's name makes a new version "
-        "of it (steps writing train run before validate-data, which splits the prepared data).",
+        description=(
+            "Data sets the step writes as Parquet (`{outputs.NAME}`); a source's name makes a new "
+            "version of it (such steps run before validate-data, which checks and splits the prepared "
+            "data). The runtime checks each against its schema."
+        ),
     )
     image: str | None = Field(None, description="Defaults to images.runtime; it must contain mlspec too.")
     before: str | list[str] = Field(default_factory=list, description="Steps that must run after this one.")
@@ -343,7 +366,10 @@ class UserStep(Model):
     """Longest the step may run, a duration such as 30m; unset: no limit."""
     cache: bool = Field(
         False,
-        description="Reuse the step's outputs when its inputs did not change (Kubeflow); Airflow cannot.",
+        description=(
+            "Reuse the step's outputs when its inputs did not change (Kubeflow); Airflow cannot, so "
+            "`true` with an airflow target is MS301."
+        ),
     )
 
     @model_validator(mode="after")
@@ -412,7 +438,10 @@ class TuningMetric(Model):
     """A metric evaluation computes (MS201 otherwise)."""
     goal: Literal["maximize", "minimize"] | None = Field(
         None,
-        description="Defaults to the metric's direction (minimize log_loss, rmse, mae; maximize others).",
+        description=(
+            "Defaults to the metric's direction: minimize log_loss, rmse and mae; maximize the others. "
+            "A goal against the direction is MS223."
+        ),
     )
 
 
@@ -446,16 +475,27 @@ class Distributed(Model):
 
     workers: PositiveInt = Field(
         1,
-        description="Worker pods (torchrun nodes), each with resources.gpu and one process per GPU (one on "
-        "CPU); workers that fit one node of their pool share one pod.",
+        description=(
+            "Worker pods (torchrun nodes), each with `training.resources.gpu` and one process per GPU "
+            "(one on CPU). Workers whose GPUs fit one node of their pool share one pod."
+        ),
     )
     launcher: Literal["job", "trainjob"] = Field(
         "job",
-        description="How workers that span nodes start on Kubernetes: job (an Indexed Job and a headless "
-        "Service, torchrun's c10d rendezvous, no operator) or trainjob (a Kubeflow Trainer TrainJob).",
+        description=(
+            "How workers that span nodes start on Kubernetes: `job` (an Indexed Job and a headless "
+            "Service, torchrun's c10d rendezvous, no operator) or `trainjob` (a Kubeflow Trainer "
+            "TrainJob on the `torch-distributed` runtime)."
+        ),
     )
     max_restarts: Int = Field(
-        3, ge=0, le=100, description="Elastic restarts of the whole worker group after a failure."
+        3,
+        ge=0,
+        le=100,
+        description=(
+            "Elastic restarts of the whole worker group after a failure (torchrun `--max-restarts`; "
+            "the Job's backoff limit)."
+        ),
     )
 
 
@@ -475,7 +515,12 @@ class Training(Model):
     export."""
 
     entrypoint: str | None = Field(
-        None, pattern=MODULE_FUNCTION_PATTERN, description="module:function(ctx) -> torch.nn.Module"
+        None,
+        pattern=MODULE_FUNCTION_PATTERN,
+        description=(
+            "`module:function(ctx) -> torch.nn.Module`, imported from the working directory: the "
+            "user's model and training (see docs/runtime.md); unset: the builtin MLP."
+        ),
     )
     builtin: BuiltinModel | None = None
     """Train the builtin MLP instead of a user entrypoint; set one of entrypoint and builtin, not both."""
@@ -665,7 +710,10 @@ class Serving(Model):
     """Inference runtime; only onnxruntime (the exported ONNX model)."""
     accelerator: Literal["cpu", "gpu"] = Field(
         "cpu",
-        description="gpu: serve on resources.gpu (or on the only GPU node pool when resources.gpu is unset).",
+        description=(
+            "`gpu` serves on `resources.gpu` (type and count), or on the only GPU node pool when "
+            "`resources.gpu` is unset (several GPU pools: MS203)."
+        ),
     )
     port: Int = Field(8080, ge=1024, le=65535)
     """Container port of the HTTP server."""
@@ -865,11 +913,18 @@ class NodePool(Model):
     """Nodes at creation; defaults to min."""
     accelerator: str | None = Field(
         None,
-        description="GPU type on this pool, e.g. nvidia-a10g; known GPU instance types (g5, g6, p4d, p5...) "
-        "imply it.",
+        description=(
+            "GPU type on this pool: `nvidia-*`, `amd-*` or `aws-*` (Inferentia, Trainium). Known "
+            "instance types (g4dn, g5, g6, g6e, p3, p4d, p5, g4ad, inf2, trn1) imply it; a different "
+            "value is MS202."
+        ),
     )
     gpus_per_node: PositiveInt | None = Field(
-        None, description="Accelerators per node; known GPU instance types imply it."
+        None,
+        description=(
+            "Accelerators per node; known GPU instance types imply it, a GPU pool of an unknown "
+            "instance type needs it. Pods may ask for at most this many (MS202)."
+        ),
     )
     disk_size_gb: Int = Field(100, ge=20)
     """Root disk of each node, in GiB."""
@@ -901,7 +956,10 @@ class Network(Model):
     cidr: str = Field(
         "10.0.0.0/16",
         pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$",
-        description="The VPC range (no host bits), split into a private and a public subnet per zone.",
+        description=(
+            "The VPC range (no host bits), split into a private and a public subnet per zone, each at "
+            "least a /28 (MS102 otherwise)."
+        ),
     )
     availability_zones: Int = Field(2, ge=2, le=6)
     """Zones the new VPC spans, each with a private and a public subnet."""
@@ -948,7 +1006,9 @@ class Infrastructure(Model):
     region: str = Field(min_length=1)
     """Cloud region, e.g. eu-west-1."""
     account_id: str | None = Field(
-        None, pattern=r"^[0-9]{12}$", description="AWS account; completes IRSA role ARNs."
+        None,
+        pattern=r"^[0-9]{12}$",
+        description=("AWS account ID (12 digits); completes IRSA role ARNs and the ECR registry address."),
     )
     cluster: Cluster
     """The Kubernetes cluster."""
@@ -1014,12 +1074,19 @@ class Spec(Model):
     """How the orchestrators run steps."""
     environments: dict[EnvironmentName, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Overlays deep-merged over the base spec by `--env NAME`; a name is also an output folder.",
+        description=(
+            "Overlays deep-merged over the base spec by `--env NAME` (mappings merge key by key; lists "
+            "and scalars replace); the merged result must validate (MS215). A name is also an output "
+            "folder: lowercase letters, digits and '-'."
+        ),
     )
     targets: list[Target] = Field(
         default_factory=lambda: list(DEFAULT_TARGETS),
-        description="The backends `mlspec compile` runs; lint checks the spec against each one. Default: "
-        "kubeflow, airflow, kubernetes, and terraform when the spec has infrastructure.",
+        description=(
+            "The backends `mlspec compile` runs; `mlspec lint` checks the spec against each one "
+            "(MS301). Default: kubeflow, airflow, kubernetes, and terraform when the spec has "
+            "infrastructure."
+        ),
     )
 
     @model_validator(mode="before")
