@@ -228,7 +228,8 @@ class Data(Model):
     """The training data: its sources, the schema of the prepared data, checks, and the train/test split."""
 
     sources: dict[str, DataSource] = Field(
-        description="Must contain 'train'; 'reference' feeds drift checks."
+        json_schema_extra={"required": ["train"]},  # what _train_source says, for editors
+        description="Must contain 'train'; 'reference' feeds drift checks.",
     )
     schema_: DataSchema = Field(alias="schema")
     """The schema of the prepared training data: target, task and columns."""
@@ -514,6 +515,16 @@ class Training(Model):
     """How the model is trained: the model source (entrypoint or builtin), hyperparameters, tuning, resources and
     export."""
 
+    # the JSON Schema says what _one_model_source says, so editors flag a spec with both
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["entrypoint", "builtin"],
+                "properties": {"entrypoint": {"type": "string"}, "builtin": {"type": "object"}},
+            }
+        }
+    )
+
     entrypoint: str | None = Field(
         None,
         pattern=MODULE_FUNCTION_PATTERN,
@@ -558,6 +569,9 @@ class Training(Model):
 
 class Gate(Model):
     """A bound a metric must meet on the holdout set, or the model is not registered."""
+
+    # the JSON Schema says what _bound says, so editors flag a gate with neither bound
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["min"]}, {"required": ["max"]}]})
 
     metric: str = Field(min_length=1)
     """A metric computed by evaluation (a built-in name or a custom_metrics key); MS201 otherwise."""
