@@ -658,8 +658,8 @@ class Autoscaling(Model):
 
 
 class Slo(Model):
-    """The service level objective of the model server: latency and availability over a window; alerts burn its
-    error budget."""
+    """The model server's service level objective: p99 latency and availability over a window. The
+    kubernetes target's burn-rate alerts watch its error budget (100% minus availability)."""
 
     latency_p99_ms: float = Field(gt=0)
     """Target 99th percentile latency of a prediction request, in milliseconds; the kubernetes target's alert
