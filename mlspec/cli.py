@@ -29,6 +29,8 @@ LAZY_COMMANDS = {
     "report": ("mlspec.runtime.cli", "report", "Write the monitoring report (HTML, Markdown) of the window."),
     "promote": ("mlspec.runtime.cli", "promote", "Move the champion alias to a model version."),
     "rollback": ("mlspec.runtime.cli", "rollback", "Return the champion alias to the previous champion."),
+    "analyze": ("mlspec.runtime.cli", "analyze", "Judge the challenger by the rollout's analysis (--apply)."),
+    "history": ("mlspec.runtime.cli", "history", "Every recorded transition of the champion and challenger."),
     "serve": ("mlspec.serving.cli", "serve", "Serve a model over the Open Inference Protocol."),
     "loadtest": ("mlspec.serving.cli", "loadtest", "Drive load at a server and check the spec's SLO."),
 }

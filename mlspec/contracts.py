@@ -14,6 +14,7 @@ HEALTH_READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"
 PORT_NAME = "http"  # the Service/container port name the ServiceMonitor scrapes
 SOURCE_HEADER = "x-mlspec-source"  # traffic source of a request ("loadtest" for synthetic traffic)
+REQUEST_ID_HEADER = "x-request-id"  # a mirrored request keeps it: the shadow analysis pairs answers by it
 REDIS_PORT = 6379
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -33,7 +34,7 @@ PREDICTION_LOG_DROPPED_TOTAL = "mlspec_prediction_log_dropped_total"
 CONNECTIONS_CLOSED_TOTAL = "mlspec_connections_closed_total"
 LABEL_ROUTE = "route"
 LABEL_CODE = "code"
-LABEL_VARIANT = "variant"  # added at scrape time from the pod's mlspec.io/variant label (ServiceMonitor)
+LABEL_VARIANT = "variant"  # set by the ServiceMonitor from the pod's VARIANT_LABEL: metrics per variant
 
 # What `mlspec monitor` exports for each run (metrics.prom, and a push to the Pushgateway when
 # PUSHGATEWAY_URL_ENV is set). Gauges; every one carries LABEL_SYSTEM.
@@ -95,11 +96,34 @@ def retrain_event_uri(system: str) -> str:
     return f"{RETRAIN_EVENT_SCHEME}://{system}/retrain"
 
 
+def pipeline_name(system: str, pipeline_id: str) -> str:
+    """The name a pipeline is uploaded under (KFP): the kubeflow sink starts the training pipeline by it."""
+    return f"{system}-{pipeline_id}"
+
+
+def retrain_job_template(system: str) -> str:
+    """The suspended CronJob whose job template the kubernetes sink starts a retraining Job from."""
+    return f"{system}-retrain"
+
+
+RETRAIN_REASON_ENV = (
+    "MLSPEC_RETRAIN_REASON"  # why a retraining run started (fired triggers), when a sink knows
+)
+
+
 # ------------------------------------------------------------------------------------------------ prediction log
 # One record per predicted row. `inputs` maps feature -> model input value (a category is its index in the
 # training value list, -1 unseen); `outputs` is the model output row.
 PREDICTION_LOG_COLUMNS = ("ts", "request_id", "model_version", "row", "inputs", "outputs")
 LABELS_DIR = "labels"  # labels joined by (request_id, row) live under <prediction log>/labels/
+# The server that logged a row: the variant it serves (`variant` column) comes from this environment variable.
+VARIANT_ENV = "MLSPEC_VARIANT"
+CHAMPION = "champion"  # serves users with the champion alias
+CHALLENGER = "challenger"  # serves users with the challenger alias (a-b split, canary)
+SHADOW = "shadow"  # answers mirrored copies of requests with the challenger alias; its answers reach nobody
+VARIANTS = (CHAMPION, CHALLENGER, SHADOW)
+LIVE_SOURCE = "live"
+LOADTEST_SOURCE = "loadtest"  # `mlspec loadtest` marks its requests with SOURCE_HEADER: loadtest
 
 # ------------------------------------------------------------------------------------------------ distributed training
 RENDEZVOUS_PORT = 29400  # torchrun's c10d rendezvous (and the TCPStore it hosts) on node 0

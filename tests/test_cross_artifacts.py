@@ -123,22 +123,24 @@ def test_kubernetes_pods_follow_their_placement(serving_on):
         elif o["kind"] == "CronJob":
             pods[o["metadata"]["name"]] = o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     placement = ir.serving.placement
-    server = pods[ir.serving.id]
+    servers = {v.workload for v in ir.serving.variants}  # every model server of the rollout
+    assert ir.serving.id in servers
     amounts = {"cpu": placement.cpu, "memory": placement.memory}
     if placement.gpu:
         amounts[placement.gpu.resource] = str(placement.gpu.count)
-    assert server["containers"][0]["resources"] == {"requests": amounts, "limits": amounts}
-    assert server.get("nodeSelector", {}) == placement.node_selector
-    assert [(t["key"], t["value"], t["effect"]) for t in server.get("tolerations", [])] == tolerations(
-        placement
-    )
-    assert all(t["operator"] == "Equal" for t in server.get("tolerations", []))
-    if placement.node_pool:  # the node group Terraform creates carries the selected labels
-        group = tf["resource"]["aws_eks_node_group"][ir.node_pool(placement.node_pool).task_id]
-        assert server["nodeSelector"].items() <= group["labels"].items()
+    for server in (pods[name] for name in servers):
+        assert server["containers"][0]["resources"] == {"requests": amounts, "limits": amounts}
+        assert server.get("nodeSelector", {}) == placement.node_selector
+        assert [(t["key"], t["value"], t["effect"]) for t in server.get("tolerations", [])] == tolerations(
+            placement
+        )
+        assert all(t["operator"] == "Equal" for t in server.get("tolerations", []))
+        if placement.node_pool:  # the node group Terraform creates carries the selected labels
+            group = tf["resource"]["aws_eks_node_group"][ir.node_pool(placement.node_pool).task_id]
+            assert server["nodeSelector"].items() <= group["labels"].items()
     gpu_resources = {p.gpu.resource for p in ir.infrastructure.node_pools if p.gpu}
     for name, spec in pods.items():
-        if name != ir.serving.id:  # the cache and the monitor are CPU work: off the accelerator pools
+        if name not in servers:  # the cache and the CronJobs are CPU work: off the accelerator pools
             assert "tolerations" not in spec
             assert not gpu_resources & set(spec["containers"][0]["resources"]["limits"])
 
@@ -358,5 +360,34 @@ def test_bucket_and_repository_agree():
 def test_kubeflow_runs_under_the_artifacts_root():
     """Needs the kubeflow backend on IR 2.0 (branch ir2-orch)."""
     ir, files = compiled("kubeflow")
-    assert json.loads(files["recurring-run.json"])
     assert f"{ir.artifacts_root}/runs" in files["pipeline.yaml"]
+    # churn's loop belongs to Airflow: Kubeflow schedules nothing and compiles no monitor of its own
+    assert ir.retraining.owner == "airflow"
+    assert "recurring-run.json" not in files and "monitor.yaml" not in files
+
+
+def test_one_target_schedules_training_and_owns_the_monitor():
+    """Exactly one target compiles the training cron, the retrain event and the monitor of a system."""
+    ir, airflow = compiled("airflow")
+    _, kubeflow = compiled("kubeflow")
+    _, k8s = kubernetes()
+    owner = ir.retraining.owner
+    assert owner == ir.monitoring.owner == "airflow"
+    cron = next(t.cron for t in ir.retraining.triggers if t.kind == "schedule")
+    assert cron in airflow["churn_training.py"] and "churn_monitoring.py" in airflow
+    assert (
+        not any(name.endswith("recurring-run.json") for name in kubeflow) and "monitor.yaml" not in kubeflow
+    )
+    assert not [c for c in kinds(k8s, "CronJob") if c["metadata"]["name"] == f"{ir.system.name}-monitor"]
+    # owned by Kubeflow instead, the schedules and the monitor move there
+    owned = mlspec.loads(
+        spec_text(None).replace("  cooldown: 24h", "  cooldown: 24h\n  sink: kubeflow"), "c.yaml"
+    )
+    ir = mlspec.compile(owned, ["kubeflow"]).ir
+    result = mlspec.compile(owned, ["kubeflow", "airflow"])
+    files = {t: [a.path for a in arts] for t, arts in result.artifacts.items()}
+    assert ir.retraining.owner == "kubeflow" and ir.retraining.sink == "kubeflow"
+    assert {"monitor.yaml", "recurring-run.json", "monitor-recurring-run.json"} <= set(files["kubeflow"])
+    assert "churn_monitoring.py" not in files["airflow"]
+    training = next(a for a in result.artifacts["airflow"] if a.path == "churn_training.py").data().decode()
+    assert "schedule=None" in training  # started by hand only: Kubeflow's cron owns the schedule

@@ -91,7 +91,10 @@ def systems(draw: st.DrawFn) -> dict:
         "error_rate": round(draw(st.sampled_from([1.0, 5.0, 10.0])) * budget, 6),
         "latency_p99_ms": latency + draw(st.sampled_from([0, 25, 50])),
     }
-    data["environments"] = {"staging": {"serving": {"replicas": {"min": 1, "max": 2}}}}
+    # the spec's staging, with its own registry and bucket (MS250, MS251), and a replica range of its own
+    data["environments"] = {
+        "staging": {**data["environments"]["staging"], "serving": {"replicas": {"min": 1, "max": 2}}}
+    }
     return data
 
 

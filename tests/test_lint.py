@@ -82,8 +82,8 @@ def lint_text(text: str) -> set[str]:
         ("serving: {resources: {cpu: 0.5, memory: 512Mi}}\n", None),
         ("serving: {rollout: {strategy: canary, steps: [10, 50], step_duration: 5m}}\n", "MS207"),
         ("serving: {rollout: {strategy: a-b}}\n", "MS207"),
-        # the split's end on a timer is not expressed by the kubernetes backend yet
-        ("serving: {rollout: {strategy: a-b, traffic_split: 20, experiment_duration: 7d}}\n", "MS301"),
+        # the split ends with the analysis CronJob's verdict after experiment_duration
+        ("serving: {rollout: {strategy: a-b, traffic_split: 20, experiment_duration: 7d}}\n", None),
         (
             "registry: {mlflow: {tracking_uri: 'postgresql://ml:hunter2@db:5432/mlflow'}}\n",  # pragma: allowlist secret
             "MS210",

@@ -235,8 +235,10 @@ RECORDS = {
     "image_family": "the cloud-neutral node image family; NodePool.ami_type is its AWS translation",
     "repository": "the repository part of RuntimeImage.reference, which every target pulls",
     "max_latency_p99_ms": "the rollback limit in the spec's unit; the analysis reads max_latency_bucket_seconds",
-    "workers": "the spec's worker count; Training.distribution (nodes x processes, world_size) is its translation",
-    "produced_by": "which step adds a column; the runtime and the server apply Data.transforms, the same fact",
+    "experiment_duration_seconds": "the a-b split's length; the analysis reads RolloutAnalysis.duration_seconds",
+    "mirrored": "a variant that answers copies of requests; monitoring reads excluded_variants, decided from it",
+    "produced_by": "the step that adds a column, for people and tools; steps read the data flow's DataSetRefs",
+    "workers": "the spec's worker count; what launches the workers reads is Training.distribution",
 }
 
 

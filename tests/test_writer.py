@@ -316,7 +316,8 @@ def test_a_manifest_mlspec_did_not_write_is_not_replaced(project: Path) -> None:
 
 
 def test_an_environment_named_like_a_target_cannot_write_into_it(tmp_path: Path) -> None:
-    (tmp_path / "spec.yaml").write_text(MINIMAL + "environments:\n  ir: {}\n")
+    registry = 'registry: {mlflow: {tracking_uri: "http://mlflow.mlflow.svc.cluster.local:5000"}}\n'
+    (tmp_path / "spec.yaml").write_text(MINIMAL + registry + "environments:\n  ir: {}\n")
     base = run_cli("compile", "spec.yaml", "--target", "ir", "--out", "out", cwd=tmp_path)
     assert base.returncode == 0, base.stderr
     before = snapshot(tmp_path / "out")

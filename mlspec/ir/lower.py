@@ -60,10 +60,7 @@ class _Lowering:
         pipelines = [self._training_pipeline()]
         if s.monitoring is not None:
             pipelines.append(self._monitoring_pipeline())
-        infra = s.infrastructure
-        artifacts_root = (
-            f"s3://{infra.storage.artifacts_bucket}/{self.artifacts_prefix}" if infra else ".mlspec"
-        )
+        artifacts_root = self._artifacts_root()
         lowered = ir.IR(
             system=ir.System(
                 name=self.name,
@@ -95,6 +92,25 @@ class _Lowering:
         return lowered.model_copy(
             update={"image": platform.runtime_image(lowered), "platform": platform.decide(lowered)}
         )
+
+    # ------------------------------------------------------------------ names derived per environment
+    def _artifacts_root(self) -> str:
+        infra = self.spec.infrastructure
+        return f"s3://{infra.storage.artifacts_bucket}/{self.artifacts_prefix}" if infra else ".mlspec"
+
+    def _local_prefix(self) -> str:
+        """Where a system without infrastructure keeps its files: .mlspec, or .mlspec/<env> per environment."""
+        return f".mlspec/{self.environment}" if self.environment else ".mlspec"
+
+    def _trigger_state_uri(self) -> str:
+        if self.spec.infrastructure:
+            return f"{self._artifacts_root()}/monitoring/{policy.TRIGGER_STATE_FILE}"
+        suffix = f"-{self.environment}" if self.environment else ""
+        return f".mlspec/monitoring/{self.name}{suffix}-{policy.TRIGGER_STATE_FILE}"
+
+    def _owner(self) -> str:
+        r = self.spec.retraining
+        return policy.loop_owner(list(self.spec.targets), r.sink if r else None)
 
     # ------------------------------------------------------------------ data
     def _columns(self, columns: dict[str, sm.Column]) -> list[ir.Column]:
@@ -583,6 +599,7 @@ class _Lowering:
             sv.resources.memory if sv.resources.memory is not None else policy.SERVING_MEMORY,
         )
         r = sv.rollout
+        slo = slo_policy(sv)
         rollout = ir.Rollout(
             strategy=r.strategy,
             steps=list(r.steps),
@@ -592,6 +609,7 @@ class _Lowering:
             if r.experiment_duration
             else None,
             shadow_percent=r.shadow_percent,
+            analysis=self._rollout_analysis(r, slo),
         )
         server_id = dns_label(f"{self.name}-server")
         cache = None
@@ -603,9 +621,7 @@ class _Lowering:
             )
         infra = self.spec.infrastructure
         default_log = (
-            f"s3://{infra.storage.artifacts_bucket}/{self.name}/predictions"
-            if infra
-            else ".mlspec/predictions"
+            f"{self._artifacts_root()}/predictions" if infra else f"{self._local_prefix()}/predictions"
         )
         registry = self._registry()
         autoscaling = sv.autoscaling
@@ -621,7 +637,7 @@ class _Lowering:
             target_cpu_percent=autoscaling.target_cpu_percent if autoscaling else None,
             target_rps_per_replica=autoscaling.target_rps_per_replica if autoscaling else None,
             placement=where,
-            slo=slo_policy(sv),
+            slo=slo,
             rollout=rollout,
             cache=cache,
             max_batch_size=sv.batching.max_batch_size,
@@ -629,6 +645,78 @@ class _Lowering:
             prediction_log=sv.prediction_log or default_log,
             sample_rate=sv.sample_rate,
             service_account="serving",
+            variants=_variants(r.strategy, server_id, registry),
+        )
+
+    def _rollout_analysis(self, r: sm.Rollout, slo: ir.SloPolicy) -> ir.RolloutAnalysis:
+        """The promotion policy and the analysis of the rollout strategy (docs/monitoring.md, the loop)."""
+        a = r.analysis
+        limits = slo.rollback
+        online = dict(
+            promotion="after-analysis",
+            schedule=policy.ANALYSIS_SCHEDULE,
+            min_samples=a.min_samples or policy.ANALYSIS_MIN_SAMPLES,
+            max_error_rate=limits.max_error_rate if limits else None,
+            max_latency_p99_ms=limits.max_latency_p99_ms if limits else None,
+            max_latency_bucket_seconds=limits.max_latency_bucket_seconds if limits else None,
+        )
+        nothing = dict(min_agreement=None, max_score_distance=None, metric=None, goal=None, significance=None)
+        if r.strategy == "shadow":
+            return ir.RolloutAnalysis(
+                kind="shadow",
+                challenger_variant=contracts.SHADOW,
+                duration_seconds=duration_seconds(r.step_duration)
+                if r.step_duration
+                else policy.SHADOW_DURATION_SECONDS,
+                **online,
+                **{
+                    **nothing,
+                    "min_agreement": a.min_agreement or policy.SHADOW_MIN_AGREEMENT,
+                    "max_score_distance": a.max_score_distance or policy.SHADOW_MAX_SCORE_DISTANCE,
+                },
+            )
+        if r.strategy == "canary":
+            pauses = sum(1 for weight in r.steps if weight < 100)
+            return ir.RolloutAnalysis(
+                kind="slo",
+                challenger_variant=contracts.CHALLENGER,
+                duration_seconds=pauses * (duration_seconds(r.step_duration) if r.step_duration else 0),
+                **online,
+                **nothing,
+            )
+        if r.strategy == "a-b":
+            m = self.spec.monitoring
+            e = self.spec.evaluation
+            metric = (
+                a.metric
+                or (m.performance.metric if m and m.performance else None)
+                or (e.champion.compare_on if e.champion else None)
+                or (e.metrics[0] if e.metrics else "accuracy")
+            )
+            return ir.RolloutAnalysis(
+                kind="experiment",
+                challenger_variant=contracts.CHALLENGER,
+                duration_seconds=duration_seconds(r.experiment_duration) if r.experiment_duration else 0,
+                **online,
+                **{
+                    **nothing,
+                    "metric": metric,
+                    "goal": policy.metric_goal(metric),
+                    "significance": a.significance or policy.EXPERIMENT_SIGNIFICANCE,
+                },
+            )
+        # rolling and blue-green serve the champion alias alone: the champion comparison at training decides
+        return ir.RolloutAnalysis(
+            kind="offline",
+            promotion="at-training",
+            challenger_variant=None,
+            duration_seconds=0,
+            schedule=None,
+            min_samples=0,
+            max_error_rate=None,
+            max_latency_p99_ms=None,
+            max_latency_bucket_seconds=None,
+            **nothing,
         )
 
     def _monitoring(self, data: ir.Data) -> ir.Monitoring | None:
@@ -654,6 +742,8 @@ class _Lowering:
                 label_delay_seconds=duration_seconds(p.label_delay),
                 confusion_matrix=p.confusion_matrix,
             )
+        sv = self.spec.serving
+        mirrored = [contracts.SHADOW] if sv and sv.rollout.strategy == "shadow" else []
         return ir.Monitoring(
             schedule=m.schedule,
             window_seconds=duration_seconds(m.window),
@@ -661,6 +751,9 @@ class _Lowering:
             drift=drift,
             performance=performance,
             latency_percentiles=list(m.operational.latency_percentiles),
+            owner=self._owner(),
+            excluded_sources=[contracts.LOADTEST_SOURCE],
+            excluded_variants=mirrored,
         )
 
     def _retraining(self) -> ir.Retraining | None:
@@ -699,11 +792,14 @@ class _Lowering:
                 )
             else:
                 triggers.append(ir.Trigger(id=tid, kind="volume", new_rows=t.new_rows))
+        owner = self._owner()
         return ir.Retraining(
             triggers=triggers,
             cooldown_seconds=duration_seconds(r.cooldown),
             min_samples=r.min_samples,
-            sink=r.sink,
+            sink=owner,
+            owner=owner,
+            state_uri=self._trigger_state_uri(),
         )
 
     def _service_accounts(self) -> list[ir.ServiceAccount]:
@@ -755,7 +851,8 @@ class _Lowering:
             artifacts_bucket=infra.storage.artifacts_bucket,
             artifacts_prefix=self.artifacts_prefix,
             noncurrent_version_days=infra.storage.noncurrent_version_days,
-            container_registry=infra.container_registry or self.name,
+            container_registry=infra.container_registry
+            or (f"{self.name}-{self.environment}" if self.environment else self.name),
             state=state,
             cluster_role_name=cloud.platform_role_name(cluster, "cluster"),
             node_role_name=cloud.platform_role_name(cluster, "nodes"),
@@ -817,6 +914,31 @@ def slo_policy(sv: sm.Serving) -> ir.SloPolicy:
         objective=objective,
         rollback=rollback,
     )
+
+
+def _variants(strategy: str, server_id: str, registry: ir.Registry) -> list[ir.Variant]:
+    """The model servers of a rollout strategy, named as the prediction log and the analysis name them."""
+    champion = ir.Variant(
+        name=contracts.CHAMPION, workload=server_id, model_alias=registry.champion_alias, mirrored=False
+    )
+    if strategy == "shadow":
+        second = ir.Variant(
+            name=contracts.SHADOW,
+            workload=f"{server_id}-shadow",
+            model_alias=registry.challenger_alias,
+            mirrored=True,
+        )
+    elif strategy in ("a-b", "canary"):
+        suffix = "challenger" if strategy == "a-b" else "canary"
+        second = ir.Variant(
+            name=contracts.CHALLENGER,
+            workload=f"{server_id}-{suffix}",
+            model_alias=registry.challenger_alias,
+            mirrored=False,
+        )
+    else:
+        return [champion]
+    return [champion, second]
 
 
 def _raise(problems: list[placement.Problem], spec_path: str) -> None:

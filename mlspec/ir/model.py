@@ -319,6 +319,33 @@ class SloPolicy(Node):
     rollback: RollbackThresholds | None
 
 
+class RolloutAnalysis(Node):
+    """How a challenger earns the champion alias: the promotion policy and the analysis the strategy runs.
+
+    `mlspec analyze` evaluates it (by hand, or on `schedule` in the cluster); training only registers the
+    challenger unless `promotion` is at-training.
+    """
+
+    kind: Literal["offline", "slo", "shadow", "experiment"] = Field(
+        description="offline: the champion comparison at training (rolling, blue-green); slo: the challenger "
+        "variant's error rate and latency (canary); shadow: challenger against champion on mirrored requests; "
+        "experiment: a significance test on labeled requests of both variants (a-b)."
+    )
+    promotion: Literal["at-training", "after-analysis"]
+    challenger_variant: str | None = Field(description="The variant whose requests are judged.")
+    duration_seconds: int = Field(description="How long the challenger runs before the verdict.")
+    schedule: str | None = Field(description="Cron of the analysis in the cluster; None for offline.")
+    min_samples: int = Field(description="Requests (experiment: labeled requests) per variant for a verdict.")
+    max_error_rate: float | None
+    max_latency_p99_ms: float | None
+    max_latency_bucket_seconds: float | None = Field(description="The histogram bucket equal to the limit.")
+    min_agreement: float | None = Field(description="shadow, classification: same predicted class share.")
+    max_score_distance: float | None = Field(description="shadow: Kolmogorov-Smirnov distance of scores.")
+    metric: str | None = Field(description="experiment: the metric compared.")
+    goal: Literal["maximize", "minimize"] | None
+    significance: float | None = Field(description="experiment: the test's significance level (alpha).")
+
+
 class Rollout(Node):
     strategy: Literal["canary", "shadow", "a-b", "blue-green", "rolling"]
     steps: list[int]
@@ -326,6 +353,16 @@ class Rollout(Node):
     traffic_split: int | None
     experiment_duration_seconds: int | None
     shadow_percent: int
+    analysis: RolloutAnalysis | None = None
+
+
+class Variant(Node):
+    """One model server of the rollout; the prediction log's `variant` column names it."""
+
+    name: Literal["champion", "challenger", "shadow"]
+    workload: str = Field(description="DNS-1123 name of its Deployment/Rollout and Service.")
+    model_alias: str = Field(description="The registry alias it serves (hot-reloaded when it moves).")
+    mirrored: bool = Field(description="It answers copies of requests; monitoring does not count its rows.")
 
 
 class Cache(Node):
@@ -354,6 +391,7 @@ class Serving(Node):
     prediction_log: str
     sample_rate: float
     service_account: str
+    variants: list[Variant] = Field(default_factory=list, description="Every model server of the rollout.")
 
 
 class DriftMonitor(Node):
@@ -371,6 +409,9 @@ class PerformanceMonitor(Node):
     confusion_matrix: bool
 
 
+Owner = Literal["airflow", "kubeflow", "kubernetes", "local"]
+
+
 class Monitoring(Node):
     schedule: str
     window_seconds: int
@@ -378,6 +419,17 @@ class Monitoring(Node):
     drift: DriftMonitor | None
     performance: PerformanceMonitor | None
     latency_percentiles: list[float]
+    owner: Owner = Field(
+        "local",
+        description="The one target that schedules the monitor (the others compile no monitoring schedule); "
+        "local: nobody, `mlspec monitor` by hand.",
+    )
+    excluded_sources: list[str] = Field(
+        default_factory=list, description="Traffic sources the monitor skips (the load test's)."
+    )
+    excluded_variants: list[str] = Field(
+        default_factory=list, description="Variants the monitor skips: mirrored copies of requests."
+    )
 
 
 class Trigger(Node):
@@ -399,7 +451,20 @@ class Retraining(Node):
     triggers: list[Trigger]
     cooldown_seconds: int
     min_samples: int
-    sink: Literal["local", "airflow", "kubeflow"]
+    sink: Literal["local", "airflow", "kubeflow", "kubernetes"] = Field(
+        description="How the owning monitor starts retraining: airflow (asset event), kubeflow (a run of the "
+        "uploaded training pipeline), kubernetes (a Job from the retrain template), local (`mlspec run`)."
+    )
+    owner: Owner = Field(
+        "local",
+        description="The one target that schedules training (schedule triggers) and runs the monitor that "
+        "decides the other triggers.",
+    )
+    state_uri: str = Field(
+        "",
+        description="The trigger state (cooldown, volume count) of this system and environment; only the "
+        "owner's monitor and training runs write it, with conditional writes.",
+    )
 
 
 class PoolGpu(Node):

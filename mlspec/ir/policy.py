@@ -123,6 +123,41 @@ def latency_buckets(*thresholds_ms: float | None) -> list[float]:
     return sorted(buckets)
 
 
+# ------------------------------------------------------------------------------------------------ the loop
+# The targets that can own the loop (schedule the monitor and the training cron, receive retraining), in the
+# order of preference when the spec does not name one with `retraining.sink`.
+LOOP_OWNERS = ("airflow", "kubeflow", "kubernetes")
+CLUSTER_TARGETS = ("kubeflow", "kubernetes")  # their pods never see a path on the machine that compiled
+TRIGGER_STATE_FILE = "trigger-state.json"
+
+
+def loop_owner(targets: list[str], sink: str | None) -> str:
+    """The one target whose monitor owns the trigger state and whose scheduler runs training."""
+    if sink is not None:
+        return sink
+    return next((t for t in LOOP_OWNERS if t in targets), "local")
+
+
+def is_cluster_target(target: str, airflow_mode: str) -> bool:
+    """A target whose steps or servers run in pods (Airflow in local mode runs them on its worker)."""
+    return target in CLUSTER_TARGETS or (target == "airflow" and airflow_mode == "kubernetes")
+
+
+def is_local_uri(uri: str) -> bool:
+    """A tracking URI that names a file on one machine: a pod sees an empty registry there."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    return scheme in ("", "file", "sqlite")
+
+
+# ------------------------------------------------------------------------------------------------ rollouts
+ANALYSIS_SCHEDULE = "*/10 * * * *"  # how often the cluster re-evaluates a challenger under analysis
+ANALYSIS_MIN_SAMPLES = 500
+SHADOW_MIN_AGREEMENT = 0.8
+SHADOW_MAX_SCORE_DISTANCE = 0.2
+SHADOW_DURATION_SECONDS = 3600  # a shadow rollout without step_duration runs this long
+EXPERIMENT_SIGNIFICANCE = 0.05
+
+
 # ------------------------------------------------------------------------------------------------ infrastructure
 LOG_RETENTION_DAYS = 365  # control-plane logs and VPC flow logs
 KMS_DELETION_WINDOW_DAYS = 30  # a deleted platform key can be recovered for this long

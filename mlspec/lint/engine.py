@@ -70,9 +70,9 @@ class LintContext:
 
 
 # Rules that look at the whole document, environments included: run on the base document only.
-BASE_ONLY = frozenset({"MS215"})
+BASE_ONLY = frozenset({"MS215", "MS250"})
 # Rules that compile the spec in their head: they run only when the other rules found no error.
-NEEDS_CLEAN = frozenset({"MS301"})
+NEEDS_CLEAN = frozenset({"MS250", "MS301"})
 
 
 def lint(
@@ -87,7 +87,7 @@ def lint(
     A finding of an environment that the base document has too is reported once; others name their
     environment and point at the overlay's line when the overlay set the value.
     """
-    from mlspec.lint import capabilities, rules  # noqa: F401  (registers the rules)
+    from mlspec.lint import capabilities, loop, rules  # noqa: F401  (registers the rules)
 
     found = _run(LintContext(spec, data, source_map))
     seen = {_identity(d) for d in found}

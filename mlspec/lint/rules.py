@@ -650,6 +650,10 @@ def image_registry(ctx: LintContext) -> Iterator[Diagnostic]:
         )
 
 
-from mlspec.lint import capabilities, values  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
+from mlspec.lint import (  # noqa: E402, F401  (MS240+ and MS301, which lint predicts)
+    capabilities,
+    loop,
+    values,
+)
 
 RULE_DOCS = {code: r.summary for code, r in RULES.items()}

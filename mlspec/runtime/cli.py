@@ -83,7 +83,11 @@ def run(
 @click.option("--run-dir", default=".mlspec/monitor", show_default=True, help="Where the report is written.")
 @click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
 @click.option("--labels", default=None, help="Labels to join on the window (CSV/Parquet URI).")
-@click.option("--dry-run", is_flag=True, help="Decide, but do not send a retraining trigger.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Decide on the current trigger state but record nothing: no state, no MLflow run, no retraining.",
+)
 @NOW
 @click.option(
     "--format",
@@ -123,7 +127,7 @@ def monitor(
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     try:
-        result = mon.run_monitor(ir, run_dir, log=log, labels=labels, mlflow=mlflow)
+        result = mon.run_monitor(ir, run_dir, log=log, labels=labels, mlflow=mlflow, dry_run=dry_run)
         sent = None
         if result.get("retrain") and ir.retraining is not None and not dry_run:
             sent = triggers.send(ir, result)
@@ -199,12 +203,17 @@ def report(
     if ir.monitoring is None:
         raise click.UsageError(f"{spec} has no monitoring section")
     with tempfile.TemporaryDirectory() as tmp:
-        # decide on a copy of the trigger state, so that a report changes nothing the monitor relies on
-        state = Path(tmp) / "trigger-state.json"
-        state.write_text(json.dumps(triggers.read_state(triggers.default_state_path(ir, ".mlspec/monitor"))))
+        # decide on the trigger state without writing it: a report changes nothing the monitor relies on
         try:
             result = mon.run_monitor(
-                ir, tmp, reference=reference, log=log, labels=labels, state=str(state), mlflow=False
+                ir,
+                tmp,
+                reference=reference,
+                log=log,
+                labels=labels,
+                state=triggers.default_state_path(ir, ".mlspec/monitor"),
+                mlflow=False,
+                dry_run=True,
             )
         except (StepError, triggers.SinkError) as exc:
             raise click.ClickException(f"report failed: {exc}") from exc
@@ -262,3 +271,117 @@ def rollback(spec: str, reason: str, by: str | None, env: str | None) -> None:
     click.echo(
         f"{ir.registry.model_name}: champion {entry['previous']} -> {entry['version']} (rollback by {entry['by']})"
     )
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"expects VARIANT=URL, got {item!r}", param_hint=flag)
+        out[key] = value
+    return out
+
+
+@click.command()
+@SPEC_ARG
+@ENV
+@click.option("--apply", "apply_", is_flag=True, help="Promote on pass, reject on fail (else: only report).")
+@click.option("--log", "log", default=None, help="Prediction log (default: serving.prediction_log).")
+@click.option("--labels", default=None, help="Labels for an a-b experiment (default: <log>/labels).")
+@click.option(
+    "--metrics",
+    "metrics",
+    multiple=True,
+    metavar="VARIANT=URL",
+    help="A variant's /metrics endpoint (error rate and latency since that server started).",
+)
+@click.option(
+    "--prometheus",
+    default=None,
+    metavar="URL",
+    help="Prometheus with the servers' metrics (default: $MLSPEC_PROMETHEUS_URL).",
+)
+@click.option("--by", default=None, help="Who (recorded with a promotion or rejection).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@NOW
+def analyze(
+    spec: str,
+    env: str | None,
+    apply_: bool,
+    log: str | None,
+    labels: str | None,
+    metrics: tuple[str, ...],
+    prometheus: str | None,
+    by: str | None,
+    fmt: str,
+) -> None:
+    """Judge the challenger by the rollout's analysis; with --apply, promote it or reject it.
+
+    \b
+    shadow: agreement and score distance with the champion on mirrored requests, error rate, latency;
+    canary: the challenger's error rate and latency; a-b: a significance test of the metric.
+    Exit code 0 whatever the verdict (pass, fail, pending, idle); 1 when the analysis cannot run.
+
+    \b
+    Example:
+      mlspec analyze specs/churn.yaml --metrics challenger=http://127.0.0.1:8081/metrics
+      mlspec analyze /etc/mlspec/ir.json --apply --prometheus http://prometheus:9090
+    """
+    from mlspec.runtime import analysis
+
+    ir = _ir(spec, env)
+    if ir.serving is None:
+        raise click.UsageError(f"{spec} has no serving section")
+    try:
+        verdict = analysis.analyze(
+            ir, log=log, labels=labels, metrics=_pairs(metrics, "--metrics"), prometheus=prometheus
+        )
+        moved = analysis.apply(ir, verdict, by=by) if apply_ else None
+    except StepError as exc:
+        raise click.ClickException(f"analyze failed: {exc}") from exc
+    verdict["applied"] = moved
+    if fmt == "json":
+        click.echo(json.dumps(verdict, indent=2, sort_keys=True, default=str))
+        return
+    click.echo(f"{ir.system.name}: {verdict['status']}: {verdict['reason']}")
+    for check in verdict["checks"]:
+        mark = {True: "pass", False: "FAIL", None: "wait"}[check["passed"]]
+        click.echo(f"  {mark:4} {check['name']}: {check['detail']}")
+    if moved is not None:
+        click.echo(f"  {moved['action']}: {moved['alias']} -> version {moved['version']} ({moved['reason']})")
+
+
+@click.command()
+@SPEC_ARG
+@ENV
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def history(spec: str, env: str | None, fmt: str) -> None:
+    """Every transition of the champion and challenger aliases: who, when, why, with which metrics.
+
+    \b
+    Example:
+      mlspec history specs/churn.yaml
+    """
+    from datetime import UTC, datetime
+
+    from mlspec.runtime import registry
+
+    ir = _ir(spec, env)
+    try:
+        entries = registry.history(ir)
+    except StepError as exc:
+        raise click.ClickException(f"history failed: {exc}") from exc
+    if fmt == "json":
+        click.echo(json.dumps(entries, indent=2, sort_keys=True, default=str))
+        return
+    if not entries:
+        click.echo(f"{ir.registry.model_name}: no transitions recorded")
+        return
+    for e in entries:
+        at = datetime.fromtimestamp(int(e.get("at", 0)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        move = f"{e.get('alias')} {e.get('previous') or '-'} -> {e.get('version') or '-'}"
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((e.get("metrics") or {}).items()))
+        click.echo(f"{at}  {e['action']:8}  {move:24}  by {e.get('by')}: {e.get('reason', '')}")
+        if metrics:
+            click.echo(f"{'':22}{metrics}")

@@ -4,13 +4,17 @@ Inputs
   - the prediction log the model server writes under ir.serving.prediction_log (override: `log` argument or
     MLSPEC_PREDICTION_LOG): Parquet partitions date=YYYY-MM-DD/hour=HH/, older JSONL records, or Parquet files
     with feature columns and "ts";
-  - labels when they arrive (`labels` argument or MLSPEC_LABELS; default <log>/labels/): CSV, Parquet or JSONL
-    with request_id (and row, when present) and the target column (or "label");
+  - labels when they arrive (`labels` argument or MLSPEC_LABELS, which must exist; default <log>/labels/ when
+    present): CSV, Parquet or JSONL with request_id (and row, when present) and the target column (or "label").
+    With `monitoring.performance.label_delay`, performance is computed on the window that ended that long ago,
+    whose labels have arrived;
   - the reference saved with the model: `reference` argument, else RUN_DIR/steps/export/, else the registry's
     champion artifacts (reference_profile.json, preprocessing.json, metrics.json).
 
 The window is streamed partition by partition into one mergeable Summary (mlspec.runtime.monitoring.summary);
-drift, correlation change, data quality and performance are computed from it, never from the raw rows.
+drift, correlation change, data quality and performance are computed from it, never from the raw rows. Rows
+of `monitoring.excluded_sources` (the load test's) and `excluded_variants` (a shadow's mirrored copies) are
+skipped and counted apart.
 
 Outputs in RUN_DIR/steps/monitor/: report.json, metrics.prom (Prometheus text), report.html (self-contained)
 and report.md (for CI comments); logged to MLflow when the registry is in use. The result carries retrain
@@ -61,6 +65,8 @@ def window_plan(
         start_ns=_ns(start),
         end_ns=_ns(end),
         volume_cutoff_ns=_ns(volume_cutoff),
+        excluded_sources=list(ir.monitoring.excluded_sources),
+        excluded_variants=list(ir.monitoring.excluded_variants),
     )
 
 
@@ -75,6 +81,7 @@ def _report(
     log: str,
     n_partitions: int,
     skipped: int,
+    labeled: pd.DataFrame | None,
 ) -> dict[str, Any]:
     mon = ir.monitoring
     report: dict[str, Any] = {
@@ -94,6 +101,7 @@ def _report(
         "model_versions": sorted(summary.versions),
         "sources": dict(sorted(summary.sources.items())),
         "variants": dict(sorted(summary.variants.items())),
+        "excluded": dict(sorted(summary.excluded.items())),
         "distributions": distributions.distributions(ref.profile, summary),
         "data_quality": quality.assess(plan, summary, ref.profile),
     }
@@ -113,7 +121,6 @@ def _report(
             }
         if mon.drift.correlation_change is not None:
             report["correlation_alert"] = report["correlation_change"] > mon.drift.correlation_change
-    labeled = summary.labeled
     if labeled is not None and len(labeled):
         from mlspec.runtime.monitoring.performance import performance
 
@@ -131,10 +138,12 @@ def run_monitor(
     now: pd.Timestamp | None = None,
     state: str | None = None,
     mlflow: bool | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Monitor one window; writes RUN_DIR/steps/monitor/{report.json,metrics.prom,report.html,report.md}.
 
     `mlflow`: log the run to MLflow (None: when the registry is in use, see monitoring.tracking).
+    `dry_run`: decide the triggers on the current state but record nothing (no state, no MLflow run).
     """
     if ir.monitoring is None:
         raise MonitorError("the IR has no monitoring section")
@@ -151,8 +160,18 @@ def run_monitor(
     ref = load_reference(ir, run_dir, reference)
     plan = window_plan(ir, ref, start, now, triggers.volume_cutoff(state_path))
     parts, skipped = window.partitions(log, start, now)
-    labels = labels or os.environ.get("MLSPEC_LABELS") or f"{log.rstrip('/')}/labels"
-    summary = window.summarize_window(parts, plan, window.read_labels(labels, ir.data.target))
+    given = labels or os.environ.get("MLSPEC_LABELS")
+    if given and not window.exists(given):
+        raise MonitorError(f"labels {given}: no such file or folder (performance needs the labels)")
+    label_rows = window.read_labels(given or f"{log.rstrip('/')}/labels", ir.data.target)
+    delay = pd.Timedelta(seconds=mon.performance.label_delay_seconds if mon.performance else 0)
+    summary = window.summarize_window(parts, plan, label_rows if not delay else None)
+    labeled = summary.labeled
+    perf_window = (start - delay, now - delay)
+    if delay and len(label_rows):
+        # the predictions whose labels have had label_delay to arrive
+        late = window_plan(ir, ref, *perf_window)
+        labeled = window.summarize_window(window.partitions(log, *perf_window)[0], late, label_rows).labeled
     if summary.rows == 0:
         n_files = sum(len(p.files) for p in parts) + skipped
         raise MonitorError(
@@ -160,25 +179,43 @@ def run_monitor(
             f"{now.isoformat()} under {log} ({n_files} log files)"
         )
     report = _report(
-        ir, ref, plan, summary, now=now, start=start, log=log, n_partitions=len(parts), skipped=skipped
+        ir,
+        ref,
+        plan,
+        summary,
+        now=now,
+        start=start,
+        log=log,
+        n_partitions=len(parts),
+        skipped=skipped,
+        labeled=labeled,
     )
+    if mon.performance:
+        report["performance_window"] = {
+            "start": perf_window[0].isoformat(),
+            "end": perf_window[1].isoformat(),
+        }
     report["data_quality_violations"] = _violations(ir, report)
     newest = pd.Timestamp(summary.ts_max_ns, unit="ns", tz="UTC") if summary.ts_max_ns is not None else None
     decision = triggers.decide(
-        ir, report, now=now, state_path=state_path, new_rows=(summary.new_rows, newest)
+        ir, report, now=now, state_path=state_path, new_rows=(summary.new_rows, newest), dry_run=dry_run
     )
     report.update(decision)
     out_dir = f"{run_dir.rstrip('/')}/steps/monitor"
     paths = write_outputs(ir, report, out_dir)
     from mlspec.runtime.monitoring import tracking
 
-    mlflow_run = tracking.log_run(ir, report, paths) if tracking.enabled(ir, mlflow) else None
+    record = tracking.enabled(ir, mlflow) and not dry_run
+    mlflow_run = tracking.log_run(ir, report, paths) if record else None
     perf = report.get("performance", {})
     return {
         "retrain": decision["retrain"],
         "fired_triggers": decision["fired_triggers"],
         "suppressed_triggers": decision["suppressed_triggers"],
+        "claim": decision.get("claim"),
+        "dry_run": dry_run,
         "rows": summary.rows,
+        "excluded_rows": dict(sorted(summary.excluded.items())),
         "drifted_features": report.get("drift", {}).get("drifted_features", []),
         "correlation_change": report.get("correlation_change"),
         "data_quality_violations": report["data_quality_violations"],
@@ -228,6 +265,8 @@ def write_outputs(ir: Any, report: dict[str, Any], out_dir: str) -> dict[str, st
 
 def summarize(report: dict[str, Any]) -> str:
     lines = [f"monitor {report['system']}: {report['rows']} predictions in the window"]
+    if report.get("excluded"):
+        lines.append("  not counted: " + ", ".join(f"{k} ({v} rows)" for k, v in report["excluded"].items()))
     d = report.get("drift")
     if d:
         lines.append(

@@ -1,12 +1,24 @@
-"""MLflow tracking and model registry: the pipeline's run, lineage tags, versions and the champion alias.
+"""MLflow tracking and model registry: the pipeline's run, lineage tags, versions and the aliases.
 
 Default tracking URI: IR.registry.tracking_uri (a SQLite file under .mlspec/ for the examples); the
 MLFLOW_TRACKING_URI environment variable overrides it. Only a pipeline run creates a SQLite registry; every
-other use of one that does not exist is an error naming its URI. New versions get the challenger alias; the
-champion alias moves only through `promote` (gates and champion comparison re-checked) or by hand. A move is
-checked in full before the alias moves, and is recorded with who and why in its own registered-model tag
-(`mlspec.champion_history.<ms>.<random>`: concurrent moves never overwrite each other's entry); if recording
-fails, the alias is moved back.
+other use of one that does not exist is an error naming its URI.
+
+Champion and challenger are a state machine over two aliases, each version's `mlspec.stage` tag naming its
+state (docs/monitoring.md draws it):
+
+    register        a new version passed the gates: `challenger` points at it          stage challenger
+    start_rollout   it beat the champion offline and now runs beside it (shadow,
+                    canary, a-b) until the rollout's analysis decides                  stage shadow|canary|experiment
+    move_champion   promote (training, the analysis, or by hand) or rollback:
+                    `champion` points at it; the one it replaced is retired            stage champion / retired
+    reject          the analysis failed: `challenger` goes back to the champion,
+                    so the challenger's servers serve the champion again               stage rejected
+
+Every transition is checked in full before an alias moves, and recorded with who, why and the metrics in a
+registered-model tag of its own (`mlspec.champion_history.<ms>.<random>` for champion moves,
+`mlspec.challenger_history.<ms>.<random>` for the others: concurrent transitions never overwrite each other's
+entry); if recording fails, the alias is moved back. `history` reads them all (`mlspec history`).
 """
 
 from __future__ import annotations
@@ -27,7 +39,12 @@ from mlspec.runtime import StepError
 
 HISTORY_TAG = "mlspec.champion_history"  # releases before per-entry tags kept one JSON list here (read only)
 HISTORY_ENTRY = HISTORY_TAG + "."  # one tag per champion move: <HISTORY_ENTRY><ms since epoch>.<random hex>
-HISTORY_KEEP = 50  # newest entries kept; older ones are deleted after a move
+CHALLENGER_ENTRY = "mlspec.challenger_history."  # one tag per challenger transition, same key shape
+HISTORY_KEEP = 50  # newest entries of each kind kept; older ones are deleted after a transition
+STAGE_TAG = "mlspec.stage"
+ROLLOUT_STARTED_TAG = (
+    "mlspec.rollout.started_at"  # ISO instant (mlspec.clock) the challenger began its rollout
+)
 REASON_MAX_CHARS = 1000
 BY_MAX_CHARS = 200
 
@@ -198,10 +215,21 @@ def register(ctx, model_dir: Path, tags: dict[str, str]) -> str:
     run = c.get_run(run_id)
     all_tags = {k: v for k, v in run.data.tags.items() if k.startswith("mlspec.")}
     all_tags.update(tags)
+    all_tags[STAGE_TAG] = "challenger"
     version = c.create_model_version(
         name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=all_tags
     )
-    c.set_registered_model_alias(name, ctx.ir.registry.challenger_alias, version.version)
+    metrics = {k.removeprefix("metric."): v for k, v in tags.items() if k.startswith("metric.")}
+    _move(
+        ctx.ir,
+        c,
+        ctx.ir.registry.challenger_alias,
+        str(version.version),
+        action="register",
+        by="mlspec pipeline",
+        reason="the evaluation gates passed",
+        metrics=metrics,
+    )
     c.set_terminated(run_id)
     return str(version.version)
 
@@ -235,61 +263,188 @@ def download(ir: IR, version: str, dst: Path) -> Path:
 
 
 def history(ir: IR, c=None) -> list[dict[str, Any]]:
-    """Every recorded champion move, oldest first."""
+    """Every recorded transition of either alias, oldest first."""
+    return _entries(ir, c, (HISTORY_ENTRY, CHALLENGER_ENTRY))
+
+
+def champion_history(ir: IR, c=None) -> list[dict[str, Any]]:
+    """Every recorded move of the champion alias, oldest first."""
+    return _entries(ir, c, (HISTORY_ENTRY,))
+
+
+def _entries(ir: IR, c, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     c = c or client(ir)
     try:
         model = c.get_registered_model(ir.registry.model_name)
     except Exception:
         return []
-    entries = json.loads(model.tags.get(HISTORY_TAG, "[]"))
-    for key in sorted(k for k in model.tags if k.startswith(HISTORY_ENTRY)):
-        entries.append(json.loads(model.tags[key]))
+    entries = [
+        {**e, "alias": ir.registry.champion_alias} for e in json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    ]
+    keyed = sorted(
+        (key.rsplit(".", 2)[-2], key) for key in model.tags if any(key.startswith(p) for p in prefixes)
+    )
+    for _, key in keyed:
+        entry = json.loads(model.tags[key])
+        entry.setdefault("alias", ir.registry.champion_alias)
+        entries.append(entry)
     return entries
 
 
 def move_champion(
-    ir: IR, version: str, *, action: str, by: str | None = None, reason: str = ""
+    ir: IR,
+    version: str,
+    *,
+    action: str,
+    by: str | None = None,
+    reason: str = "",
+    metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Point the champion alias at `version` and record who and why: both happen, or neither.
 
     Everything is checked before the alias moves; the alias moves in one registry call; if the record cannot
     be written, the alias is moved back (unless another move has replaced it meanwhile).
     """
-    who = by or os.environ.get("MLSPEC_USER") or _user()
-    for label, text, limit in (("--reason", reason, REASON_MAX_CHARS), ("--by", who, BY_MAX_CHARS)):
-        if len(text) > limit:
-            raise StepError(f"{label} is {len(text)} characters; the limit is {limit}")
+    who = _who(by, reason)
     c = client(ir)
     name, alias = ir.registry.model_name, ir.registry.champion_alias
     _require_version(c, name, version)
     previous = alias_version(ir, alias, c)
-    entry = {
-        "version": version,
-        "previous": previous,
-        "action": action,
-        "by": who,
-        "reason": reason,
-        "at": int(time.time()),
-    }
-    key = f"{HISTORY_ENTRY}{int(time.time() * 1000):013d}.{secrets.token_hex(4)}"
+    entry = _move(ir, c, alias, version, action=action, by=who, reason=reason, metrics=metrics)
     version_tags = {
         "mlspec.champion_by": who,
         "mlspec.champion_reason": reason,
         "mlspec.champion_action": action,
         "mlspec.previous_champion": previous or "",
     }
-    c.set_registered_model_alias(name, alias, version)
     try:
-        c.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
         for tag, value in version_tags.items():
             c.set_model_version_tag(name, version, tag, value)
     except Exception as exc:
         raise StepError(
             f"could not record moving '{alias}' of '{name}' to version {version} ({exc}); "
-            + _undo_move(c, name, alias, version, previous, key)
+            + _undo_move(c, name, alias, version, previous, entry["key"])
         ) from exc
+    _set_stage(c, name, version, "champion")
+    if previous and previous != version:
+        _set_stage(c, name, previous, "retired")
     _prune_history(c, name)
     return entry
+
+
+def start_rollout(ir: IR, version: str, *, kind: str, by: str, reason: str) -> dict[str, Any]:
+    """The challenger beat the champion offline; it now runs beside it until the rollout's analysis decides."""
+    from mlspec import clock
+
+    c = client(ir)
+    name = ir.registry.model_name
+    _require_version(c, name, version)
+    started = clock.now().isoformat().replace("+00:00", "Z")
+    entry = _record(
+        c,
+        name,
+        CHALLENGER_ENTRY,
+        _entry(ir.registry.challenger_alias, version, version, "rollout", by, f"{kind}: {reason}"),
+    )
+    c.set_model_version_tag(name, version, ROLLOUT_STARTED_TAG, started)
+    _set_stage(c, name, version, kind)
+    return {**entry, "started_at": started}
+
+
+def reject(
+    ir: IR, version: str, *, by: str | None = None, reason: str = "", metrics: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The analysis failed: the version is rejected and `challenger` returns to the champion (or is removed),
+    so the servers of the challenger variant serve the champion again. The champion does not move."""
+    who = _who(by, reason)
+    c = client(ir)
+    name, alias = ir.registry.model_name, ir.registry.challenger_alias
+    _require_version(c, name, version)
+    champion = alias_version(ir, ir.registry.champion_alias, c)
+    _set_stage(c, name, version, "rejected")
+    if champion is None:
+        previous = alias_version(ir, alias, c)
+        c.delete_registered_model_alias(name, alias)
+        return _record(
+            c, name, CHALLENGER_ENTRY, _entry(alias, None, previous, "reject", who, reason, metrics)
+        )
+    entry = _move(ir, c, alias, champion, action="reject", by=who, reason=reason, metrics=metrics)
+    return {**entry, "rejected": version}
+
+
+def version_tags(ir: IR, version: str, c=None) -> dict[str, str]:
+    c = c or client(ir)
+    return dict(c.get_model_version(ir.registry.model_name, version).tags)
+
+
+def _who(by: str | None, reason: str) -> str:
+    who = by or os.environ.get("MLSPEC_USER") or _user()
+    for label, text, limit in (("--reason", reason, REASON_MAX_CHARS), ("--by", who, BY_MAX_CHARS)):
+        if len(text) > limit:
+            raise StepError(f"{label} is {len(text)} characters; the limit is {limit}")
+    return who
+
+
+def _entry(
+    alias: str,
+    version: str | None,
+    previous: str | None,
+    action: str,
+    by: str,
+    reason: str,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from mlspec import clock
+
+    entry: dict[str, Any] = {
+        "alias": alias,
+        "version": version,
+        "previous": previous,
+        "action": action,
+        "by": by,
+        "reason": reason,
+        "at": int(clock.now().timestamp()),
+    }
+    if metrics:
+        entry["metrics"] = metrics
+    return entry
+
+
+def _record(c, name: str, prefix: str, entry: dict[str, Any]) -> dict[str, Any]:
+    # the key orders entries: the wall clock's milliseconds (a pinned mlspec.clock would tie them)
+    key = f"{prefix}{int(time.time() * 1000):013d}.{secrets.token_hex(4)}"
+    c.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True, default=str))
+    return {**entry, "key": key}
+
+
+def _move(
+    ir: IR,
+    c,
+    alias: str,
+    version: str,
+    *,
+    action: str,
+    by: str,
+    reason: str,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Move `alias` to `version` and record the transition: both happen, or the alias is moved back."""
+    name = ir.registry.model_name
+    previous = alias_version(ir, alias, c)
+    prefix = HISTORY_ENTRY if alias == ir.registry.champion_alias else CHALLENGER_ENTRY
+    entry = _entry(alias, version, previous, action, by, reason, metrics)
+    c.set_registered_model_alias(name, alias, version)
+    try:
+        return _record(c, name, prefix, entry)
+    except Exception as exc:
+        raise StepError(
+            f"could not record moving '{alias}' of '{name}' to version {version} ({exc}); "
+            + _undo_move(c, name, alias, version, previous, None)
+        ) from exc
+
+
+def _set_stage(c, name: str, version: str, stage: str) -> None:
+    c.set_model_version_tag(name, version, STAGE_TAG, stage)
 
 
 def _require_version(c, name: str, version: str) -> None:
@@ -301,10 +456,11 @@ def _require_version(c, name: str, version: str) -> None:
         raise StepError(f"cannot read version {version} of model '{name}': {exc}") from exc
 
 
-def _undo_move(c, name: str, alias: str, version: str, previous: str | None, key: str) -> str:
+def _undo_move(c, name: str, alias: str, version: str, previous: str | None, key: str | None) -> str:
     """Move the alias back after a failed record; says what state the registry is left in."""
     try:
-        _delete_tag(c, name, key)
+        if key is not None:
+            _delete_tag(c, name, key)
         current = str(c.get_model_version_by_alias(name, alias).version)
         if current != version:
             return f"'{alias}' was moved to version {current} by someone else meanwhile; left there"
@@ -327,11 +483,12 @@ def _delete_tag(c, name: str, key: str) -> None:
 
 
 def _prune_history(c, name: str) -> None:
-    """Keep the newest HISTORY_KEEP entries (best effort: a failure here loses nothing recorded)."""
+    """Keep the newest HISTORY_KEEP entries of each kind (best effort: a failure here loses nothing recorded)."""
     try:
-        keys = sorted(k for k in c.get_registered_model(name).tags if k.startswith(HISTORY_ENTRY))
-        for key in keys[:-HISTORY_KEEP]:
-            _delete_tag(c, name, key)
+        tags = c.get_registered_model(name).tags
+        for prefix in (HISTORY_ENTRY, CHALLENGER_ENTRY):
+            for key in sorted(k for k in tags if k.startswith(prefix))[:-HISTORY_KEEP]:
+                _delete_tag(c, name, key)
     except Exception as exc:
         logging.getLogger("mlspec.runtime").warning("could not prune the champion history: %s", exc)
 
@@ -343,7 +500,7 @@ def rollback(ir: IR, *, by: str | None = None, reason: str = "") -> dict[str, An
     if current is None:
         raise StepError(f"model '{ir.registry.model_name}' has no champion to roll back")
     previous = None
-    for entry in reversed(history(ir, c)):
+    for entry in reversed(champion_history(ir, c)):
         if entry["version"] == current and entry["action"] != "rollback":
             if not entry.get("previous") or entry["previous"] == current:
                 break

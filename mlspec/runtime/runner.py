@@ -312,17 +312,13 @@ def run_spec(
     run_id: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Load, lint and lower SPEC, then run its training pipeline; returns the exit code."""
+    """Load, lint and lower SPEC (or read a compiled IR JSON, as the retraining Job does), then run its
+    training pipeline; returns the exit code."""
     from mlspec import api
-    from mlspec.diagnostics import MlspecError, has_errors
     from mlspec.runtime.preflight import check_runtime
 
     check_runtime()
-    loaded = api.load(spec)
-    diagnostics = api.lint(loaded)
-    if has_errors(diagnostics):
-        raise MlspecError(diagnostics)
-    ir = api.lower(loaded, env)
+    ir = api.load_ir(spec, env)
     if run_id is None and from_step is not None:
         run_id = latest_run(RUNS)
         if run_id is None:
@@ -351,7 +347,12 @@ def run_spec(
     promoted = next((o.result for o in outcomes if o.step == "promote" and o.status == "succeeded"), None)
     registered = next((o.result for o in outcomes if o.step == "register" and o.status == "succeeded"), None)
     tail = ""
-    if promoted:
+    if promoted and promoted.get("promoted") is False:
+        tail = (
+            f"; registered version {registered.get('model_version') if registered else '?'} as challenger: "
+            f"its {promoted.get('rollout')} rollout decides (mlspec analyze {spec})"
+        )
+    elif promoted:
         tail = f"; champion is {promoted.get('model_uri')} (version {promoted.get('champion_version')})"
     elif registered:
         tail = f"; registered {registered.get('model_uri')} as {registered.get('alias')}"

@@ -88,6 +88,7 @@ def validate_data(ctx: StepContext) -> dict[str, Any]:
     from mlspec.ir.model import DataSetRef
     from mlspec.runtime import checks, data, datasets
 
+    recorded = _record_run(ctx)
     prepared = {ref.name: ref for ref in ctx.ir.data.prepared}
     frames, lineage = {}, {}
     for name in data.sources_of(ctx.ir, ctx.data_overrides):
@@ -113,14 +114,30 @@ def validate_data(ctx: StepContext) -> dict[str, Any]:
     if not report.get("passed"):
         raise _failed(report, base)
     train_part, test_part = checks.split(ctx.ir, train)
-    _write_parquet(ctx, train_part, TRAIN_PARQUET)
-    _write_parquet(ctx, test_part, TEST_PARQUET)
+    # PII columns were read for the checks only: the run's data, in the artifacts bucket, never holds them
+    pii = [c.name for c in ctx.ir.data.columns if c.pii and c.name != ctx.ir.data.target]
+    _write_parquet(ctx, train_part.drop(columns=pii, errors="ignore"), TRAIN_PARQUET)
+    _write_parquet(ctx, test_part.drop(columns=pii, errors="ignore"), TEST_PARQUET)
     return {
         **base,
         "train_rows": len(train_part),
         "test_rows": len(test_part),
+        "dropped_pii_columns": [c for c in pii if c in train_part.columns],
+        "retraining_recorded": recorded,
         "checks": _check_list(report),
     }
+
+
+def _record_run(ctx: StepContext) -> dict[str, Any] | None:
+    """Every training run, however it started, holds the retraining cooldown from validate-data on (every
+    training pipeline has that step)."""
+    if ctx.ir.retraining is None:
+        return None
+    from mlspec.runtime import now, triggers
+
+    path = triggers.default_state_path(ctx.ir, ctx.run.root)
+    entry = triggers.record_run(path, now(), started_by=triggers.retrain_reason() or "a training run")
+    return {"state": path, **entry}
 
 
 # ----------------------------------------------------------------------------------------------- user steps
@@ -371,11 +388,30 @@ def promote(ctx: StepContext) -> dict[str, Any]:
             f"the champion moved from {ev.get('champion_version')} to {current} after evaluation; "
             "re-run evaluate before promoting"
         )
+    analysis = ctx.ir.serving.rollout.analysis if ctx.ir.serving else None
+    reason = ev.get("champion_reason", "")
+    metrics = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, int | float)}
+    if analysis is not None and analysis.promotion == "after-analysis" and current is not None:
+        # the rollout's analysis promotes it (mlspec analyze): until then the champion keeps serving
+        entry = registry.start_rollout(
+            ctx.ir, version, kind=analysis.kind, by="mlspec pipeline", reason=reason
+        )
+        return {
+            "champion_version": current,
+            "promoted": False,
+            "rollout": analysis.kind,
+            "rollout_started_at": entry["started_at"],
+            "analysis_seconds": analysis.duration_seconds,
+            "model_uri": f"models:/{ctx.ir.registry.model_name}@{ctx.ir.registry.champion_alias}",
+        }
+    if analysis is not None and analysis.promotion == "after-analysis":
+        reason = f"the first champion: nothing to run a {analysis.kind} analysis against"
     entry = registry.move_champion(
-        ctx.ir, version, action="promote", by="mlspec pipeline", reason=ev.get("champion_reason", "")
+        ctx.ir, version, action="promote", by="mlspec pipeline", reason=reason, metrics=metrics
     )
     return {
         "champion_version": version,
+        "promoted": True,
         "previous_champion": entry["previous"],
         "model_uri": f"models:/{ctx.ir.registry.model_name}@{ctx.ir.registry.champion_alias}",
     }

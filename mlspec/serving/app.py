@@ -66,7 +66,12 @@ class ServingApp:
             from mlspec.serving.predlog import PredictionLogger
 
             self.predlog = PredictionLogger(
-                c.prediction_log, c.sample_rate, self.metrics, rotate_s=c.log_flush_interval_s
+                c.prediction_log,
+                c.sample_rate,
+                self.metrics,
+                variant=c.variant,
+                rotate_s=c.log_flush_interval_s,
+                clock=_log_clock(),
             )
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
@@ -251,7 +256,7 @@ class ServingApp:
             x = request.x
         else:
             x = decode_predict(body, model, self.config.max_rows)
-        rid = headers.get(b"x-request-id")
+        rid = headers.get(contracts.REQUEST_ID_HEADER.encode())
         request_id = rid.decode(errors="replace") if rid else uuid.uuid4().hex
         outputs = await self._predict(model, x, deadline)
         if route == "infer":
@@ -328,9 +333,19 @@ def _file_version(path: str) -> str:
 def _traffic_source(value: bytes | None) -> str:
     """The prediction log's `source`: the x-mlspec-source header (e.g. loadtest) when it is a plain name."""
     if value is None:
-        return "live"
+        return contracts.LIVE_SOURCE
     text = value.decode("latin-1")
     return text if _SOURCE.fullmatch(text) else "other"
+
+
+def _log_clock() -> Callable[[], float]:
+    """The prediction log's timestamps: mlspec's one clock, so that a pinned MLSPEC_NOW pins them too."""
+    from mlspec import clock
+
+    if os.environ.get(clock.ENV_VAR):
+        pinned = clock.now().timestamp()
+        return lambda: pinned
+    return time.time
 
 
 def _known_get(path: str) -> bool:

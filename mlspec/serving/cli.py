@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from mlspec import contracts
+
 
 def _ir(spec: str, env: str | None):
     import mlspec
@@ -38,6 +40,12 @@ def _ir(spec: str, env: str | None):
 @click.option("--cache-url", help="Redis URL (default: $MLSPEC_CACHE_URL, else the spec's cache Service).")
 @click.option("--no-cache", is_flag=True, help="Serve without the cache even when the spec has one.")
 @click.option("--prediction-log", help="Directory or s3:// URL for sampled prediction logs.")
+@click.option(
+    "--variant",
+    type=click.Choice(["champion", "challenger", "shadow"]),
+    help="The rollout variant this server is, logged with each prediction (default: $MLSPEC_VARIANT, "
+    "else champion).",
+)
 @click.option("--sample-rate", type=float)
 @click.option(
     "--log-flush-interval",
@@ -100,6 +108,7 @@ def serve(
             model_name=name or default_name,
             tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"),
             cache_url=os.environ.get("MLSPEC_CACHE_URL"),
+            variant=os.environ.get(contracts.VARIANT_ENV) or contracts.CHAMPION,
         )
     config = config.with_overrides(**overrides)
     if no_cache:

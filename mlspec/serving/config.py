@@ -24,6 +24,9 @@ class ServerConfig:
     cache_url: str | None = None
     cache_ttl_seconds: int = 600
     prediction_log: str | None = None
+    variant: str = (
+        contracts.CHAMPION
+    )  # logged with every prediction (the rollout's champion, challenger, shadow)
     sample_rate: float = 1.0
     log_flush_interval_s: float = 60.0  # prediction log files are closed (readable) this often
     features: list[str] | None = None  # fallback when the model carries no mlspec.features metadata
@@ -64,6 +67,7 @@ def from_ir(ir: Any) -> ServerConfig:
         cache_url=cache_url,
         cache_ttl_seconds=s.cache.ttl_seconds if s.cache else 600,
         prediction_log=s.prediction_log or None,
+        variant=os.environ.get(contracts.VARIANT_ENV) or contracts.CHAMPION,
         sample_rate=s.sample_rate,
         features=list(ir.data.features),
     )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 MAX_IN_FLIGHT = 1024
 # The server logs this as the record's `source`, so monitoring can tell synthetic traffic from live traffic.
-SOURCE_HEADER = {contracts.SOURCE_HEADER: "loadtest"}
+SOURCE_HEADER = {contracts.SOURCE_HEADER: contracts.LOADTEST_SOURCE}
 
 
 @dataclass

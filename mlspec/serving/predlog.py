@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from mlspec import contracts
 from mlspec.serving.metrics import Metrics
 
 log = logging.getLogger("mlspec.serving")
@@ -40,8 +41,8 @@ WAKE_S = 0.5
 BUFFER_ROWS = 65_536  # a buffer becomes one row group
 SPARE_BUFFERS = 2
 RESERVED = ("ts", "request_id", "model_version", "variant", "source", "row", "outputs")
-DEFAULT_VARIANT = "champion"
-DEFAULT_SOURCE = "live"
+DEFAULT_VARIANT = contracts.CHAMPION
+DEFAULT_SOURCE = contracts.LIVE_SOURCE
 
 
 class _Buffer:

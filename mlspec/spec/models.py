@@ -680,6 +680,35 @@ class RollbackOn(Model):
     than the SLO)."""
 
 
+class RolloutAnalysis(Model):
+    """What the online analysis of a challenger must show before it is promoted (shadow, canary, a-b)."""
+
+    min_samples: Int | None = Field(
+        None, ge=1, description="Requests (a-b: labeled requests) per variant before a verdict; default 500."
+    )
+    min_agreement: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="shadow, classification: share of mirrored requests where both models predict the same "
+        "class; default 0.8.",
+    )
+    max_score_distance: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="shadow: largest Kolmogorov-Smirnov distance between the two models' scores; default 0.2.",
+    )
+    metric: MetricName | None = Field(
+        None,
+        description="a-b: the metric compared on labeled requests; default monitoring.performance.metric, "
+        "else evaluation.champion.compare_on.",
+    )
+    significance: float | None = Field(
+        None, gt=0, lt=0.5, description="a-b: the test's significance level; default 0.05."
+    )
+
+
 class Rollout(Model):
     """How a new model version replaces the serving one."""
 
@@ -697,6 +726,8 @@ class Rollout(Model):
     )
     experiment_duration: Duration | None = Field(None, description="a-b: how long the split runs.")
     shadow_percent: Int = Field(100, ge=1, le=100, description="shadow: percent of traffic mirrored.")
+    analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis)
+    """What the challenger must show online before it is promoted (shadow, canary, a-b); see RolloutAnalysis."""
 
 
 class Cache(Model):
@@ -895,9 +926,13 @@ class Retraining(Model):
     min_samples: Int = Field(1000, ge=1)
     """Fewest rows (labeled rows for performance) for drift, performance and data quality triggers to be
     evaluated."""
-    sink: Literal["local", "airflow", "kubeflow"] = "local"
-    """Where a retraining is sent: local (mlspec run as a subprocess), airflow (an asset event through the
-    Airflow REST API) or kubeflow (a KFP run); MLSPEC_RETRAIN_SINK overrides it."""
+    sink: Literal["local", "airflow", "kubeflow", "kubernetes"] | None = Field(
+        None,
+        description="Which monitor owns the trigger state and how it starts retraining: airflow (asset event), "
+        "kubeflow (a run of the uploaded training pipeline), kubernetes (a Job running `mlspec run`), local "
+        "(`mlspec run` beside the monitor). Default: the first of airflow, kubeflow, kubernetes in targets, "
+        "else local.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- infrastructure

@@ -83,9 +83,12 @@ def test_drifted_window_with_labels_fires_and_writes_prometheus(project: Path, c
     write_log(project / "log", cur)
     # an old record outside the 1d window must be ignored
     write_log(project / "log", cur.head(50), now=NOW - pd.Timedelta(days=3), prefix="old")
+    # churn's labels arrive 7 days late (label_delay: 7d): performance is the window that ended a week ago
+    assert churn_ir.monitoring.performance.label_delay_seconds == 7 * 86400
+    write_log(project / "log", cur, now=NOW - pd.Timedelta(days=7), prefix="late")
     labels = project / "log" / "labels"
     labels.mkdir()
-    pd.DataFrame({"request_id": [f"r{i}" for i in range(len(cur))], "churned": cur["churned"]}).to_csv(
+    pd.DataFrame({"request_id": [f"late{i}" for i in range(len(cur))], "churned": cur["churned"]}).to_csv(
         labels / "labels.csv", index=False
     )
     res = monitor.run_monitor(churn_ir, "run", log="log", now=NOW)
@@ -96,6 +99,7 @@ def test_drifted_window_with_labels_fires_and_writes_prometheus(project: Path, c
     report = json.loads((project / "run/steps/monitor/report.json").read_text())
     perf = report["performance"]
     assert perf["labeled_rows"] == 3000 and np.asarray(perf["confusion_matrix"]).sum() == 3000
+    assert report["performance_window"]["end"] == (NOW - pd.Timedelta(days=7)).isoformat()
     assert 0 <= perf["confusion_matrix_change"] <= 1
     families = {
         f.name: f
@@ -137,3 +141,60 @@ def test_few_samples_skip_drift(project: Path, churn_ir) -> None:
     res = monitor.run_monitor(churn_ir, "run", log="log", now=NOW)
     assert res["rows"] == 100 and not res["retrain"]  # below monitoring.min_samples (500)
     assert "fewer than 500 samples" in res["summary"]
+
+
+def test_labels_of_the_current_window_are_not_due_yet(project: Path, churn_ir) -> None:
+    """With label_delay, the current window's labels (if any) do not count: they are not all in yet."""
+    cur = pd.read_csv(DATA / "reference.csv")
+    write_log(project / "log", cur)
+    labels = project / "log" / "labels"
+    labels.mkdir()
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(len(cur))], "churned": cur["churned"]}).to_csv(
+        labels / "labels.csv", index=False
+    )
+    res = monitor.run_monitor(churn_ir, "run", log="log", now=NOW, state="state.json")
+    assert res["performance"] is None and "performance-2" not in res["fired_triggers"]
+
+
+def test_a_labels_path_that_does_not_exist_is_an_error(project: Path, churn_ir) -> None:
+    write_log(project / "log", pd.read_csv(DATA / "reference.csv"))
+    with pytest.raises(monitor.MonitorError, match=r"labels typo/labels\.csv: no such file"):
+        monitor.run_monitor(churn_ir, "run", log="log", labels="typo/labels.csv", now=NOW)
+
+
+def test_load_test_and_mirrored_rows_are_not_monitored(project: Path, churn_ir) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cur = pd.read_csv(DATA / "reference.csv").head(1500)
+    shadow_ir = churn_ir.model_copy(
+        update={"monitoring": churn_ir.monitoring.model_copy(update={"excluded_variants": ["shadow"]})}
+    )
+    ts = pd.Series(NOW - pd.to_timedelta(np.arange(len(cur)) * 20, unit="s"))
+    part = project / "log" / f"date={NOW:%Y-%m-%d}" / "hour=11"
+    part.mkdir(parents=True)
+
+    def write(name: str, frame: pd.DataFrame, source: str, variant: str) -> None:
+        table = pa.table(
+            {
+                "ts": pa.array(ts[: len(frame)], type=pa.timestamp("ms", tz="UTC")),
+                "request_id": [f"{name}{i}" for i in range(len(frame))],
+                "model_version": ["1"] * len(frame),
+                "variant": [variant] * len(frame),
+                "source": [source] * len(frame),
+                "row": [0] * len(frame),
+                "tenure_months": frame["tenure_months"].astype(float),
+                "monthly_charges": frame["monthly_charges"].astype(float),
+                "support_calls": frame["support_calls"].astype(float),
+                "contract": frame["contract"].map(CONTRACTS.index).astype(float),
+            }
+        )
+        pq.write_table(table, part / f"{name}.parquet")
+
+    write("live", cur, "live", "champion")
+    drifted = cur.assign(monthly_charges=cur["monthly_charges"] * 3)
+    write("load", drifted, "loadtest", "champion")  # synthetic traffic, far from the reference
+    write("mirror", drifted, "live", "shadow")  # the shadow's copies of requests
+    res = monitor.run_monitor(shadow_ir, "run", log="log", now=NOW, state="state.json")
+    assert res["rows"] == 1500 and res["drifted_features"] == []
+    assert res["excluded_rows"] == {"source=loadtest": 1500, "variant=shadow": 1500}

@@ -53,15 +53,63 @@ def test_performance_trigger(churn_ir, tmp_path: Path) -> None:
     assert not triggers.decide(churn_ir, report, now=NOW, state_path=state)["retrain"]  # too few labels
 
 
-def test_schedule_trigger_fires_once_per_tick(churn_ir, tmp_path: Path) -> None:
+def _owned_by(ir, owner: str):
+    return ir.model_copy(update={"retraining": ir.retraining.model_copy(update={"owner": owner})})
+
+
+def test_schedule_trigger_belongs_to_the_orchestrator(churn_ir, tmp_path: Path) -> None:
+    # churn's loop is owned by Airflow, whose training DAG runs on the cron: the monitor never fires it
+    assert churn_ir.retraining.owner == "airflow"
     state = str(tmp_path / "s.json")
-    assert not triggers.decide(churn_ir, {"rows": 0}, now=NOW, state_path=state)["retrain"]
     monday = pd.Timestamp("2025-07-07T03:30:00Z")  # cron "0 3 * * 1" ticked at 03:00
-    assert triggers.decide(churn_ir, {"rows": 0}, now=monday, state_path=state)["fired_triggers"] == [
+    out = triggers.decide(churn_ir, {"rows": 0}, now=monday, state_path=state)
+    assert not out["retrain"]
+    schedule = next(t for t in out["triggers"] if t["id"] == "schedule-0")
+    assert "airflow scheduler starts training" in schedule["reason"]
+
+
+def test_schedule_trigger_fires_once_per_tick_when_nobody_else_schedules(churn_ir, tmp_path: Path) -> None:
+    local = _owned_by(churn_ir, "local")
+    state = str(tmp_path / "s.json")
+    assert not triggers.decide(local, {"rows": 0}, now=NOW, state_path=state)["retrain"]
+    monday = pd.Timestamp("2025-07-07T03:30:00Z")  # cron "0 3 * * 1" ticked at 03:00
+    assert triggers.decide(local, {"rows": 0}, now=monday, state_path=state)["fired_triggers"] == [
         "schedule-0"
     ]
     again = monday + pd.Timedelta(minutes=30)
-    assert not triggers.decide(churn_ir, {"rows": 0}, now=again, state_path=state)["retrain"]
+    assert not triggers.decide(local, {"rows": 0}, now=again, state_path=state)["retrain"]
+
+
+def test_a_training_run_started_by_the_cron_holds_the_cooldown(churn_ir, tmp_path: Path) -> None:
+    state = str(tmp_path / "s.json")
+    monday = pd.Timestamp("2025-07-07T03:00:00Z")
+    triggers.record_run(state, monday, started_by="cron")  # the orchestrator's training run records itself
+    out = triggers.decide(
+        churn_ir, _drift_report(5000, {"a": 0.9}), now=monday + pd.Timedelta(hours=1), state_path=state
+    )
+    assert not out["retrain"] and out["suppressed_triggers"] == ["drift-1"]
+    recorded = triggers.read_state(state)
+    assert recorded["history"][-1]["started_by"] == "cron" and recorded["volume_rows"] == 0
+
+
+def test_dry_run_writes_nothing(churn_ir, tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    out = triggers.decide(
+        churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW, state_path=str(state), dry_run=True
+    )
+    assert out["retrain"] and not state.exists()
+
+
+def test_a_refused_retraining_gives_the_cooldown_back(churn_ir, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    state = str(tmp_path / "s.json")
+    decision = triggers.decide(churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW, state_path=state)
+    assert decision["retrain"] and triggers.read_state(state)["pending"]["claim"] == decision["claim"]
+    with pytest.raises(triggers.SinkError, match="cannot reach"):
+        triggers.send(churn_ir, decision, sink="airflow", now=NOW)
+    assert "last_fired" not in triggers.read_state(state) and "pending" not in triggers.read_state(state)
+    again = triggers.decide(churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW, state_path=state)
+    assert again["retrain"]  # the next monitor run tries again
 
 
 def test_volume_trigger_accumulates_new_rows(churn_ir, tmp_path: Path) -> None:
@@ -158,12 +206,8 @@ def test_airflow_sink_creates_an_asset_event(
     }.items():
         monkeypatch.setenv(key, value)
     state = str(tmp_path / "s.json")
-    result = {
-        "retrain": True,
-        "fired_triggers": ["drift-1"],
-        "drifted_features": ["monthly_charges"],
-        "state_path": state,
-    }
+    result = triggers.decide(churn_ir, _drift_report(5000, {"a": 0.9}), now=NOW, state_path=state)
+    result["drifted_features"] = ["monthly_charges"]
     sent = triggers.send(churn_ir, result, sink="airflow", now=NOW)
     assert sent == {
         "sent": True,

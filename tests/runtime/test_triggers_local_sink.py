@@ -45,9 +45,13 @@ def test_drift_fires_local_sink_which_trains_a_new_version(
     shutil.copytree(ROOT / "data" / "churn", tmp_path / "data" / "churn")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # churn's loop owner is airflow; this test runs the loop here
+    monkeypatch.setenv("MLSPEC_RETRAIN_SINK", "local")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the first champion was trained two days ago: every training run holds the cooldown from its start
+    trained = pd.Timestamp(os.environ["MLSPEC_NOW"]) - pd.Timedelta(days=2)
     first = subprocess.run(
-        [sys.executable, "-m", "mlspec", "run", "specs/churn.yaml"],
+        [sys.executable, "-m", "mlspec", "run", "specs/churn.yaml", "--now", trained.isoformat()],
         env=env,
         capture_output=True,
         text=True,

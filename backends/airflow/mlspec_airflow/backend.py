@@ -1,8 +1,9 @@
 """The Airflow backend: the capability table, the execution mode, and the files it emits.
 
 Emits into generated/<system>/airflow/:
-  <system>_training.py    the training DAG (cron and/or retrain-asset scheduled)
-  <system>_monitoring.py  the monitoring DAG, when the IR has a monitoring pipeline
+  <system>_training.py    the training DAG (cron and/or retrain-asset scheduled when Airflow owns the loop)
+  <system>_monitoring.py  the monitoring DAG, when the IR has monitoring and names Airflow its owner (one
+                          monitor per system and environment writes the trigger state)
   ir.json                 the IR the runtime steps read (the DAGs find it beside themselves)
 One execution mode per compile: `kubernetes` (a KubernetesPodOperator per step) or `local` (the worker runs
 each step as a subprocess), taken from the emit option `airflow_mode`, else from the IR.
@@ -61,6 +62,8 @@ class AirflowBackend(BaseBackend):
         mode = self.mode(ir, ctx.options)
         artifacts = [Artifact("ir.json", ir.to_json())]
         for pipeline in ir.pipelines:
+            if pipeline.id == "monitoring" and (ir.monitoring is None or ir.monitoring.owner != self.name):
+                continue
             view = build_dag(ir, pipeline, mode)
             artifacts.append(Artifact(f"{view.file_stem}.py", render("dag.py.j2", view=view)))
         return artifacts

@@ -176,7 +176,12 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str) -> DagView:
     result_steps = {cond.step for cond in pipeline.conditions}
 
     retraining = ir.retraining
-    asset_triggers = [t for t in (retraining.triggers if retraining else []) if t.kind in RETRAIN_TRIGGERS]
+    # Airflow schedules training and runs the monitor only when the IR makes it the loop's owner; otherwise
+    # its DAGs run when started by hand (another target's scheduler owns the cron and the trigger state).
+    owner = retraining is not None and retraining.owner == "airflow"
+    asset_triggers = [
+        t for t in (retraining.triggers if retraining and owner else []) if t.kind in RETRAIN_TRIGGERS
+    ]
     monitoring = ir.pipeline("monitoring")
     emits_retrain_step = next(
         (s.id for s in (monitoring.steps if monitoring else []) if s.action == "trigger-retrain"), None
@@ -192,7 +197,7 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str) -> DagView:
         if not _DNS.fullmatch(step.id):
             raise ValueError(f"IR step id {step.id!r} is not a DNS-1123 label")
         upstream = [variables[d] for d in step.depends_on] + [condition_vars[c] for c in step.conditions]
-        outlets_retrain = pipeline.id == "monitoring" and step.id == emits_retrain_step
+        outlets_retrain = pipeline.id == "monitoring" and step.id == emits_retrain_step and owner
         if outlets_retrain:
             # The task's asset outlet is the retraining event; the runtime only records it for the cooldown.
             step = step.model_copy(update={"env": {**step.env, "MLSPEC_RETRAIN_SINK": "orchestrator"}})
@@ -208,7 +213,7 @@ def build_dag(ir: IR, pipeline: Pipeline, mode: str) -> DagView:
             _kubernetes_placement(ir, step, view)
         tasks.append(view)
 
-    cron = pipeline.schedule
+    cron = pipeline.schedule if pipeline.id != "training" or owner else None
     asset_scheduled = pipeline.id == "training" and bool(asset_triggers)
     root = ir.artifacts_root.rstrip("/")
     default_runs_root = (

@@ -29,13 +29,15 @@ class KubeflowBackend(BaseBackend):
         data_triggers = [
             t.id for t in (ir.retraining.triggers if ir.retraining else []) if t.kind != "schedule"
         ]
-        assert not data_triggers or ir.pipeline("monitoring"), (
+        assert not data_triggers or ir.pipeline("monitoring") is not None, (
             f"IR has retraining triggers {data_triggers} but no monitoring pipeline to evaluate them"
         )
         artifacts = []
         for pipeline in ir.pipelines:
             assert pipeline.id in PACKAGES, f"IR pipeline {pipeline.id!r} has no KFP package name"
+            if pipeline.id == "monitoring" and (ir.monitoring is None or ir.monitoring.owner != self.name):
+                continue  # another target's monitor owns the trigger state
             artifacts.append(Artifact(PACKAGES[pipeline.id], compile_pipeline(ir, pipeline)))
-        artifacts += schedule.recurring_runs(ir, PACKAGES)
+        artifacts += schedule.recurring_runs(ir, PACKAGES, owner=self.name)
         artifacts.append(Artifact("README.md", schedule.readme(ir, PACKAGES, [a.path for a in artifacts])))
         return artifacts

@@ -93,7 +93,7 @@ class PipelineBuilder:
         )
         body.__name__ = self.pipeline.task_id
         return dsl.pipeline(
-            name=f"{self.ir.system.name}-{self.pipeline.id}",
+            name=contracts.pipeline_name(self.ir.system.name, self.pipeline.id),
             description=self.pipeline.description,
             display_name=f"{self.ir.system.name} {self.pipeline.id}",
         )(body)

@@ -42,10 +42,18 @@ def recurring_run(ir: IR, pipeline: Pipeline, package: str) -> dict:
     }
 
 
-def recurring_runs(ir: IR, files: dict[str, str]) -> list[Artifact]:
+def scheduled_here(ir: IR, pipeline: Pipeline, owner: str) -> bool:
+    """KFP schedules a pipeline only when the IR makes it the loop's owner (one scheduler per system)."""
+    if not pipeline.schedule:
+        return False
+    section = ir.monitoring if pipeline.id == "monitoring" else ir.retraining
+    return section is not None and section.owner == owner
+
+
+def recurring_runs(ir: IR, files: dict[str, str], owner: str = "kubeflow") -> list[Artifact]:
     out = []
     for pipeline in ir.pipelines:
-        if pipeline.schedule and pipeline.id in files:
+        if pipeline.id in files and scheduled_here(ir, pipeline, owner):
             body = recurring_run(ir, pipeline, files[pipeline.id])
             out.append(
                 Artifact(
@@ -57,6 +65,8 @@ def recurring_runs(ir: IR, files: dict[str, str]) -> list[Artifact]:
 
 
 def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
+    from mlspec import contracts
+
     name = ir.system.name
     lines = [
         f"# {name}: Kubeflow Pipelines",
@@ -94,26 +104,59 @@ def readme(ir: IR, files: dict[str, str], written: list[str]) -> str:
         "import kfp",
         "",
         'client = kfp.Client(host="https://<kfp-host>")',
-        f'client.upload_pipeline("pipeline.yaml", pipeline_name="{name}-training")',
+        f'client.upload_pipeline("pipeline.yaml", pipeline_name="{contracts.pipeline_name(name, "training")}")',
         f'run = client.create_run_from_pipeline_package("pipeline.yaml", arguments={{}}, '
         f'service_account="{ir.service_account("training").name}")',
         "```",
         "",
-        "## Schedule",
+    ]
+    schedules = sorted(p for p in written if p.endswith("recurring-run.json"))
+    if schedules:
+        lines += [
+            "## Schedule",
+            "",
+            "Each `*recurring-run.json` holds the keyword arguments of `kfp.Client.create_recurring_run` "
+            "(cron in KFP's six-field form, seconds first):",
+            "",
+            "```python",
+            "import json",
+            "",
+            f'experiment = client.create_experiment("{name}")',
+            f"for path in {schedules!r}:",
+            "    client.create_recurring_run(experiment_id=experiment.experiment_id, **json.load(open(path)))",
+            "```",
+            "",
+        ]
+    return "\n".join([*lines, *_loop(ir), ""])
+
+
+def _loop(ir: IR) -> list[str]:
+    from mlspec import contracts
+
+    owner = ir.retraining.owner if ir.retraining else (ir.monitoring.owner if ir.monitoring else None)
+    if owner is None:
+        return []
+    if owner != "kubeflow":
+        return [
+            f"The retraining loop belongs to **{owner}** (`retraining.sink`, or the first of airflow, kubeflow, "
+            "kubernetes in `targets`): its scheduler runs training on the cron and its monitor owns the "
+            "trigger state, so nothing here is scheduled and there is no monitoring pipeline; run these "
+            "pipelines by hand.",
+        ]
+    name = contracts.pipeline_name(ir.system.name, "training")
+    return [
+        "## The retraining loop",
         "",
-        "Each `*recurring-run.json` holds the keyword arguments of `kfp.Client.create_recurring_run` "
-        "(cron in KFP's six-field form, seconds first):",
+        "Kubeflow owns this system's loop. The monitoring pipeline's monitor step evaluates the drift, "
+        "performance, volume and data-quality triggers on its schedule, against the trigger state "
+        f"`{ir.retraining.state_uri if ir.retraining else ''}` (conditional writes; one monitor per "
+        "environment), and trigger-retrain starts a run of the newest version of the pipeline uploaded as "
+        f"`{name}`, so upload `pipeline.yaml` under exactly that name:",
         "",
         "```python",
-        "import json",
-        "",
-        f'experiment = client.create_experiment("{name}")',
-        'for path in ["recurring-run.json", "monitor-recurring-run.json"]:',
-        "    client.create_recurring_run(experiment_id=experiment.experiment_id, **json.load(open(path)))",
+        f'client.upload_pipeline("pipeline.yaml", pipeline_name="{name}")',
         "```",
         "",
-        "Drift, performance and volume retraining triggers are evaluated by the monitoring pipeline's monitor "
-        "step on its schedule (with the cooldown); trigger-retrain then starts the training pipeline.",
-        "",
+        "Schedule triggers are the training recurring run's alone; every training run, however started, "
+        "records itself in the trigger state, so the cooldown holds for all of them.",
     ]
-    return "\n".join(lines)

@@ -104,7 +104,9 @@ def container_resource_name_ok(name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def compiled():
-    result = mlspec.compile(mlspec.load(CHURN), ["kubeflow"])
+    # Kubeflow owns churn's loop here, so it compiles the monitoring pipeline too
+    text = CHURN.read_text("utf-8").replace("  cooldown: 24h\n", "  cooldown: 24h\n  sink: kubeflow\n")
+    result = mlspec.compile(mlspec.loads(text, "specs/churn.yaml"), ["kubeflow"])
     files = {a.path: a.data() for a in result.artifacts["kubeflow"]}
     return result.ir, files
 

@@ -15,10 +15,16 @@ from mlspec.backends import EmitContext
 
 ROOT = Path(__file__).resolve().parents[3]
 CHURN = ROOT / "specs" / "churn.yaml"
+# churn with Kubeflow owning its loop (churn.yaml gives it to Airflow): the monitor and both schedules
+KUBEFLOW_LOOP = CHURN.read_text("utf-8").replace("  cooldown: 24h\n", "  cooldown: 24h\n  sink: kubeflow\n")
+
+
+def load_churn():
+    return mlspec.loads(KUBEFLOW_LOOP, "specs/churn.yaml")
 
 
 def compile_churn() -> dict[str, bytes]:
-    result = mlspec.compile(mlspec.load(CHURN), ["kubeflow"])
+    result = mlspec.compile(load_churn(), ["kubeflow"])
     return {a.path: a.data() for a in result.artifacts["kubeflow"]}
 
 
@@ -29,7 +35,7 @@ def churn_files() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def ir():
-    return mlspec.lower(mlspec.load(CHURN))
+    return mlspec.lower(load_churn())
 
 
 def documents(data: bytes) -> tuple[dict, dict]:
@@ -53,6 +59,20 @@ def test_outputs_are_the_pipelines_schedules_and_readme(churn_files):
         "pipeline.yaml",
         "recurring-run.json",
     ]
+
+
+def test_only_the_loop_owner_schedules_and_monitors():
+    result = mlspec.compile(mlspec.load(CHURN), ["kubeflow"])  # churn.yaml: Airflow owns the loop
+    assert result.ir.retraining.owner == "airflow"
+    files = {a.path: a.data().decode() for a in result.artifacts["kubeflow"]}
+    assert sorted(files) == ["README.md", "pipeline.yaml"]
+    assert "The retraining loop belongs to **airflow**" in files["README.md"]
+
+
+def test_the_readme_names_the_pipeline_the_sink_starts(churn_files, ir):
+    readme = churn_files["README.md"].decode()
+    assert f'pipeline_name="{ir.system.name}-training"' in readme and "## The retraining loop" in readme
+    assert ir.retraining.state_uri in readme
 
 
 def test_kfp_loads_both_pipelines(churn_files, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from mlspec import contracts
 from mlspec.backends import Artifact, BaseBackend, EmitContext, Feature, capability_table
 from mlspec.ir.model import IR
 
@@ -15,7 +16,7 @@ class KubernetesBackend(BaseBackend):
     name = "kubernetes"
     version = "2"
     # Training pipelines, their steps and triggers belong to the orchestrators; infrastructure to Terraform.
-    # Drift/performance/volume triggers are evaluated inside `mlspec monitor`, which the CronJob runs.
+    # When Kubernetes owns the loop, its monitor CronJob evaluates the triggers and starts retraining Jobs.
     capabilities: ClassVar = capability_table(
         full=(
             Feature.SERVING,
@@ -29,16 +30,16 @@ class KubernetesBackend(BaseBackend):
             Feature.ROLLOUT_BLUE_GREEN,
             Feature.ROLLOUT_SHADOW,
             Feature.ROLLOUT_A_B,
+            Feature.ROLLOUT_EXPERIMENT_DURATION,
             Feature.TRAINING_DISTRIBUTED,
         ),
-        not_yet=(Feature.INFRASTRUCTURE_GCP, Feature.ROLLOUT_EXPERIMENT_DURATION),
+        not_yet=(Feature.INFRASTRUCTURE_GCP,),
         impossible=(Feature.INFRASTRUCTURE_NO_ACCOUNT_ID,),
     )
     reasons: ClassVar = {
         Feature.INFRASTRUCTURE_GCP: "workload identity is only expressed for AWS (IRSA)",
         Feature.INFRASTRUCTURE_NO_ACCOUNT_ID: "IRSA role ARNs on the ServiceAccounts need "
         "infrastructure.account_id; without them pods cannot reach the bucket",
-        Feature.ROLLOUT_EXPERIMENT_DURATION: "Kubernetes objects cannot end a traffic split on a timer",
     }
 
     def generate(self, ir: IR, ctx: EmitContext) -> list[Artifact]:
@@ -66,7 +67,9 @@ class KubernetesBackend(BaseBackend):
         used_accounts = {ir.serving.service_account} if ir.serving else set()
         servers: list[str] = []
         previews: list[Artifact] = []
-        cache_name = monitor_name = None
+        cache_name = None
+        jobs: list[str] = []  # CronJob pods: each gets its own egress policy
+        prometheus = ctx.options.get("prometheus_address", delivery.DEFAULT_PROMETHEUS)
         if ir.serving:
             plan = delivery.build(ir, ctx, config_name, ir_json)
             objects += plan.objects
@@ -83,10 +86,19 @@ class KubernetesBackend(BaseBackend):
             if ir.serving.cache:
                 cache_name = ir.serving.cache.service
                 objects += cache.objects(ir, ctx.options.get("cache_image", cache.DEFAULT_IMAGE))
-        if ir.monitoring:
-            monitor_name = monitoring.name(ir)
+        if monitoring.owns_monitor(ir):
+            jobs.append(monitoring.name(ir))
             objects.append(monitoring.cron_job(ir, config_name))
             used_accounts.add("monitoring")
+        if monitoring.runs_analysis(ir):
+            jobs.append(monitoring.rollout_name(ir))
+            objects.append(monitoring.rollout_cron_job(ir, config_name, prometheus))
+            used_accounts.add("monitoring")
+        if monitoring.starts_retraining(ir):
+            jobs.append(contracts.retrain_job_template(ir.system.name))
+            objects.append(monitoring.retrain_template(ir, config_name))
+            objects += monitoring.rbac(ir)
+            used_accounts |= {"monitoring", "training"}
         # Airflow in kubernetes mode starts the training pipeline's pods in this namespace as the training account.
         pipeline_pods = "airflow" in ir.targets and ir.airflow_mode == "kubernetes"
         if pipeline_pods:
@@ -98,7 +110,14 @@ class KubernetesBackend(BaseBackend):
             used_accounts.add("training")
         objects += [workloads.service_account(ir, sa) for sa in ir.service_accounts if sa.id in used_accounts]
         objects += network.policies(
-            ir, servers, cache_name, monitor_name, mesh=self._mesh(ir), pipeline_pods=pipeline_pods
+            ir,
+            servers,
+            cache_name,
+            jobs,
+            mesh=self._mesh(ir),
+            pipeline_pods=pipeline_pods,
+            analysis=(monitoring.rollout_name(ir), prometheus) if monitoring.runs_analysis(ir) else None,
+            monitor=monitoring.name(ir) if monitoring.owns_monitor(ir) else None,
         )
         prerequisites = platform.artifacts(ir)
         paths = {a.path for a in prerequisites}
@@ -112,4 +131,5 @@ class KubernetesBackend(BaseBackend):
 
     @staticmethod
     def _mesh(ir: IR) -> bool:
-        return ir.serving is not None and ir.serving.rollout.strategy in ("shadow", "a-b")
+        """Two model servers of one rollout (shadow, canary, a-b) share traffic through Istio."""
+        return ir.serving is not None and len(ir.serving.variants) > 1

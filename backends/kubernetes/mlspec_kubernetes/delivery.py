@@ -1,10 +1,16 @@
 """Progressive delivery, one function per IR rollout strategy.
 
 rolling    -> Deployment (maxUnavailable 0)
-canary     -> Argo Rollouts Rollout: setWeight/pause steps from the IR + background AnalysisTemplate
+canary     -> Argo Rollouts Rollout: setWeight/pause steps from the IR + background AnalysisTemplate, for new
+              revisions of the server; and a challenger Deployment serving the challenger alias, which an Istio
+              VirtualService gives the first step's weight while the analysis CronJob judges it
 blue-green -> Argo Rollouts Rollout: active/preview Services + post-promotion AnalysisTemplate
 shadow     -> champion Deployment + a shadow Deployment fed by an Istio VirtualService mirror
 a-b        -> champion and challenger Deployments + an Istio VirtualService weighted split
+
+The second model server of shadow, canary and a-b serves the registry's challenger alias and hot-reloads
+when it moves; the analysis CronJob (mlspec_kubernetes.monitoring) promotes or rejects it. Names, aliases
+and variants come from the IR's `serving.variants`.
 """
 
 from __future__ import annotations
@@ -15,17 +21,17 @@ from typing import Any
 
 from mlspec import contracts
 from mlspec.backends import EmitContext
-from mlspec.ir.model import IR
+from mlspec.ir.model import IR, Variant
 from mlspec.ir.platform import ISTIO_API, PROMETHEUS_URL, ROLLOUTS_API
 from mlspec.ir.policy import MAX_SURGE_PERCENT
 from mlspec_kubernetes import promql
 from mlspec_kubernetes import workloads as w
 from mlspec_kubernetes.meta import dict_metadata, selector, serving_of
 
-EXPERIMENT_DURATION_ANNOTATION = f"{contracts.LABEL_PREFIX}experiment-duration-seconds"
 DEFAULT_PROMETHEUS = PROMETHEUS_URL  # the Prometheus the platform kustomization runs
 ANALYSIS_INTERVAL_S = 60
 ANALYSIS_WINDOW = "2m"  # rate window of each measurement
+VARIANT_HEADER = "x-mlspec-variant"  # response header naming the variant that answered (a-b, canary)
 
 
 @dataclass
@@ -67,7 +73,19 @@ def _plain(
 
 def rolling(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery:
     name = serving_of(ir).id
-    return Delivery(_plain(ir, name, "champion", config_name, ir_json), [name])
+    return Delivery(_plain(ir, name, contracts.CHAMPION, config_name, ir_json), [name])
+
+
+def _second(ir: IR) -> Variant:
+    """The variant beside the champion (shadow or challenger), as lowering named it."""
+    return next(v for v in serving_of(ir).variants if v.name != contracts.CHAMPION)
+
+
+def _second_server(ir: IR, config_name: str, ir_json: str) -> tuple[Variant, list[Any]]:
+    v = _second(ir)
+    return v, _plain(
+        ir, v.workload, v.name, config_name, ir_json, _alias_uri(ir, v.model_alias), min_replicas=1
+    )
 
 
 def _rollout(ir: IR, config_name: str, ir_json: str, strategy: dict[str, Any]) -> list[Any]:
@@ -180,7 +198,23 @@ def canary(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery
     if template:
         strategy["canary"]["analysis"] = {**_analysis_ref(ir), "startingStep": 1}
         objs.append(template)
-    return Delivery(objs, [serving_of(ir).id])
+    # a new model version: the challenger Deployment takes the first step's share while it is judged
+    challenger, extra = _second_server(ir, config_name, ir_json)
+    weight = r.steps[0] if r.steps else 0
+    objs += extra
+    objs.append(
+        _virtual_service(
+            ir,
+            {
+                "name": "canary",
+                "route": [
+                    _route(ir, serving_of(ir).id, contracts.CHAMPION, 100 - weight),
+                    _route(ir, challenger.workload, challenger.name, weight),
+                ],
+            },
+        )
+    )
+    return Delivery(objs, [serving_of(ir).id, challenger.workload])
 
 
 def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery:
@@ -206,12 +240,8 @@ def blue_green(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Deli
     return Delivery(objs, [name])
 
 
-def _virtual_service(
-    ir: IR, http: dict[str, Any], annotations: dict[str, str] | None = None
-) -> dict[str, Any]:
+def _virtual_service(ir: IR, http: dict[str, Any]) -> dict[str, Any]:
     meta = dict_metadata(ir, serving_of(ir).id, "traffic")
-    if annotations:
-        meta["annotations"] = annotations
     return {
         "apiVersion": ISTIO_API,
         "kind": "VirtualService",
@@ -233,17 +263,10 @@ def _alias_uri(ir: IR, alias: str) -> str:
 
 
 def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery:
-    name, shadow_name = serving_of(ir).id, f"{serving_of(ir).id}-shadow"
-    objs = _plain(ir, name, "champion", config_name, ir_json)
-    objs += _plain(
-        ir,
-        shadow_name,
-        "shadow",
-        config_name,
-        ir_json,
-        _alias_uri(ir, ir.registry.challenger_alias),
-        min_replicas=1,
-    )
+    name = serving_of(ir).id
+    objs = _plain(ir, name, contracts.CHAMPION, config_name, ir_json)
+    shadow_variant, extra = _second_server(ir, config_name, ir_json)
+    objs += extra
     # The mesh sends a copy of each request to the shadow and discards its response: it serves nobody.
     objs.append(
         _virtual_service(
@@ -251,53 +274,46 @@ def shadow(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery
             {
                 "name": "primary",
                 "route": [{"destination": _destination(ir, name), "weight": 100}],
-                "mirror": _destination(ir, shadow_name),
+                "mirror": _destination(ir, shadow_variant.workload),
                 "mirrorPercentage": {"value": float(serving_of(ir).rollout.shadow_percent)},
             },
         )
     )
-    return Delivery(objs, [name, shadow_name])
+    return Delivery(objs, [name, shadow_variant.workload])
+
+
+def _route(ir: IR, service: str, variant: str, weight: int) -> dict[str, Any]:
+    # The response header lets clients attribute business outcomes to the variant that served them.
+    return {
+        "destination": _destination(ir, service),
+        "weight": weight,
+        "headers": {"response": {"set": {VARIANT_HEADER: variant}}},
+    }
 
 
 def a_b(ir: IR, ctx: EmitContext, config_name: str, ir_json: str) -> Delivery:
     r = serving_of(ir).rollout
-    name, challenger = serving_of(ir).id, f"{serving_of(ir).id}-challenger"
+    name = serving_of(ir).id
     split = r.traffic_split if r.traffic_split is not None else 50
-    objs = _plain(ir, name, "champion", config_name, ir_json)
-    objs += _plain(
-        ir,
-        challenger,
-        "challenger",
-        config_name,
-        ir_json,
-        _alias_uri(ir, ir.registry.challenger_alias),
-        min_replicas=1,
-    )
-
-    def route(service: str, variant: str, weight: int) -> dict[str, Any]:
-        # The response header lets clients attribute business outcomes to the variant that served them.
-        return {
-            "destination": _destination(ir, service),
-            "weight": weight,
-            "headers": {"response": {"set": {"x-mlspec-variant": variant}}},
-        }
-
-    annotations = None
-    if r.experiment_duration_seconds:
-        # Recorded only (rollout.experiment_duration is NOT_YET in the capability table, so this compiles
-        # with --allow-unsupported alone): nothing here ends the split on a timer.
-        annotations = {EXPERIMENT_DURATION_ANNOTATION: str(r.experiment_duration_seconds)}
+    objs = _plain(ir, name, contracts.CHAMPION, config_name, ir_json)
+    challenger, extra = _second_server(ir, config_name, ir_json)
+    objs += extra
+    # The split lasts until the analysis CronJob's verdict after experiment_duration: it promotes the
+    # challenger (the champion Deployment reloads it) or rejects it (the challenger Deployment reloads the
+    # champion), which ends the experiment either way.
     objs.append(
         _virtual_service(
             ir,
             {
                 "name": "a-b",
-                "route": [route(name, "champion", 100 - split), route(challenger, "challenger", split)],
+                "route": [
+                    _route(ir, name, contracts.CHAMPION, 100 - split),
+                    _route(ir, challenger.workload, challenger.name, split),
+                ],
             },
-            annotations,
         )
     )
-    return Delivery(objs, [name, challenger])
+    return Delivery(objs, [name, challenger.workload])
 
 
 _STRATEGIES = {"rolling": rolling, "canary": canary, "blue-green": blue_green, "shadow": shadow, "a-b": a_b}

@@ -67,10 +67,14 @@ def policies(
     ir: IR,
     servers: list[str],
     cache: str | None,
-    monitor: str | None,
+    jobs: list[str],
     mesh: bool,
     pipeline_pods: bool = False,
+    analysis: tuple[str, str] | None = None,
+    monitor: str | None = None,
 ) -> list:
+    """`jobs`: the CronJobs' names; `analysis`: (the analysis CronJob, the Prometheus address it reads);
+    `monitor`: the monitor CronJob among them."""
     s = serving_of(ir)
     out = [
         _policy(ir, "default-deny", None),
@@ -128,9 +132,14 @@ def policies(
                 ingress=[k.V1NetworkPolicyIngressRule(_from=peers, ports=_ports((REDIS_PORT, "TCP")))],
             )
         )
-    if monitor:
+    for job in jobs:
+        # the loop's CronJobs: S3, STS and the registry (the monitor's API calls go to the API server on 443);
+        # the rollout analysis also reads Prometheus, the monitor pushes its gauges to the Pushgateway
         egress = _external_egress(ir, mesh=False)
-        if ir.component("pushgateway") is not None:
+        port = urlparse(analysis[1]).port if analysis and analysis[0] == job else None
+        if port and port != 443:
+            egress.append(k.V1NetworkPolicyEgressRule(ports=_ports((port, "TCP"))))
+        if job == monitor and ir.component("pushgateway") is not None:
             egress.append(
                 k.V1NetworkPolicyEgressRule(
                     to=[
@@ -146,7 +155,7 @@ def policies(
                     ports=_ports((PUSHGATEWAY_PORT, "TCP")),
                 )
             )
-        out.append(_policy(ir, monitor, selector(ir, monitor), types=("Egress",), egress=egress))
+        out.append(_policy(ir, job, selector(ir, job), types=("Egress",), egress=egress))
     if pipeline_pods:
         # Pipeline step pods that orchestrators start in this namespace (Airflow's KubernetesPodOperator
         # labels them mlspec.io/system and mlspec.io/step) reach S3, STS and the registry, nothing else.

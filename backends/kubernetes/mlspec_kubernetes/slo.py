@@ -134,7 +134,9 @@ def latency_percentiles_rule(ir: IR, servers: list[str]) -> dict[str, Any] | Non
     rules = [
         {
             "record": f"mlspec:request_duration_seconds:{percentile_name(p)}_rate{PERCENTILE_WINDOW}",
-            "expr": promql.quantile(sel, p / 100, PERCENTILE_WINDOW, "namespace, job, variant"),
+            "expr": promql.quantile(
+                sel, p / 100, PERCENTILE_WINDOW, f"namespace, job, {contracts.LABEL_VARIANT}"
+            ),
         }
         for p in ir.monitoring.latency_percentiles
     ]
@@ -168,7 +170,7 @@ def service_monitor(ir: IR) -> dict[str, Any]:
         {
             "action": "replace",
             "sourceLabels": [_meta_label(contracts.VARIANT_LABEL)],
-            "targetLabel": "variant",
+            "targetLabel": contracts.LABEL_VARIANT,
         },
     ]
     return {

@@ -80,7 +80,8 @@ def server_pod_template(
         ports=[k.V1ContainerPort(name=contracts.PORT_NAME, container_port=s.port, protocol="TCP")],
         env=[
             k.V1EnvVar(name="HOME", value="/tmp"),
-            k.V1EnvVar(name="MLSPEC_VARIANT", value=variant or "stable"),
+            # logged with every prediction; a Rollout's stable and canary revisions both serve the champion
+            k.V1EnvVar(name=contracts.VARIANT_ENV, value=variant or contracts.CHAMPION),
         ],
         resources=pod.resources(s.placement),
         security_context=pod.container_security_context(),

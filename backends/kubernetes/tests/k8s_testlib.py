@@ -37,13 +37,17 @@ ACCELERATORS = {
 }
 
 
-def churn_text(rollout: dict | None = None, accelerator: str | None = None) -> str:
+def churn_text(
+    rollout: dict | None = None, accelerator: str | None = None, targets: list | None = None
+) -> str:
     from ruamel.yaml import YAML
 
     rt = YAML()  # YAML 1.2 and round-trip: `on:` keys stay strings
     data = rt.load(CHURN.read_text("utf-8"))
     if rollout is not None:
         data["serving"]["rollout"] = rollout
+    if targets is not None:
+        data["targets"] = targets
     if accelerator is not None:
         gpu_type, managed = ACCELERATORS[accelerator]
         data["serving"]["accelerator"] = "gpu"
@@ -83,13 +87,16 @@ def kustomize(folder: Path) -> list[dict]:
 
 
 ENVIRONMENTS = ("staging", "prod")
+# Kubernetes the only orchestrating target: it owns the loop (monitor CronJob, retraining Jobs).
+KUBERNETES_LOOP = "kubernetes-loop"
 # Every variant build_all() compiles, by name.
-VARIANTS = [*ROLLOUTS, *ACCELERATORS, *(f"env-{env}" for env in ENVIRONMENTS)]
+VARIANTS = [*ROLLOUTS, *ACCELERATORS, KUBERNETES_LOOP, *(f"env-{env}" for env in ENVIRONMENTS)]
 
 
 def variants() -> dict[str, str]:
     out = {name: churn_text(r) for name, r in ROLLOUTS.items()}
     out.update({name: churn_text(accelerator=name) for name in ACCELERATORS})
+    out[KUBERNETES_LOOP] = churn_text(targets=["terraform", "kubernetes"])
     return out
 
 

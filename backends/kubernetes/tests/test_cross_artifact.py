@@ -45,9 +45,13 @@ def test_accelerator_scheduling_equals_the_ir_placement(built, name):
     assert pool is not None and pool.gpu is not None
     assert (pool.gpu.product, pool.gpu.resource) == (placement.gpu.product, placement.gpu.resource)
     assert placement.node_selector == pool.node_selector and placement.tolerations == pool.taints
-    # CPU workloads (the cache next to a GPU server, the monitor) neither select nor tolerate the pool.
+    # CPU workloads (the cache next to a GPU server, the CronJobs) neither select nor tolerate the pool;
+    # the rollout's second model server is placed like the first.
+    servers = {v.workload for v in ir.serving.variants}
     for pod_name, other in specs.items():
-        if pod_name != ir.serving.id:
+        if pod_name in servers:
+            assert other.get("nodeSelector", {}) == placement.node_selector
+        else:
             assert "tolerations" not in other and other.get("nodeSelector") != pool.node_selector
             assert placement.gpu.resource not in other["containers"][0]["resources"]["limits"]
 
@@ -58,7 +62,7 @@ def test_cpu_workloads_request_their_placement(built):
     monitor = next(s for s in ir.pipeline("monitoring").steps if s.action == "monitor").placement
     for pod_name, placement in (
         (ir.serving.id, ir.serving.placement),
-        (f"{ir.system.name}-monitor", monitor),
+        (f"{ir.system.name}-rollout", monitor),  # the analysis CronJob runs on the monitor step's placement
     ):
         amounts = {"cpu": placement.cpu, "memory": placement.memory}
         assert specs[pod_name]["containers"][0]["resources"] == {"requests": amounts, "limits": amounts}
@@ -102,17 +106,85 @@ def test_configmap_carries_the_ir_and_its_buckets(built):
     assert checksum["mlspec.io/config-sha256"] == hashlib.sha256(cm["data"]["ir.json"].encode()).hexdigest()
 
 
-def test_monitor_cronjob_runs_on_the_ir_schedule(built):
-    ir, _, objects = built["canary"]
-    (cron,) = by_kind(objects, "CronJob")
-    assert cron["spec"]["schedule"] == ir.monitoring.schedule
+def _crons(objects) -> dict[str, dict]:
+    return {c["metadata"]["name"]: c for c in by_kind(objects, "CronJob")}
+
+
+def _container(cron: dict) -> dict:
     (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_monitor_cronjob_runs_on_the_ir_schedule_when_kubernetes_owns_the_loop(built):
+    ir, _, objects = built["kubernetes-loop"]
+    assert ir.monitoring.owner == ir.retraining.owner == ir.retraining.sink == "kubernetes"
+    crons = _crons(objects)
+    cron = crons["churn-monitor"]
+    assert cron["spec"]["schedule"] == ir.monitoring.schedule
+    c = _container(cron)
     assert c["command"] == ["mlspec"] and c["args"] == [
         "monitor",
         "/etc/mlspec/ir.json",
         "--run-dir",
         f"{ir.artifacts_root}/monitoring",
     ]
+    # the monitor starts retraining Jobs through the API: its container alone mounts a short-lived token,
+    # and its Role allows reading the retrain template and creating Jobs, nothing else
+    monitor_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (api,) = [v for v in monitor_pod["volumes"] if v["name"] == "kube-api-access"]
+    assert api["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3600
+    assert {
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly": True,
+    } in c["volumeMounts"]
+    (role,) = by_kind(objects, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["batch"],
+            "resources": ["cronjobs"],
+            "resourceNames": ["churn-retrain"],
+            "verbs": ["get"],
+        },
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+    ]
+    (binding,) = by_kind(objects, "RoleBinding")
+    assert binding["subjects"][0]["name"] == ir.service_account("monitoring").name
+    # the retraining Job: `mlspec run` on the IR, where train runs; scheduled on the training cron (Kubernetes
+    # is the only orchestrator, so the schedule trigger is its own)
+    retrain = crons["churn-retrain"]
+    assert retrain["spec"]["schedule"] == ir.pipeline("training").schedule and not retrain["spec"].get(
+        "suspend"
+    )
+    assert _container(retrain)["args"] == ["run", "/etc/mlspec/ir.json"]
+    train = next(s for s in ir.pipeline("training").steps if s.action == "train")
+    pod = retrain["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == ir.service_account("training").name
+    assert pod.get("nodeSelector", {}) == train.placement.node_selector
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_only_the_loop_owner_monitors(built):
+    """churn's loop belongs to Airflow: no monitor CronJob here, which would race its trigger state."""
+    ir, _, objects = built["canary"]
+    assert ir.monitoring.owner == "airflow"
+    assert set(_crons(objects)) == {"churn-rollout"} and not by_kind(objects, "Role")
+
+
+def test_the_rollout_analysis_runs_mlspec_analyze(built):
+    for name in ("canary", "shadow", "a-b"):
+        ir, _, objects = built[name]
+        cron = _crons(objects)["churn-rollout"]
+        assert cron["spec"]["schedule"] == ir.serving.rollout.analysis.schedule
+        c = _container(cron)
+        assert c["args"][:3] == ["analyze", "/etc/mlspec/ir.json", "--apply"]
+        assert {
+            "name": "MLSPEC_PROMETHEUS_URL",
+            "value": "http://prometheus-operated.monitoring.svc:9090",
+        } in c["env"]
+    for name in ("rolling", "blue-green"):  # promoted at training: nothing to analyze online
+        _, _, objects = built[name]
+        assert "churn-rollout" not in _crons(objects)
 
 
 def _rules(objects, name):

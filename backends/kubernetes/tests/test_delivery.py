@@ -95,20 +95,22 @@ def test_a_b_splits_traffic_with_labelled_variants(built):
     assert {"targetLabel": "variant"}.items() <= sm["spec"]["endpoints"][0]["relabelings"][1].items()
 
 
-def test_a_b_experiment_duration_is_reported_not_dropped():
-    """From the capability table (what lint predicts), not from inside generate()."""
+def test_a_b_experiment_duration_ends_with_the_analysis_verdict():
+    """Expressed, not reported: the analysis CronJob judges the experiment once it has run its duration."""
     from mlspec_kubernetes import KubernetesBackend
 
     text = churn_text({"strategy": "a-b", "traffic_split": 20, "experiment_duration": "7d"})
     ir = ir_for(text)
     artifacts, ctx = emit(ir, allow_unsupported=False)
-    (diag,) = ctx.diagnostics
-    assert diag.code == "MS301" and "rollout.experiment_duration" in diag.message
-    assert diag.severity.name == "ERROR"
-    predicted = [usage.feature for usage, _ in KubernetesBackend().check(ir, {})]
-    assert predicted == ["rollout.experiment_duration"]
-    vs = next(a.content for a in artifacts if a.path.startswith("virtualservice-"))
-    assert "mlspec.io/experiment-duration-seconds: '604800'" in vs
+    assert ctx.diagnostics == [] and list(KubernetesBackend().check(ir, {})) == []
+    analysis = ir.serving.rollout.analysis
+    assert (analysis.kind, analysis.duration_seconds, analysis.challenger_variant) == (
+        "experiment",
+        7 * 86400,
+        "challenger",
+    )
+    cron = next(a.content for a in artifacts if a.path == "cronjob-churn-rollout.yaml")
+    assert "- analyze" in cron and "- --apply" in cron
 
 
 def test_every_report_comes_from_the_capability_table():

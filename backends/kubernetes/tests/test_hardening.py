@@ -19,7 +19,7 @@ def pod_templates(objects):
 def test_pods_are_restricted(built, name):
     _, _, objects = built[name]
     templates = list(pod_templates(objects))
-    assert len(templates) >= 3
+    assert len(templates) >= 2
     for _, spec in templates:
         assert spec["automountServiceAccountToken"] is False
         psc = spec["securityContext"]
@@ -88,8 +88,11 @@ def test_hpa_owns_replicas(built, name):
 def test_staging_env_has_its_own_scale(built):
     ir, _, objects = built["env-staging"]
     assert (ir.serving.replicas_min, ir.serving.replicas_max) == (1, 3)
-    (hpa,) = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
+    hpas = {o["metadata"]["name"]: o for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
+    assert (hpas[ir.serving.id]["spec"]["minReplicas"], hpas[ir.serving.id]["spec"]["maxReplicas"]) == (1, 3)
+    # the canary's challenger scales with the same ceiling, from one replica
+    canary = hpas[f"{ir.serving.id}-canary"]["spec"]
+    assert (canary["minReplicas"], canary["maxReplicas"]) == (1, 3)
 
 
 def test_namespace_enforces_restricted(built):

@@ -40,6 +40,8 @@ class Plan:
     start_ns: int | None = None  # the window: start < ts <= end (epoch nanoseconds)
     end_ns: int | None = None
     volume_cutoff_ns: int | None = None  # rows logged after this count as new for the volume trigger
+    excluded_sources: list[str] = field(default_factory=list)  # rows of these traffic sources are skipped
+    excluded_variants: list[str] = field(default_factory=list)  # rows of these variants (mirrored) too
 
     def feature(self, name: str) -> FeaturePlan:
         return next(f for f in self.features if f.name == name)
@@ -73,6 +75,8 @@ def build_plan(
     start_ns: int | None = None,
     end_ns: int | None = None,
     volume_cutoff_ns: int | None = None,
+    excluded_sources: list[str] | None = None,
+    excluded_variants: list[str] | None = None,
 ) -> Plan:
     """The plan for `features` (default: every profiled feature) of a reference profile.
 
@@ -127,7 +131,17 @@ def build_plan(
                 corr.append(name)
                 center.append(float(prof["mean"]))
                 scale.append(float(prof["std"]) or 1.0)
-    return Plan(planned, corr, center, scale, start_ns, end_ns, volume_cutoff_ns)
+    return Plan(
+        planned,
+        corr,
+        center,
+        scale,
+        start_ns,
+        end_ns,
+        volume_cutoff_ns,
+        sorted(excluded_sources or []),
+        sorted(excluded_variants or []),
+    )
 
 
 def numeric_edges(prof: dict[str, Any]) -> list[float]:

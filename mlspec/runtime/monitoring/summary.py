@@ -136,6 +136,9 @@ class Summary:
     versions: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     variants: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(
+        default_factory=dict
+    )  # "source=loadtest" / "variant=shadow" -> rows skipped
     features: dict[str, NumericSummary | CategoricalSummary] = field(default_factory=dict)
     correlation: CorrelationSummary | None = None
     # the labeled predictions, one frame per batch that had any (concatenated only when read: merging stays
@@ -223,6 +226,7 @@ def merge(a: Summary, b: Summary) -> Summary:
         versions=_add_counts(a.versions, b.versions),
         sources=_add_counts(a.sources, b.sources),
         variants=_add_counts(a.variants, b.variants),
+        excluded=_add_counts(a.excluded, b.excluded),
         features=features,
         correlation=correlation,
         labeled_parts=[*a.labeled_parts, *b.labeled_parts],
@@ -453,6 +457,7 @@ def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) 
         ts = timestamps_ns(_column(batch, "ts"))
         ts = ts[ts != np.iinfo(np.int64).min]
     out = empty(plan)
+    batch, ts, out.excluded = _exclude(batch, plan, ts)
     rows = _length(batch)
     if rows == 0:
         return out
@@ -492,6 +497,25 @@ def summarize_batch(batch: Any, plan: Plan, labels: pd.DataFrame | None = None) 
         if joined is not None and len(joined):
             out.labeled_parts = [joined]
     return out
+
+
+def _exclude(batch: Any, plan: Plan, ts: np.ndarray | None) -> tuple[Any, np.ndarray | None, dict[str, int]]:
+    """Drop the rows of excluded traffic sources (the load test's) and variants (mirrored copies)."""
+    skipped: dict[str, int] = {}
+    keep = None
+    for key, values in (("source", plan.excluded_sources), ("variant", plan.excluded_variants)):
+        if not values or not _has(batch, key) or _length(batch) == 0:
+            continue
+        column = _column(batch, key)
+        text = column if isinstance(column, pd.Series) else column.to_pandas()
+        hit = text.astype("string").isin(values).to_numpy(dtype=bool, na_value=False)
+        if hit.any():
+            for value, count in _as_text(text[hit].value_counts(sort=False).to_dict()).items():
+                skipped[f"{key}={value}"] = skipped.get(f"{key}={value}", 0) + int(count)
+            keep = ~hit if keep is None else keep & ~hit
+    if keep is None or keep.all():
+        return batch, ts, skipped
+    return _filter(batch, keep), (ts[keep] if ts is not None else None), skipped
 
 
 def _join_labels(batch: Any, plan: Plan, labels: pd.DataFrame) -> pd.DataFrame | None:

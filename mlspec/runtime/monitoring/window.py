@@ -61,6 +61,14 @@ def list_files(base: str, suffixes: tuple[str, ...], exclude: str | None = None)
     return [proto + p if proto and not p.startswith(proto) else p for p in found]
 
 
+def exists(uri: str) -> bool:
+    try:
+        fs, path = data.filesystem(uri)
+        return bool(fs.exists(path))
+    except Exception as exc:  # credentials, network, permissions: name the location, not a traceback
+        raise LogError(f"cannot reach {uri}: {type(exc).__name__}: {exc}") from exc
+
+
 def _hidden(path: str) -> bool:
     """Files being written (the server writes .name.tmp, then renames) and hidden files are not the log."""
     return path.rsplit("/", 1)[-1].startswith((".", "_"))
