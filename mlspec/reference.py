@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from enum import Enum
@@ -54,14 +55,38 @@ def type_text(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _value(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return "defaults"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{json.dumps(value)}`"
+
+
 def _default(field: Any) -> str:
-    if field.is_required():
+    if field.is_required() or (field.default_factory is None and field.default is PydanticUndefined):
         return "**required**"
     if field.default_factory is not None:
-        return "computed"
-    if field.default is PydanticUndefined:
-        return "**required**"
-    return f"`{field.default}`" if field.default is not None else "`null`"
+        try:
+            return _value(field.default_factory())
+        except TypeError:  # a factory of the validated data
+            return "computed"
+    return _value(field.default)
+
+
+_CONSTRAINTS = ("ge", "gt", "le", "lt", "min_length", "max_length")
+
+
+def _constraints(field: Any) -> str:
+    """The field's own bounds and pattern, as the JSON Schema states them."""
+    found = []
+    for item in field.metadata:
+        found += [
+            f"{name}={getattr(item, name)}" for name in _CONSTRAINTS if getattr(item, name, None) is not None
+        ]
+        if getattr(item, "pattern", None):
+            found.append(f"pattern `{item.pattern}`")
+    return ", ".join(found)
 
 
 def _cell(text: str | None) -> str:
@@ -74,13 +99,12 @@ def reference(root: type[BaseModel], intro: str) -> str:
         out.append(f"\n### {model.__name__}\n\n")
         doc = (model.__doc__ or "").strip()
         if doc and not doc.startswith(("A base class", "Usage docs")):
-            out.append(_cell(doc.split("\n\n", 1)[0]) + "\n\n")
+            out.append(_cell(" ".join(doc.split("\n\n", 1)[0].split())) + "\n\n")
         out.append("| key | type | default | notes |\n|---|---|---|---|\n")
         for name, field in model.model_fields.items():
             key = field.alias or name
-            out.append(
-                f"| `{key}` | {type_text(field.annotation)} | {_default(field)} | {_cell(field.description)} |\n"
-            )
+            notes = " ".join(filter(None, [field.description, _constraints(field)]))
+            out.append(f"| `{key}` | {type_text(field.annotation)} | {_default(field)} | {_cell(notes)} |\n")
     return "".join(out)
 
 
@@ -93,8 +117,15 @@ def rewrite(page: Path, root: type[BaseModel], intro: str) -> str:
 
 def pages(docs: Path) -> dict[Path, str]:
     from mlspec.ir.model import IR
+    from mlspec.spec.models import Spec
 
     return {
+        docs / "spec.md": rewrite(
+            docs / "spec.md",
+            Spec,
+            "Generated from the models in `mlspec/spec/models.py` by `python -m mlspec.reference`; the tests fail\n"
+            "when it is stale. The same descriptions are the JSON Schema's hover text in editors.",
+        ),
         docs / "ir.md": rewrite(
             docs / "ir.md",
             IR,

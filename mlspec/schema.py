@@ -8,7 +8,11 @@ from typing import Any
 
 SPEC_SCHEMA_FILE = "mlspec.v1.schema.json"
 IR_SCHEMA_FILE = "mlspec-ir.v2.schema.json"
+CATALOG_FILE = "catalog.json"
+SCHEMA_URL = "https://mlspec.dev/schemas/"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Files the spec schema applies to (the SchemaStore catalog entry); `mlspec lint .` finds the first two.
+FILE_MATCH = ["mlops.yaml", "mlops.yml", "*.mlops.yaml", "*.mlops.yml"]
 # A string that takes (part of) its value from ${VAR}: the loader substitutes it before validation, so the
 # schema cannot judge its pattern or enum, exactly as lint judges the substituted value instead.
 INTERPOLATION = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"
@@ -18,10 +22,12 @@ def spec_schema() -> dict:
     from mlspec.spec.models import Spec
 
     schema = Spec.model_json_schema(by_alias=True, mode="validation")
-    schema = _keyed_unions(_for_editors(schema), schema["$defs"])
+    schema = _hover_text(_keyed_unions(_for_editors(schema), schema["$defs"]))
+    for section, snippet in SNIPPETS.items():
+        schema["properties"][section]["defaultSnippets"] = [snippet]
     return {
         "$schema": DRAFT,
-        "$id": f"https://mlspec.dev/schemas/{SPEC_SCHEMA_FILE}",
+        "$id": f"{SCHEMA_URL}{SPEC_SCHEMA_FILE}",
         "title": "mlspec MLSystem (mlops.yaml)",
         **{k: v for k, v in schema.items() if k != "title"},
     }
@@ -33,10 +39,112 @@ def ir_schema() -> dict:
     schema = IR.model_json_schema(mode="serialization")
     return {
         "$schema": DRAFT,
-        "$id": f"https://mlspec.dev/schemas/{IR_SCHEMA_FILE}",
+        "$id": f"{SCHEMA_URL}{IR_SCHEMA_FILE}",
         "title": "mlspec intermediate representation v2",
         **{k: v for k, v in schema.items() if k != "title"},
     }
+
+
+def catalog() -> dict:
+    """The SchemaStore catalog entry of the spec schema (https://github.com/SchemaStore/schemastore)."""
+    return {
+        "$schema": "https://json.schemastore.org/schema-catalog.json",
+        "version": 1.0,
+        "schemas": [
+            {
+                "name": "mlspec",
+                "description": "mlspec ML system spec (mlops.yaml): data checks, training, evaluation gates, "
+                "serving SLOs, monitoring, retraining and infrastructure",
+                "fileMatch": FILE_MATCH,
+                "url": f"{SCHEMA_URL}{SPEC_SCHEMA_FILE}",
+            }
+        ],
+    }
+
+
+# A small valid body per top-level section, offered by editors (VS Code's `defaultSnippets`) when the
+# section's key is completed. tests/test_schema_docs.py validates each against its section.
+SNIPPETS: dict[str, dict[str, Any]] = {
+    "metadata": {"label": "metadata", "body": {"name": "my-model", "owner": "ml-team"}},
+    "images": {"label": "images", "body": {"runtime": "registry.example.com/my-model:0.1.0"}},
+    "data": {
+        "label": "data",
+        "body": {
+            "sources": {"train": {"uri": "data/train.parquet"}},
+            "schema": {
+                "target": "label",
+                "columns": {"feature": {"type": "float"}, "label": {"type": "bool", "role": "target"}},
+            },
+            "checks": [{"check": "not_null", "columns": ["label"]}],
+        },
+    },
+    "steps": {
+        "label": "steps",
+        "body": [
+            {
+                "name": "prepare",
+                "command": ["python", "-m", "my_model.prepare", "{inputs.train}", "{outputs.train}"],
+                "inputs": ["train"],
+                "outputs": {"train": {}},
+            }
+        ],
+    },
+    "training": {
+        "label": "training",
+        "body": {"builtin": {"hidden": [64, 32]}, "hyperparameters": {"epochs": 10}, "timeout": "1h"},
+    },
+    "evaluation": {
+        "label": "evaluation",
+        "body": {"metrics": ["accuracy", "f1", "auc"], "gates": [{"metric": "auc", "min": 0.8}]},
+    },
+    "registry": {"label": "registry", "body": {"mlflow": {"tracking_uri": "sqlite:///.mlspec/mlflow.db"}}},
+    "serving": {
+        "label": "serving",
+        "body": {"runtime": "onnxruntime", "replicas": {"min": 1, "max": 3}, "slo": {"latency_p99_ms": 100}},
+    },
+    "monitoring": {
+        "label": "monitoring",
+        "body": {"schedule": "0 * * * *", "window": "1d", "drift": {"method": "psi", "threshold": 0.2}},
+    },
+    "retraining": {
+        "label": "retraining",
+        "body": {"triggers": [{"on": "drift", "features": 1}, {"on": "schedule", "cron": "0 3 * * 1"}]},
+    },
+    "infrastructure": {
+        "label": "infrastructure",
+        "body": {
+            "region": "eu-west-1",
+            "cluster": {"name": "ml", "version": "1.30"},
+            "node_pools": {"cpu": {"instance_type": "m6i.xlarge", "min": 1, "max": 3}},
+            "storage": {"artifacts_bucket": "my-model-artifacts"},
+        },
+    },
+    "orchestration": {"label": "orchestration", "body": {"airflow_mode": "kubernetes"}},
+    "environments": {"label": "environments", "body": {"staging": {"serving": {"replicas": {"max": 1}}}}},
+    "targets": {"label": "targets", "body": ["kubeflow", "airflow", "kubernetes"]},
+}
+
+
+def _hover_text(node: Any, keep_title: bool = True) -> Any:
+    """Descriptions on one line, repeated as `markdownDescription` (what VS Code renders), and no generated
+    property titles ("Latency P99 Ms"): a key's name is its title. A model keeps its title (its name in
+    docs/spec.md, and the type the language server's hover shows)."""
+    if isinstance(node, list):
+        return [_hover_text(item, keep_title=False) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" and not keep_title:
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):  # keys here are names, not keywords
+            out[key] = {name: _hover_text(sub, keep_title=key == "$defs") for name, sub in value.items()}
+        else:
+            out[key] = _hover_text(value, keep_title=False)
+    description = out.get("description")
+    if isinstance(description, str):
+        out["description"] = out["markdownDescription"] = " ".join(description.split())
+    return out
 
 
 def _keyed_unions(node: Any, defs: dict) -> Any:
@@ -96,7 +204,13 @@ def _for_editors(node: Any) -> Any:
             **rest,
             "type": "object",
             "required": [tag],
-            "properties": {tag: {"enum": sorted(mapping)}},
+            "properties": {
+                tag: {
+                    "enum": sorted(mapping),
+                    "description": f"The kind of entry ({', '.join(sorted(mapping))}); it decides which "
+                    "other keys are allowed.",
+                }
+            },
             "allOf": [
                 {"if": {"properties": {tag: {"const": value}}, "required": [tag]}, "then": {"$ref": ref}}
                 for value, ref in sorted(mapping.items())
@@ -127,7 +241,11 @@ def render(schema: dict) -> str:
 
 
 def schema_files() -> dict[str, str]:
-    return {SPEC_SCHEMA_FILE: render(spec_schema()), IR_SCHEMA_FILE: render(ir_schema())}
+    return {
+        SPEC_SCHEMA_FILE: render(spec_schema()),
+        IR_SCHEMA_FILE: render(ir_schema()),
+        CATALOG_FILE: render(catalog()),
+    }
 
 
 def write_schemas(out_dir: Path) -> list[Path]:
