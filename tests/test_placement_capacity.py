@@ -19,8 +19,11 @@ INFRA = """infrastructure:
 """
 
 
-# the image lives in the account's ECR repository, as MS229 asks
-MINIMAL_ON_ECR = MINIMAL.replace("ghcr.io/acme/demo:", "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:")
+# the image lives in the account's ECR repository (MS229) and pods reach a shared registry (MS251)
+MINIMAL_ON_ECR = (
+    MINIMAL.replace("ghcr.io/acme/demo:", "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:")
+    + 'registry:\n  mlflow: {tracking_uri: "http://mlflow.mlflow.svc.cluster.local:5000"}\n'
+)
 
 
 def spec(training: str = "", serving: str = "", pools: str = "", targets: str = "[kubernetes]") -> str:
