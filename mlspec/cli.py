@@ -354,7 +354,7 @@ def compile_(
             problems += 1
             continue
         all_diagnostics += result.diagnostics
-        files = writer.render(result.artifacts, loaded.project_path, loaded.document.sha256)
+        files = writer.render(result.artifacts, loaded.project_path)
         names = list(result.artifacts)
         try:
             root = writer.output_root(Path(out), result.ir.system.name, env)
