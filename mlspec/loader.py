@@ -205,7 +205,12 @@ def load_text(text: str, path: str = "<string>", *, env: dict[str, str] | None =
         raise _err(path, "MS007", f"document root must be a mapping, not a {_yaml_type(data)}", 1, 1)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return LoadedDocument(
-        path=path, text=text, data=data, source_map=source_map, sha256=digest, content_sha256=content_sha256(data)
+        path=path,
+        text=text,
+        data=data,
+        source_map=source_map,
+        sha256=digest,
+        content_sha256=content_sha256(data),
     )
 
 

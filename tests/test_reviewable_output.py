@@ -15,7 +15,8 @@ MAX_LINE = 200
 
 def _compile(project: Path, spec_text: str) -> dict[str, bytes]:
     (project / "specs").mkdir(parents=True)
-    (project / "mlspec.toml").write_text("")  # the project root, so both copies name the spec specs/churn.yaml
+    # The project root, so both copies name their spec specs/churn.yaml.
+    (project / "mlspec.toml").write_text("")
     (project / "specs" / "churn.yaml").write_text(spec_text)
     environment = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
     proc = subprocess.run(
@@ -73,5 +74,7 @@ def test_no_generated_line_over_200_characters() -> None:
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if len(line) > MAX_LINE and _exempt(path, line) is None:
-                long_lines.append(f"{path.relative_to(ROOT)}:{number}: {len(line)} characters: {line[:80]}...")
+                long_lines.append(
+                    f"{path.relative_to(ROOT)}:{number}: {len(line)} characters: {line[:80]}..."
+                )
     assert not long_lines, "\n".join(long_lines)

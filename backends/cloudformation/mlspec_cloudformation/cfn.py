@@ -185,7 +185,8 @@ def render(template: Template) -> str:
     doc.yaml_set_start_comment("\n".join(template.header))
 
     yaml = YAML()
-    yaml.width = 4096  # values never fold: long ones are intrinsic functions or ARNs; comments wrap in _wrapped
+    # Values never fold (the long ones are ARNs and intrinsic functions); comments wrap in _wrapped.
+    yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     out = io.StringIO()
     yaml.dump(doc, out)
