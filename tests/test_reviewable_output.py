@@ -78,3 +78,19 @@ def test_no_generated_line_over_200_characters() -> None:
                     f"{path.relative_to(ROOT)}:{number}: {len(line)} characters: {line[:80]}..."
                 )
     assert not long_lines, "\n".join(long_lines)
+
+
+def test_markdown_wrap_keeps_tables_code_and_blocks() -> None:
+    from mlspec import markdown
+
+    prose = "word " * 40 + "- not a list item " + "word " * 10
+    table = "| " + " | ".join(["cell"] * 60) + " |"
+    code = "```\n" + "x" * 300 + "\n```"
+    text = f"- {prose.strip()}\n{table}\n{code}\n"
+    lines = markdown.wrap(text, 60).split("\n")
+    assert table in lines and "x" * 300 in lines  # Markdown cannot wrap them
+    items = [line for line in lines if line.startswith("-")]
+    assert len(items) == 1  # no continuation line starts a new list item
+    continuation = lines[1 : lines.index(table)]
+    assert continuation and all(line.startswith("  ") and len(line) <= 60 + 20 for line in continuation)
+    assert " ".join(line.strip() for line in lines[: lines.index(table)]) == f"- {prose.strip()}"
