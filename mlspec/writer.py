@@ -375,11 +375,21 @@ def _signals_held() -> Iterator[list[int]]:
 # ----------------------------------------------------------------------------------------------- check
 
 
-def check(root: Path, files: dict[str, bytes], targets: list[str], *, out: Path | None = None) -> CheckReport:
+def check(
+    root: Path,
+    files: dict[str, bytes],
+    targets: list[str],
+    *,
+    out: Path | None = None,
+    spec_sha256: str | None = None,
+) -> CheckReport:
+    """What differs from a compile of `files`; with spec_sha256, a manifest recording another spec file is stale
+    (a comment-only edit of the spec changes no other file)."""
     if out is not None:
         _require_inside(out, root)
     report = CheckReport(leftovers=_leftovers(root))
-    recorded = _read_manifest(root).get("files", {})
+    manifest = _read_manifest(root)
+    recorded = manifest.get("files", {})
     for rel, data in files.items():
         path = root / rel
         if not path.is_file():
@@ -403,9 +413,10 @@ def check(root: Path, files: dict[str, bytes], targets: list[str], *, out: Path 
                     report.extra.append(rel)
     expected_manifest = {k: v for k, v in recorded.items() if k.split("/", 1)[0] not in targets}
     expected_manifest.update({rel: sha256(data) for rel, data in files.items()})
+    other_spec = spec_sha256 is not None and manifest.get("spec_sha256") != spec_sha256
     if (
         recorded
-        and dict(sorted(recorded.items())) != dict(sorted(expected_manifest.items()))
+        and (dict(sorted(recorded.items())) != dict(sorted(expected_manifest.items())) or other_spec)
         and report.clean
     ):
         report.stale.append(MANIFEST)

@@ -13,20 +13,24 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINE = 200
 
 
-def _compile(project: Path, spec_text: str) -> dict[str, bytes]:
-    (project / "specs").mkdir(parents=True)
-    # The project root, so both copies name their spec specs/churn.yaml.
-    (project / "mlspec.toml").write_text("")
-    (project / "specs" / "churn.yaml").write_text(spec_text)
+def _mlspec(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlspec", "compile", "specs/churn.yaml", "--env", "prod", "--out", "out"],
+    return subprocess.run(
+        [sys.executable, "-m", "mlspec", "compile", "specs/churn.yaml", "--env", "prod", *args],
         cwd=project,
         capture_output=True,
         text=True,
         env=environment,
         timeout=300,
     )
+
+
+def _compile(project: Path, spec_text: str) -> dict[str, bytes]:
+    (project / "specs").mkdir(parents=True)
+    # The project root, so both copies name their spec specs/churn.yaml.
+    (project / "mlspec.toml").write_text("")
+    (project / "specs" / "churn.yaml").write_text(spec_text)
+    proc = _mlspec(project, "--out", "out")
     assert proc.returncode == 0, proc.stderr
     root = project / "out" / "churn" / "prod"
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -42,6 +46,12 @@ def test_a_spec_comment_changes_only_the_manifest(tmp_path: Path) -> None:
     assert changed == ["manifest.json"]
     hashes = [json.loads(files["manifest.json"])["spec_sha256"] for files in (before, after)]
     assert hashes[0] != hashes[1]  # the manifest still records the spec file it was compiled from
+    check = _mlspec(tmp_path / "after", "--check", "--out", str(tmp_path / "before" / "out"))
+    assert (
+        check.returncode == 1
+        and check.stderr.count("stale: ") == 1
+        and "stale: manifest.json" in check.stderr
+    )
     assert len(before) > 40  # every target's files took part
 
 
