@@ -78,7 +78,7 @@ def lower(loaded: LoadedSpec | Spec, env: str | None = None) -> IR:
     if env is not None:
         merged = apply_environment(doc.data, env, doc.path)
         spec = validate_data(merged, doc.source_map)
-    return _lower(spec, spec_path=loaded.project_path, spec_sha256=doc.sha256, environment=env)
+    return _lower(spec, spec_path=loaded.project_path, spec_sha256=doc.content_sha256, environment=env)
 
 
 @dataclass

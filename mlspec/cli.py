@@ -356,12 +356,12 @@ def compile_(
             problems += 1
             continue
         all_diagnostics += result.diagnostics
-        files = writer.render(result.artifacts, loaded.project_path, loaded.document.sha256)
+        files = writer.render(result.artifacts, loaded.project_path)
         names = list(result.artifacts)
         try:
             root = writer.output_root(Path(out), result.ir.system.name, env)
             if check:
-                report = writer.check(root, files, names, out=Path(out))
+                report = writer.check(root, files, names, out=Path(out), spec_sha256=loaded.document.sha256)
                 for line in report.lines():
                     click.echo(f"{root.as_posix()}: {line}", err=True)
                 problems += 0 if report.clean else 1

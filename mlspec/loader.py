@@ -9,6 +9,7 @@ nesting, a non-mapping root, and `${VAR}` interpolation of a variable that is no
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -57,7 +58,8 @@ class LoadedDocument:
     text: str
     data: dict[str, Any]
     source_map: SourceMap
-    sha256: str
+    sha256: str  # of the file's bytes: the manifest records it
+    content_sha256: str  # of the parsed data: comments and formatting leave it alone, so the IR carries it
 
 
 def _err(
@@ -202,7 +204,21 @@ def load_text(text: str, path: str = "<string>", *, env: dict[str, str] | None =
     if not isinstance(data, dict):
         raise _err(path, "MS007", f"document root must be a mapping, not a {_yaml_type(data)}", 1, 1)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedDocument(path=path, text=text, data=data, source_map=source_map, sha256=digest)
+    return LoadedDocument(
+        path=path,
+        text=text,
+        data=data,
+        source_map=source_map,
+        sha256=digest,
+        content_sha256=content_sha256(data),
+    )
+
+
+def content_sha256(data: dict[str, Any]) -> str:
+    """sha256 of a parsed document as canonical JSON: equal for two files that differ only in comments,
+    key order, quoting or layout. YAML dates and timestamps hash as their ISO text."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _check_expansion(text: str, path: str) -> None:

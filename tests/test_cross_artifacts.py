@@ -253,7 +253,7 @@ def test_prometheus_rule_reads_serving_slo():
     series = {"availability": "request_errors", "latency": "request_slow"}
     for alert in alerts:
         kind, severity = alert["labels"]["slo"], alert["labels"]["severity"]
-        terms = alert["expr"].split("\n or \n")
+        terms = alert["expr"].split("\nor\n")
         expected = [a for a in objective.burn_rate_alerts if a.severity == severity]
         assert len(terms) == len(expected)
         for term, a in zip(terms, expected, strict=True):

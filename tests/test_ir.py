@@ -28,7 +28,7 @@ def test_versioned_and_json_round_trip(churn) -> None:
     text = ir.to_json()
     assert IR.model_validate_json(text) == ir
     assert json.loads(text)["system"]["spec_path"] == "specs/churn.yaml"
-    assert ir.system.spec_sha256 == churn.document.sha256
+    assert ir.system.spec_sha256 == churn.document.content_sha256
 
 
 def test_frozen(churn) -> None:

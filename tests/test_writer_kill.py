@@ -38,7 +38,6 @@ def output(version: str) -> dict[str, bytes]:
             + [Artifact("sub/deep.yaml", f"version: {version}\n")],
         },
         "spec.yaml",
-        SHA,
     )
 
 

@@ -30,7 +30,10 @@ class System(Node):
     description: str | None
     labels: dict[str, str]
     spec_path: str = Field(description="The spec, relative to its project root, POSIX.")
-    spec_sha256: str
+    spec_sha256: str = Field(
+        description="sha256 of the spec's parsed content (canonical JSON), so a comment or reformatting leaves "
+        "the IR, and every file generated from it, unchanged; the manifest records the file's own sha256."
+    )
     environment: str | None
     environments: list[str] = Field(
         default_factory=list, description="Every environment the spec defines, in spec order (IR 2.1)."

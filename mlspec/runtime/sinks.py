@@ -52,8 +52,9 @@ def _reason(result: dict[str, Any]) -> str:
 
 
 def _find_spec(ir) -> str | None:
-    """The spec file under the CWD: its project path, else a file of the same name with the IR's spec sha256."""
-    import hashlib
+    """The spec file under the CWD: its project path, else a file of the same name with the IR's spec content."""
+    from mlspec.diagnostics import MlspecError
+    from mlspec.loader import load_file
 
     if Path(ir.system.spec_path).is_file():
         return ir.system.spec_path
@@ -61,8 +62,11 @@ def _find_spec(ir) -> str | None:
     for candidate in sorted(Path(".").glob(f"**/{name}")):
         if ".mlspec" in candidate.parts or "generated" in candidate.parts:
             continue
-        if hashlib.sha256(candidate.read_bytes()).hexdigest() == ir.system.spec_sha256:
-            return str(candidate)
+        try:
+            if load_file(str(candidate)).content_sha256 == ir.system.spec_sha256:
+                return str(candidate)
+        except MlspecError:
+            continue
     return None
 
 

@@ -73,7 +73,7 @@ def test_churn_trains_gates_exports_registers_and_promotes(project: Path) -> Non
     assert str(c.get_model_version_by_alias("churn", "champion").version) == "1"
     assert str(c.get_model_version_by_alias("churn", "challenger").version) == "1"
     tags = c.get_model_version("churn", "1").tags
-    spec_sha = __import__("hashlib").sha256((project / "specs" / "churn.yaml").read_bytes()).hexdigest()
+    spec_sha = __import__("mlspec.loader").loader.load_file(project / "specs" / "churn.yaml").content_sha256
     train_sha = (
         __import__("hashlib").sha256((project / "data" / "churn" / "train.csv").read_bytes()).hexdigest()
     )

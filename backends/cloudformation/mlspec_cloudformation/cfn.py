@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.scalarstring import LiteralScalarString
 from ruamel.yaml.tag import Tag
+
+COMMENT_WIDTH = 116  # with the indent and '# ', a comment line stays under 120 characters
 
 # ------------------------------------------------------------------------------------------------ intrinsics
 
@@ -141,6 +144,15 @@ def _node(value: Any) -> Any:
     return value
 
 
+def _wrapped(comment: str, width: int = COMMENT_WIDTH) -> list[str]:
+    """Comment lines wrapped at words, so a pull request shows them without scrolling."""
+    return [
+        part
+        for line in comment.splitlines()
+        for part in (textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""])
+    ]
+
+
 def render(template: Template) -> str:
     doc = CommentedMap()
     doc["AWSTemplateFormatVersion"] = "2010-09-09"
@@ -164,7 +176,7 @@ def render(template: Template) -> str:
         resources[name] = _node(body)
         before = [f"--- {template.sections[name]}"] if name in template.sections else []
         if res.comment:
-            before += ([""] if before else []) + res.comment.splitlines()
+            before += ([""] if before else []) + _wrapped(res.comment)
         if before:
             resources.yaml_set_comment_before_after_key(name, before="\n".join(before), indent=2)
     doc["Resources"] = resources
@@ -173,7 +185,8 @@ def render(template: Template) -> str:
     doc.yaml_set_start_comment("\n".join(template.header))
 
     yaml = YAML()
-    yaml.width = 4096  # never fold a line: the output must not depend on line-length heuristics
+    # Values never fold (the long ones are ARNs and intrinsic functions); comments wrap in _wrapped.
+    yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     out = io.StringIO()
     yaml.dump(doc, out)

@@ -36,7 +36,7 @@ def identifier(prefix: str, name: str) -> str:
 
 def pipeline_params(ir: IR, pipeline: Pipeline) -> Params:
     defaults: dict[str, tuple[type, object]] = {
-        IR_PARAM: (str, json.dumps(ir.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))),
+        IR_PARAM: (str, json.dumps(ir.model_dump(mode="json"), sort_keys=True)),
         RUN_ROOT_PARAM: (str, ir.artifacts_root.rstrip("/") + "/runs"),
     }
     data = {src.name: identifier("data_", src.name) for src in ir.data.sources}
@@ -220,4 +220,17 @@ def _compile(ir: IR, pipeline: Pipeline) -> str:
     with tempfile.TemporaryDirectory(prefix="mlspec-kfp-") as tmp:
         path = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(func, str(path))
-        return path.read_text(encoding="utf-8")
+        return _shorten_ir_comment(path.read_text(encoding="utf-8"))
+
+
+def _shorten_ir_comment(text: str) -> str:
+    """kfp's header comment repeats every parameter default on one line: for the IR, tens of thousands of
+    characters. The default itself stays in root.inputDefinitions, where YAML folds it into short lines."""
+    prefix = f"#    {IR_PARAM}: str [Default: "
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        if line.startswith(prefix):
+            lines[i] = prefix + "the IR this pipeline was compiled from, as JSON; see root.inputDefinitions]"
+    return "\n".join(lines)

@@ -346,9 +346,10 @@ class _Panels:
                     f"Hits / (hits + misses) of the {self.s.cache.backend} prediction cache "
                     f"(TTL {self.s.cache.ttl_seconds} s); errors are served uncached.",
                     [
-                        (f"{hits}\n/\n({hits} + {misses})", "hit rate"),
+                        (f"{hits}\n/\n(\n  {hits}\n  +\n  {misses}\n)", "hit rate"),
                         (
-                            f"sum (rate({c.CACHE_ERRORS_TOTAL}{{{self.all}}}[{RATE}]))\n/\n({hits} + {misses})",
+                            f"sum (rate({c.CACHE_ERRORS_TOTAL}{{{self.all}}}[{RATE}]))\n/\n"
+                            f"(\n  {hits}\n  +\n  {misses}\n)",
                             "error rate",
                         ),
                     ],

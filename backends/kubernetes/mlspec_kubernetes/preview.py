@@ -4,6 +4,7 @@ without a Grafana. No script, no external resource: the page's CSP forbids both.
 
 from __future__ import annotations
 
+import textwrap
 from html import escape
 from typing import Any
 
@@ -32,7 +33,7 @@ def render(board: dict[str, Any], source: str) -> str:
     """The preview page of a dashboard model (Grafana's JSON, as dashboard.to_json writes it)."""
     variables = "".join(
         f'<span class="var">${escape(v["name"])} ({escape(v["type"])}): '
-        f"<code>{escape(str(v.get('query', '')))}</code></span>"
+        f"<code>{escape(str(v.get('query', '')))}</code></span>\n"
         for v in board.get("templating", {}).get("list", [])
     )
     cells = "".join(_cell(p) for p in board.get("panels", []))
@@ -43,10 +44,15 @@ def render(board: dict[str, Any], source: str) -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
         f"<title>{escape(board['title'])}</title>\n<style>{CSS}</style></head><body>\n"
         f"<h1>{escape(board['title'])}</h1>\n"
-        f'<p class="meta">Preview of the Grafana dashboard <code>{escape(board["uid"])}</code>: '
-        f"{escape(board.get('description', ''))}</p>\n"
-        f'<div class="vars">{variables}</div>\n<div class="grid">\n{cells}</div>\n</body></html>\n'
+        f'<p class="meta">Preview of the Grafana dashboard <code>{escape(board["uid"])}</code>:\n'
+        f"{_prose(board.get('description', ''))}</p>\n"
+        f'<div class="vars">\n{variables}</div>\n<div class="grid">\n{cells}</div>\n</body></html>\n'
     )
+
+
+def _prose(text: str) -> str:
+    """Escaped text in lines of at most 120 characters: HTML folds the line breaks into spaces."""
+    return "\n".join(textwrap.wrap(escape(text), 120, break_long_words=False, break_on_hyphens=False))
 
 
 def _place(pos: dict[str, int]) -> str:
@@ -62,20 +68,20 @@ def _cell(panel: dict[str, Any]) -> str:
     steps = defaults.get("thresholds", {}).get("steps", [])
     thresholds = "".join(
         f'<span class="step {escape(s["color"])}" data-threshold="{escape(repr(s["value"]))}">'
-        f"{_step(s['value'])}</span>"
+        f"{_step(s['value'])}</span>\n"
         for s in steps
     )
     queries = "".join(
-        f'<pre data-query="{escape(t["refId"])}">{escape(t["expr"])}</pre>'
-        f'<div class="legend">{escape(t.get("legendFormat", ""))}</div>'
+        f'<pre data-query="{escape(t["refId"])}">{escape(t["expr"], quote=False)}</pre>\n'
+        f'<div class="legend">{escape(t.get("legendFormat", ""))}</div>\n'
         for t in panel.get("targets", [])
     )
     unit = escape(defaults.get("unit", ""))
     return (
-        f'<div class="panel" style="{_place(pos)}" data-panel="{escape(panel["type"])}">'
-        f'<h2>{title} <span class="type">{escape(panel["type"])}, {unit}</span></h2>'
-        f'<p class="desc">{escape(panel.get("description", ""))}</p>'
-        f"<div>{thresholds}</div>{queries}</div>\n"
+        f'<div class="panel" style="{_place(pos)}" data-panel="{escape(panel["type"])}">\n'
+        f'<h2>{title} <span class="type">{escape(panel["type"])}, {unit}</span></h2>\n'
+        f'<p class="desc">{_prose(panel.get("description", ""))}</p>\n'
+        f"<div>\n{thresholds}</div>\n{queries}</div>\n"
     )
 
 

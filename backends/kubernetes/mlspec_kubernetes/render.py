@@ -39,7 +39,7 @@ def dump(data: Any, dumper: type | None = None) -> str:
         Dumper=dumper or _Dumper,
         sort_keys=False,
         default_flow_style=False,
-        width=100_000,
+        width=120,  # long plain and quoted scalars (alert descriptions) fold at spaces: readable diffs
         allow_unicode=True,
     )
 

@@ -94,7 +94,7 @@ def prometheus_rule(ir: IR) -> dict[str, Any]:
             alerts.append(
                 {
                     "alert": f"{_camel(s.id)}{name.capitalize()}BudgetBurn{severity.capitalize()}",
-                    "expr": "\n or \n".join(terms),
+                    "expr": "\nor\n".join(terms),
                     "labels": {"severity": severity, "slo": name, "service": s.id},
                     "annotations": {
                         "summary": f"{s.id}: {name} error budget burning too fast ({severity})",

@@ -246,7 +246,7 @@ def test_burn_rate_alerts_follow_the_ir(built):
             for a in objective.burn_rate_alerts
             if a.severity == labels["severity"]
         ]
-        assert alert["expr"].split("\n or \n") == expected
+        assert alert["expr"].split("\nor\n") == expected
     recorded = {r["record"] for r in rules if "record" in r}
     used = set(re.findall(r"mlspec:[a-z_]+:ratio_rate\w+", json.dumps(list(alerts.values()))))
     assert used == recorded
