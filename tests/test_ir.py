@@ -180,7 +180,12 @@ def test_environment_overlay_deep_merges(churn) -> None:
         "registry": base.registry,
         "platform": base.platform,
     }
-    assert prod.model_copy(update=unchanged) == base
+    # and every environment pushes its image to a repository of its own (MS250): the rest is the base's
+    assert prod.image is not None and base.image is not None
+    assert prod.image.ecr_repository == "churn-prod" and base.image.ecr_repository == "churn"
+    unchanged |= {"image": base.image, "images": base.images}
+    same_image = prod.model_copy(update=unchanged).to_json().replace(prod.image.repository, base.image.repository)
+    assert same_image == base.to_json()
 
 
 def test_unknown_environment(churn) -> None:

@@ -455,7 +455,7 @@ def decide(system: ir.IR) -> list[ir.PlatformComponent]:
                     namespace="argo-rollouts",
                 )
             )
-        if strategy in ("shadow", "a-b"):
+        if strategy in ("shadow", "a-b", "canary"):  # canary: the challenger's share of the model traffic
             out.append(
                 _component(
                     "istio",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_testlib import VARIANTS
+from k8s_testlib import KUBERNETES_LOOP, VARIANTS
 
 from mlspec.ir import platform as pf
 
@@ -143,8 +143,10 @@ def test_the_monitor_pushes_where_prometheus_scrapes(built) -> None:
     """The CronJob names the Pushgateway the platform installs; its NetworkPolicy lets it reach it."""
     from mlspec import contracts
 
-    ir, folder, objects = built["canary"]
-    (cron,) = [o for o in objects if o["kind"] == "CronJob"]
+    ir, folder, objects = built[KUBERNETES_LOOP]  # the monitor CronJob exists where Kubernetes owns the loop
+    (cron,) = [
+        o for o in objects if o["kind"] == "CronJob" and o["metadata"]["name"] == f"{ir.system.name}-monitor"
+    ]
     env = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": contracts.PUSHGATEWAY_URL_ENV, "value": pf.PUSHGATEWAY_URL} in env
     (policy,) = [
