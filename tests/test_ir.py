@@ -184,7 +184,9 @@ def test_environment_overlay_deep_merges(churn) -> None:
     assert prod.image is not None and base.image is not None
     assert prod.image.ecr_repository == "churn-prod" and base.image.ecr_repository == "churn"
     unchanged |= {"image": base.image, "images": base.images}
-    same_image = prod.model_copy(update=unchanged).to_json().replace(prod.image.repository, base.image.repository)
+    same_image = (
+        prod.model_copy(update=unchanged).to_json().replace(prod.image.repository, base.image.repository)
+    )
     assert same_image == base.to_json()
 
 

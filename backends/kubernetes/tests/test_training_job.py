@@ -30,7 +30,11 @@ def spread_text(workers: int = 2, launcher: str = "job") -> str:
 def compiled(launcher: str):
     ir = ir_for(spread_text(launcher=launcher))
     artifacts, _ = emit(ir, allow_unsupported=False)
-    files = {a.path: yaml.safe_load(a.data()) for a in artifacts if not a.path.startswith("platform/") and a.path.endswith(".yaml")}
+    files = {
+        a.path: yaml.safe_load(a.data())
+        for a in artifacts
+        if not a.path.startswith("platform/") and a.path.endswith(".yaml")
+    }
     config = files[f"configmap-{ir.training.distribution.template}.yaml"]
     template = [d for d in yaml.safe_load_all(config["data"][contracts.TRAIN_JOB_TEMPLATE_KEY]) if d]
     filled = launch.fill(
