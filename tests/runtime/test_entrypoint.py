@@ -146,6 +146,9 @@ def test_s3_run_dir_and_data_on_moto(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
     s3.create_bucket(Bucket="runs")
+    # every training run records itself in the system's trigger state, for the retraining cooldown
+    artifacts = json.loads(ir_text)["infrastructure"]["artifacts_bucket"]
+    s3.create_bucket(Bucket=artifacts)
     for name in ("train", "reference"):
         s3.upload_file(str(CHURN / f"{name}.csv"), "runs", f"data/{name}.csv")
     s3.put_object(Bucket="runs", Key="ir.json", Body=ir_text.encode())
@@ -164,6 +167,8 @@ def test_s3_run_dir_and_data_on_moto(
         s3.get_object(Bucket="runs", Key="pipeline/run-1/steps/validate-data/result.json")["Body"].read()
     )
     assert validated["data"]["train"]["uri"] == "s3://runs/data/train.csv"
+    state = [o["Key"] for o in s3.list_objects_v2(Bucket=artifacts).get("Contents", [])]
+    assert any(key.endswith("trigger-state.json") for key in state), state
 
 
 def test_monitor_and_trigger_retrain_dispatch(tmp_path: Path, capsys) -> None:

@@ -168,7 +168,9 @@ def test_hostile_spec_strings_stay_data(evil_ir, tmp_path, mode):
     context = {"params": {"run_dir": "/runs/r1"}, "run_id": "manual__1"}
     task.render_template_fields(context, dag.get_template_env())
     assert task.image == evil_ir.images["runtime"] and task.image.endswith(":" + EVIL)
-    assert task.cmds == [*step.command[:-1], "/runs/r1/steps/evil-step/outputs/proof"]
+    # the pod runs the runtime's step contract; the user's hostile argv travels as data inside the IR
+    assert task.cmds == step.command and step.user is not None and EVIL in step.user.argv
+    assert "/runs/r1" in " ".join(task.arguments) and "49" not in " ".join(task.arguments)
     assert task.env_vars == {"EVIL": EVIL}
     assert task.labels["evil"] == EVIL
 
