@@ -163,14 +163,15 @@ def hyperparameters(ir: IR, *overrides: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
-def load_entrypoint(ref: str) -> Callable[..., Any]:
+def load_entrypoint(ref: str, what: str = "entrypoint") -> Callable[..., Any]:
+    """module:function, imported from the working directory (the project root)."""
     module_name, _, attr = ref.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise StepError(f"cannot load entrypoint '{ref}': {exc}") from exc
+        raise StepError(f"cannot load {what} '{ref}': {exc}") from exc
 
 
 def dist_info() -> tuple[int, int]:

@@ -96,15 +96,9 @@ def _run_command(step: Step, argv: list[str], inputs: dict, outputs: dict, run_d
 
 def load_function(ref: str):
     """module:function, imported from the working directory (the project root) like training entrypoints."""
-    import importlib
+    from mlspec.runtime.training import load_entrypoint
 
-    module_name, _, attr = ref.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise StepError(f"cannot load transform '{ref}': {exc}") from exc
+    return load_entrypoint(ref, "transform")
 
 
 def _apply_transform(ref: str, frame):
