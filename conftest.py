@@ -77,8 +77,8 @@ def churn_ir(churn_spec_path: Path):
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """A real S3/EKS/IAM/ECR API from moto on 127.0.0.1; yields its endpoint URL."""
+def moto_process() -> Iterator[str]:
+    """One real moto server (S3/EKS/IAM/ECR/...) on 127.0.0.1 per test process; yields its endpoint URL."""
     port = free_port()
     exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     # AWS managed policies (e.g. AmazonEKSClusterPolicy) exist, so that Terraform can attach them.
@@ -94,6 +94,18 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@pytest.fixture()
+def moto_server(moto_process: str) -> str:
+    """The moto server, emptied first: tests that share it must not see each other's buckets or stacks
+    (several create the example's artifacts bucket, and xdist decides which run in one process)."""
+    import urllib.request
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_process}/moto-api/reset", method="POST"), timeout=30
+    )
+    return moto_process
 
 
 @pytest.fixture()
