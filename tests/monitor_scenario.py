@@ -138,3 +138,71 @@ def summarize_to_json(args: tuple) -> str:
 
     partition, plan_json, labels = args
     return json.dumps(window.summarize(partition, Plan.from_json(plan_json), labels).to_json())
+
+
+def fan_out_spec(tmp: Path, targets: list[str], *, shards: int, label_delay: str = "0s") -> Path:
+    """churn with its monitoring window fanned out over `shards` summarize tasks, logging to tmp/log.
+
+    Local paths only (no infrastructure, no environments) and no retraining: what a fan-out must prove is the
+    scores, and an orchestrator owning the loop compiles the monitoring pipeline without a sink to reach.
+    """
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    data = rt.load((ROOT / "specs" / "churn.yaml").read_text())
+    for key in ("infrastructure", "environments", "retraining"):
+        del data[key]
+    data["serving"]["prediction_log"] = str(tmp / "log")
+    data["monitoring"]["shards"] = shards
+    data["monitoring"]["performance"]["label_delay"] = label_delay
+    data["monitoring"]["min_samples"] = 100
+    data["targets"] = targets
+    spec = tmp / "specs" / "churn.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    rt.dump(data, spec)
+    return spec
+
+
+def register_champion(tracking_uri: str, run_dir: Path, ir) -> None:
+    """A champion version in an MLflow registry whose artifacts are what the export step leaves (the monitor
+    of a pipeline run in a cluster reads its reference from the champion)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    export = write_reference(run_dir, ir).parent
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(export), "model")
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name = ir.registry.model_name
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id)
+    client.set_registered_model_alias(name, ir.registry.champion_alias, version.version)
+
+
+# What a monitoring run reports about the window; equal, to the last bit, however the window was summarized.
+SCORED_KEYS = (
+    "rows",
+    "first_ts",
+    "last_ts",
+    "rows_per_hour",
+    "partitions",
+    "model_versions",
+    "sources",
+    "variants",
+    "excluded",
+    "distributions",
+    "data_quality",
+    "drift",
+    "correlation_change",
+    "correlation",
+    "performance",
+    "data_quality_violations",
+)
+
+
+def scores(report: dict) -> dict:
+    missing = [k for k in ("drift", "performance", "data_quality") if k not in report]
+    assert not missing, f"the report lacks {missing}"
+    return {k: report.get(k) for k in SCORED_KEYS}

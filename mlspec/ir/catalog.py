@@ -32,6 +32,22 @@ BUILTIN_STEPS: tuple[BuiltinStep, ...] = (
     BuiltinStep("register", "training", "Register model", ("model_version",)),
     BuiltinStep("promote", "training", "Promote to champion", ("champion_version",)),
     BuiltinStep(
+        "monitor-plan",
+        "monitoring",
+        "Plan the monitoring window",
+        ("partitions", "shards"),
+        timeout_seconds=600,
+        service_account="monitoring",
+    ),
+    BuiltinStep(
+        "monitor-summarize",
+        "monitoring",
+        "Summarize log partitions",
+        ("rows",),
+        timeout_seconds=1800,
+        service_account="monitoring",
+    ),
+    BuiltinStep(
         "monitor",
         "monitoring",
         "Monitor drift and performance",

@@ -478,6 +478,17 @@ class _Lowering:
         m = self.spec.monitoring
         assert m is not None
         steps = [self._builtin("monitor", depends_on=[])]
+        if m.shards > 1:
+            fan_out = ir.FanOut(
+                count=m.shards,
+                parallelism=min(m.shards, policy.MONITOR_PARALLELISM),
+                index_arg=policy.MONITOR_SHARD_ARG,
+            )
+            steps = [
+                self._builtin("monitor-plan", depends_on=[]),
+                self._builtin("monitor-summarize", depends_on=["monitor-plan"], fan_out=fan_out),
+                self._builtin("monitor", depends_on=["monitor-summarize"]),
+            ]
         conditions = []
         if self.spec.retraining is not None:
             steps.append(
@@ -754,6 +765,7 @@ class _Lowering:
             owner=self._owner(),
             excluded_sources=[contracts.LOADTEST_SOURCE],
             excluded_variants=mirrored,
+            shards=m.shards,
         )
 
     def _retraining(self) -> ir.Retraining | None:

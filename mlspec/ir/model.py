@@ -164,6 +164,8 @@ class Step(Node):
         "export",
         "register",
         "promote",
+        "monitor-plan",
+        "monitor-summarize",
         "monitor",
         "trigger-retrain",
         "user",
@@ -432,6 +434,11 @@ class Monitoring(Node):
     )
     excluded_variants: list[str] = Field(
         default_factory=list, description="Variants the monitor skips: mirrored copies of requests."
+    )
+    shards: int = Field(
+        1,
+        description="Parallel monitor-summarize tasks the monitoring pipeline fans the window's log partitions "
+        "out to (1: the monitor step reads the whole window itself).",
     )
 
 

@@ -129,6 +129,10 @@ def latency_buckets(*thresholds_ms: float | None) -> list[float]:
 LOOP_OWNERS = ("airflow", "kubeflow", "kubernetes")
 CLUSTER_TARGETS = ("kubeflow", "kubernetes")  # their pods never see a path on the machine that compiled
 TRIGGER_STATE_FILE = "trigger-state.json"
+# A monitoring window fanned out over shards (monitoring.shards) runs at most this many summarize tasks at once;
+# each task is told its shard by this argument of the runtime's step contract.
+MONITOR_PARALLELISM = 16
+MONITOR_SHARD_ARG = "--shard"
 
 
 def loop_owner(targets: list[str], sink: str | None) -> str:

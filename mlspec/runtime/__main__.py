@@ -1,6 +1,6 @@
 """The step entry point every backend and `mlspec run` call (the contract is in docs/runtime.md):
 
-    python -m mlspec.runtime STEP_ID --ir IR --run-dir RUN_DIR [--trial N] [--data NAME=URI]...
+    python -m mlspec.runtime STEP_ID --ir IR --run-dir RUN_DIR [--trial N | --shard N] [--data NAME=URI]...
                              [--hparam KEY=JSON]... [--output KEY=PATH]... [--result-file PATH]
 
 Exit codes: 0 success, 1 the step failed (cause on stderr, result.json has status "failed"), 2 usage.
@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ir", required=True, help="IR: a path, an fsspec URI or inline JSON")
     p.add_argument("--run-dir", required=True, help="local dir or s3:// URI shared by the run's steps")
     p.add_argument("--trial", type=int, default=None, help="trial index for tune-trial (0-based)")
+    p.add_argument("--shard", type=int, default=None, help="shard index for monitor-summarize (0-based)")
     p.add_argument("--data", action="append", default=[], metavar="NAME=URI", help="override a data source")
     p.add_argument(
         "--hparam", action="append", default=[], metavar="KEY=JSON", help="override a hyperparameter"
@@ -115,10 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         action = action_of(ir, args.step_id)
         if action == "tune-trial" and args.trial is None:
             raise UsageError("tune-trial needs --trial N")
+        if action == "monitor-summarize" and args.shard is None:
+            raise UsageError("monitor-summarize needs --shard N")
     except UsageError as exc:
         print(f"{PROG}: usage error: {exc}", file=sys.stderr)
         print(
-            f"usage: {PROG} STEP_ID --ir IR --run-dir RUN_DIR [--trial N] [--data NAME=URI]... "
+            f"usage: {PROG} STEP_ID --ir IR --run-dir RUN_DIR [--trial N | --shard N] [--data NAME=URI]... "
             "[--hparam KEY=JSON]... [--output KEY=PATH]... [--result-file PATH]",
             file=sys.stderr,
         )
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         ir=ir,
         run=run,
         trial=args.trial,
+        shard=args.shard,
         data_overrides=data,
         hparam_overrides=hparams,
         argv=list(args_list),
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "step": step,
         "status": status,
         **({"trial": args.trial} if args.trial is not None else {}),
+        **({"shard": args.shard} if args.shard is not None else {}),
         **result,
         "duration_seconds": round(time.monotonic() - started, 3),
     }
@@ -168,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         full["error"] = error
     text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"
     try:
-        run.write_bytes(
-            text.encode(), *run.result_parts(step, args.trial if action == "tune-trial" else None)
-        )
+        index = {"tune-trial": args.trial, "monitor-summarize": args.shard}.get(action)
+        run.write_bytes(text.encode(), *run.result_parts(step, index))
         if args.result_file:
             _write_local(args.result_file, text)
         if status == "succeeded":

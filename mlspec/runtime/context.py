@@ -172,7 +172,8 @@ class StepContext:
     step_id: str
     ir: IR
     run: RunDir
-    trial: int | None = None
+    trial: int | None = None  # tune-trial's --trial
+    shard: int | None = None  # monitor-summarize's --shard
     data_overrides: dict[str, str] = field(default_factory=dict)
     hparam_overrides: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)  # the step's own arguments, to re-launch it (torchrun)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from mlspec.runtime.monitoring.plan import Plan, build_plan
 from mlspec.runtime.monitoring.reference import Reference, load_reference
 from mlspec.runtime.monitoring.summary import Summary
 
-__all__ = ["MonitorError", "run_monitor", "summarize"]
+__all__ = ["MonitorError", "Window", "finish", "open_window", "run_monitor", "summarize", "summarize_shard"]
 
 
 def _ns(ts: pd.Timestamp | None) -> int | None:
@@ -128,23 +129,69 @@ def _report(
     return report
 
 
-def run_monitor(
-    ir,
+@dataclass(frozen=True)
+class Window:
+    """What one monitoring run reads, fixed before anything is read: every task of a fan-out sees the same.
+
+    The files are listed once, so a partition the server is still writing cannot differ between tasks.
+    """
+
+    now: pd.Timestamp
+    start: pd.Timestamp
+    log: str
+    labels: str  # where the labels are read from (the default folder may not exist)
+    state_path: str
+    volume_cutoff: pd.Timestamp | None
+    partitions: list[window.Partition]
+    skipped: int
+    late_partitions: list[
+        window.Partition
+    ]  # the performance window's, with monitoring.performance.label_delay
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "start": self.start.isoformat(),
+            "log": self.log,
+            "labels": self.labels,
+            "state_path": self.state_path,
+            "volume_cutoff": None if self.volume_cutoff is None else self.volume_cutoff.isoformat(),
+            "partitions": [[p.key, list(p.files)] for p in self.partitions],
+            "skipped": self.skipped,
+            "late_partitions": [[p.key, list(p.files)] for p in self.late_partitions],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Window:
+        cutoff = obj["volume_cutoff"]
+        return cls(
+            now=pd.Timestamp(obj["now"]),
+            start=pd.Timestamp(obj["start"]),
+            log=obj["log"],
+            labels=obj["labels"],
+            state_path=obj["state_path"],
+            volume_cutoff=None if cutoff is None else pd.Timestamp(cutoff),
+            partitions=[window.Partition(k, tuple(f)) for k, f in obj["partitions"]],
+            skipped=obj["skipped"],
+            late_partitions=[window.Partition(k, tuple(f)) for k, f in obj["late_partitions"]],
+        )
+
+
+def _label_delay(ir: Any) -> pd.Timedelta:
+    mon = ir.monitoring
+    return pd.Timedelta(seconds=mon.performance.label_delay_seconds if mon.performance else 0)
+
+
+def open_window(
+    ir: Any,
     run_dir: str,
     *,
-    reference: str | None = None,
     log: str | None = None,
     labels: str | None = None,
     now: pd.Timestamp | None = None,
     state: str | None = None,
-    mlflow: bool | None = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Monitor one window; writes RUN_DIR/steps/monitor/{report.json,metrics.prom,report.html,report.md}.
-
-    `mlflow`: log the run to MLflow (None: when the registry is in use, see monitoring.tracking).
-    `dry_run`: decide the triggers on the current state but record nothing (no state, no MLflow run).
-    """
+) -> Window:
+    """The window ending `now` (default: the clock) and the log files it reads."""
     if ir.monitoring is None:
         raise MonitorError("the IR has no monitoring section")
     mon = ir.monitoring
@@ -157,48 +204,114 @@ def run_monitor(
     if not log:
         raise MonitorError("no prediction log: the IR has no serving.prediction_log and none was given")
     state_path = state or triggers.default_state_path(ir, run_dir)
-    ref = load_reference(ir, run_dir, reference)
-    plan = window_plan(ir, ref, start, now, triggers.volume_cutoff(state_path))
-    parts, skipped = window.partitions(log, start, now)
     given = labels or os.environ.get("MLSPEC_LABELS")
     if given and not window.exists(given):
         raise MonitorError(f"labels {given}: no such file or folder (performance needs the labels)")
-    label_rows = window.read_labels(given or f"{log.rstrip('/')}/labels", ir.data.target)
-    delay = pd.Timedelta(seconds=mon.performance.label_delay_seconds if mon.performance else 0)
-    summary = window.summarize_window(parts, plan, label_rows if not delay else None)
-    labeled = summary.labeled
-    perf_window = (start - delay, now - delay)
-    if delay and len(label_rows):
-        # the predictions whose labels have had label_delay to arrive
-        late = window_plan(ir, ref, *perf_window)
-        labeled = window.summarize_window(window.partitions(log, *perf_window)[0], late, label_rows).labeled
+    parts, skipped = window.partitions(log, start, now)
+    delay = _label_delay(ir)
+    late = window.partitions(log, start - delay, now - delay)[0] if delay else []
+    return Window(
+        now=now,
+        start=start,
+        log=log,
+        labels=given or f"{log.rstrip('/')}/labels",
+        state_path=state_path,
+        volume_cutoff=triggers.volume_cutoff(state_path),
+        partitions=parts,
+        skipped=skipped,
+        late_partitions=late,
+    )
+
+
+def shard_of(parts: list[window.Partition], shard: int, shards: int) -> list[window.Partition]:
+    """Shard `shard` of `shards`: a contiguous run of the sorted partitions, so that merging the shards in
+    order merges the partitions in the order one process reads them."""
+    return parts[shard * len(parts) // shards : (shard + 1) * len(parts) // shards]
+
+
+def summarize_shard(
+    ir: Any, ref: Reference, win: Window, shard: int = 0, shards: int = 1
+) -> tuple[Summary, Summary | None]:
+    """The window's summary and, with labels and a label delay, the performance window's (None otherwise)."""
+    plan = window_plan(ir, ref, win.start, win.now, win.volume_cutoff)
+    label_rows = window.read_labels(win.labels, ir.data.target)
+    delay = _label_delay(ir)
+    current = window.summarize_window(
+        shard_of(win.partitions, shard, shards), plan, label_rows if not delay else None
+    )
+    if not (delay and len(label_rows)):
+        return current, None
+    late_plan = window_plan(ir, ref, win.start - delay, win.now - delay)
+    late = window.summarize_window(shard_of(win.late_partitions, shard, shards), late_plan, label_rows)
+    return current, late
+
+
+def run_monitor(
+    ir,
+    run_dir: str,
+    *,
+    reference: str | None = None,
+    log: str | None = None,
+    labels: str | None = None,
+    now: pd.Timestamp | None = None,
+    state: str | None = None,
+    mlflow: bool | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Monitor one window in this process; writes RUN_DIR/steps/monitor/{report.json,metrics.prom,...}.
+
+    `mlflow`: log the run to MLflow (None: when the registry is in use, see monitoring.tracking).
+    `dry_run`: decide the triggers on the current state but record nothing (no state, no MLflow run).
+    """
+    win = open_window(ir, run_dir, log=log, labels=labels, now=now, state=state)
+    ref = load_reference(ir, run_dir, reference)
+    current, late = summarize_shard(ir, ref, win)
+    return finish(ir, run_dir, ref, win, current, late, mlflow=mlflow, dry_run=dry_run)
+
+
+def finish(
+    ir: Any,
+    run_dir: str,
+    ref: Reference,
+    win: Window,
+    summary: Summary,
+    late: Summary | None,
+    *,
+    mlflow: bool | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The report, the trigger decisions and the outputs of a window's summary (one process's or a fan-out's
+    merge: the same summary gives the same report)."""
+    mon = ir.monitoring
+    now, start, log = win.now, win.start, win.log
     if summary.rows == 0:
-        n_files = sum(len(p.files) for p in parts) + skipped
+        n_files = sum(len(p.files) for p in win.partitions) + win.skipped
         raise MonitorError(
             f"empty window: no logged predictions between {start.isoformat()} and "
             f"{now.isoformat()} under {log} ({n_files} log files)"
         )
+    delay = _label_delay(ir)
     report = _report(
         ir,
         ref,
-        plan,
+        window_plan(ir, ref, start, now, win.volume_cutoff),
         summary,
         now=now,
         start=start,
         log=log,
-        n_partitions=len(parts),
-        skipped=skipped,
-        labeled=labeled,
+        n_partitions=len(win.partitions),
+        skipped=win.skipped,
+        labeled=summary.labeled if late is None else late.labeled,
     )
     if mon.performance:
         report["performance_window"] = {
-            "start": perf_window[0].isoformat(),
-            "end": perf_window[1].isoformat(),
+            "start": (start - delay).isoformat(),
+            "end": (now - delay).isoformat(),
         }
     report["data_quality_violations"] = _violations(ir, report)
     newest = pd.Timestamp(summary.ts_max_ns, unit="ns", tz="UTC") if summary.ts_max_ns is not None else None
     decision = triggers.decide(
-        ir, report, now=now, state_path=state_path, new_rows=(summary.new_rows, newest), dry_run=dry_run
+        ir, report, now=now, state_path=win.state_path, new_rows=(summary.new_rows, newest), dry_run=dry_run
     )
     report.update(decision)
     out_dir = f"{run_dir.rstrip('/')}/steps/monitor"

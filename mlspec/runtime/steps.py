@@ -6,6 +6,7 @@ What each step reads and writes in RUN_DIR is listed in docs/runtime.md.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import tempfile
@@ -418,19 +419,105 @@ def promote(ctx: StepContext) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- monitoring
-def monitor(ctx: StepContext) -> dict[str, Any]:
-    from mlspec.runtime import monitor as mon
+# A fanned-out window (monitoring.shards > 1): monitor-plan lists the window's files once, each monitor-summarize
+# task summarizes its shard of the partitions, and monitor merges the shards' exact summaries.
+WINDOW_PARTS = ("steps", "monitor-plan", "window.json")
 
+
+def _summary_parts(shard: int) -> tuple[str, ...]:
+    return ("steps", "monitor-summarize", str(shard), "summary.json")
+
+
+def _monitoring(ctx: StepContext):
     if ctx.ir.monitoring is None:
         raise StepError("the IR has no monitoring section")
+    from mlspec.runtime import monitor as mon
+
+    return ctx.ir.monitoring, mon
+
+
+def _window(ctx: StepContext):
+    _, mon = _monitoring(ctx)
+    ctx.run.require("monitor-plan", ctx.step_id)
+    return mon.Window.from_json(ctx.run.read_json(*WINDOW_PARTS))
+
+
+def _reference(ctx: StepContext):
+    from mlspec.runtime.monitoring.reference import load_reference
+
+    return load_reference(ctx.ir, ctx.run.root, ctx.data_overrides.get("reference_profile"))
+
+
+def monitor_plan(ctx: StepContext) -> dict[str, Any]:
+    m, mon = _monitoring(ctx)
     try:
-        return mon.run_monitor(
+        win = mon.open_window(
             ctx.ir,
             ctx.run.root,
             log=ctx.data_overrides.get("predictions"),
             labels=ctx.data_overrides.get("labels"),
-            reference=ctx.data_overrides.get("reference_profile"),
         )
+    except mon.MonitorError as exc:
+        raise StepError(str(exc)) from exc
+    ctx.run.write_bytes(json.dumps(win.to_json(), indent=1, sort_keys=True).encode(), *WINDOW_PARTS)
+    return {
+        "now": win.now.isoformat(),
+        "window_start": win.start.isoformat(),
+        "partitions": len(win.partitions),
+        "files": sum(len(p.files) for p in win.partitions),
+        "shards": m.shards,
+    }
+
+
+def monitor_summarize(ctx: StepContext) -> dict[str, Any]:
+    m, mon = _monitoring(ctx)
+    if ctx.shard is None or not 0 <= ctx.shard < m.shards:
+        raise StepError(f"monitor-summarize needs --shard N with 0 <= N < {m.shards}")
+    win = _window(ctx)
+    try:
+        current, late = mon.summarize_shard(ctx.ir, _reference(ctx), win, ctx.shard, m.shards)
+    except mon.MonitorError as exc:
+        raise StepError(str(exc)) from exc
+    body = {"current": current.to_json(), "late": None if late is None else late.to_json()}
+    ctx.run.write_bytes(json.dumps(body, sort_keys=True).encode(), *_summary_parts(ctx.shard))
+    return {
+        "partitions": len(mon.shard_of(win.partitions, ctx.shard, m.shards)),
+        "rows": current.rows,
+    }
+
+
+def _merged(ctx: StepContext, shards: int):
+    """Every shard's summaries merged in shard order (the partitions' order)."""
+    from functools import reduce
+
+    from mlspec.runtime.monitoring.summary import Summary, merge
+
+    parts: list[tuple[Summary, Summary | None]] = []
+    for shard in range(shards):
+        result = ctx.run.result("monitor-summarize", shard)
+        if result is None or result.get("status") != "succeeded":
+            raise StepError(f"monitor needs every monitor-summarize shard; shard {shard} has not succeeded")
+        body = ctx.run.read_json(*_summary_parts(shard))
+        late = body["late"]
+        parts.append((Summary.from_json(body["current"]), None if late is None else Summary.from_json(late)))
+    current = reduce(merge, (c for c, _ in parts))
+    lates = [late for _, late in parts if late is not None]
+    return current, reduce(merge, lates) if lates else None
+
+
+def monitor(ctx: StepContext) -> dict[str, Any]:
+    m, mon = _monitoring(ctx)
+    try:
+        if "monitor-summarize" not in ctx.ir_step().depends_on:
+            return mon.run_monitor(
+                ctx.ir,
+                ctx.run.root,
+                log=ctx.data_overrides.get("predictions"),
+                labels=ctx.data_overrides.get("labels"),
+                reference=ctx.data_overrides.get("reference_profile"),
+            )
+        current, late = _merged(ctx, m.shards)
+        return mon.finish(ctx.ir, ctx.run.root, _reference(ctx), _window(ctx), current, late)
     except mon.MonitorError as exc:
         raise StepError(str(exc)) from exc
 
@@ -461,6 +548,8 @@ ACTIONS = {
     "export": export_step,
     "register": register,
     "promote": promote,
+    "monitor-plan": monitor_plan,
+    "monitor-summarize": monitor_summarize,
     "monitor": monitor,
     "trigger-retrain": trigger_retrain,
 }

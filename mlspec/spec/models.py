@@ -837,6 +837,9 @@ class Monitoring(Model):
     """Live model quality from labeled predictions; unset: not monitored."""
     operational: OperationalMonitor = Field(default_factory=OperationalMonitor)
     """Latency percentiles and traffic."""
+    shards: Int = Field(1, ge=1, le=256)
+    """How many parallel tasks summarize the window's log partitions on Kubeflow (ParallelFor) and Airflow
+    (dynamic task mapping) before one task merges their exact summaries; 1: one task reads the whole window."""
 
 
 # ----------------------------------------------------------------------------------------------- retraining

@@ -17,14 +17,22 @@ from kfp.dsl import python_component
 
 
 def run_step(
-    command: list, step: str, ir: str, run_root: str, run_id: str, trial: int, data: dict, hparams: dict
+    command: list,
+    step: str,
+    ir: str,
+    run_root: str,
+    run_id: str,
+    index_arg: str,
+    index: int,
+    data: dict,
+    hparams: dict,
 ) -> None:
     import subprocess
     import sys
 
     argv = [sys.executable if command[0] in ("python", "python3") else command[0], *command[1:]]
     argv += ["--ir", ir, "--run-dir", run_root.rstrip("/") + "/" + run_id]
-    argv += ["--trial", str(trial)] if trial >= 0 else []
+    argv += [index_arg, str(index)] if index >= 0 else []
     for name in sorted(data):
         argv += ["--data", f"{name}={data[name]}"]
     for key in sorted(hparams):
@@ -40,7 +48,8 @@ def run_gated_step(
     ir: str,
     run_root: str,
     run_id: str,
-    trial: int,
+    index_arg: str,
+    index: int,
     data: dict,
     hparams: dict,
     gates_passed: dsl.OutputPath(bool),
@@ -51,7 +60,7 @@ def run_gated_step(
 
     argv = [sys.executable if command[0] in ("python", "python3") else command[0], *command[1:]]
     argv += ["--ir", ir, "--run-dir", run_root.rstrip("/") + "/" + run_id]
-    argv += ["--trial", str(trial)] if trial >= 0 else []
+    argv += [index_arg, str(index)] if index >= 0 else []
     for name in sorted(data):
         argv += ["--data", f"{name}={data[name]}"]
     for key in sorted(hparams):
@@ -68,7 +77,8 @@ def run_retrain_step(
     ir: str,
     run_root: str,
     run_id: str,
-    trial: int,
+    index_arg: str,
+    index: int,
     data: dict,
     hparams: dict,
     retrain: dsl.OutputPath(bool),
@@ -78,7 +88,7 @@ def run_retrain_step(
 
     argv = [sys.executable if command[0] in ("python", "python3") else command[0], *command[1:]]
     argv += ["--ir", ir, "--run-dir", run_root.rstrip("/") + "/" + run_id]
-    argv += ["--trial", str(trial)] if trial >= 0 else []
+    argv += [index_arg, str(index)] if index >= 0 else []
     for name in sorted(data):
         argv += ["--data", f"{name}={data[name]}"]
     for key in sorted(hparams):

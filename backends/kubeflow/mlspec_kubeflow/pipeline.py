@@ -131,19 +131,19 @@ class PipelineBuilder:
 
     def step_task(self, step: Step, args: dict, tasks: dict[str, dsl.PipelineTask]) -> dsl.PipelineTask:
         with contextlib.ExitStack() as stack:
-            trial: object = -1
+            index: object = -1
             if step.fan_out:
                 loop = dsl.ParallelFor(
                     items=list(range(step.fan_out.count)), parallelism=step.fan_out.parallelism, name=step.id
                 )
-                trial = stack.enter_context(loop)
-            task = self.call(step, args, trial)
+                index = stack.enter_context(loop)
+            task = self.call(step, args, index)
             for upstream in step.depends_on:
                 task.after(tasks[upstream])
             configure(task, step, self.ir)
         return task
 
-    def call(self, step: Step, args: dict, trial: object) -> dsl.PipelineTask:
+    def call(self, step: Step, args: dict, index: object) -> dsl.PipelineTask:
         # User steps run the runtime's step contract too: it stages their inputs and checks their outputs.
         run_root, run_id = args[RUN_ROOT_PARAM], dsl.PIPELINE_JOB_ID_PLACEHOLDER
         comp = components.step_component(self.outputs.get(step.id, ()), step.image, step.id)
@@ -153,7 +153,8 @@ class PipelineBuilder:
             ir=args[IR_PARAM],
             run_root=run_root,
             run_id=run_id,
-            trial=trial,
+            index_arg=step.fan_out.index_arg if step.fan_out else "",
+            index=index,
             data={name: args[param] for name, param in self.params.data.items()},
             hparams={key: args[param] for key, param in self.params.hparams.items()}
             if step.action in ("tune-trial", "train")

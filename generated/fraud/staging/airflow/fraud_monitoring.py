@@ -82,6 +82,52 @@ with DAG(
         "mlspec_run_dir": run_dir,
     },
 ):
+    monitor_plan = KubernetesPodOperator(
+        task_id="monitor_plan",
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=30),
+        retry_exponential_backoff=2.0,
+        execution_timeout=datetime.timedelta(seconds=600),
+        name="monitor-plan",
+        namespace=literal("fraud"),
+        image=literal("210987654321.dkr.ecr.eu-west-1.amazonaws.com/fraud-staging:2.3.0"),
+        cmds=literal(["python", "-m", "mlspec.runtime", "monitor-plan"]),
+        arguments=["--ir", IR_ARG, "--run-dir", RUN_DIR_ARG],
+        labels=literal(
+            {"cost-center": "8120", "mlspec.io/system": "fraud", "mlspec.io/step": "monitor-plan"}
+        ),
+        container_resources=k8s.V1ResourceRequirements(
+            requests={"cpu": "1", "memory": "2Gi"},
+            limits={"cpu": "1", "memory": "2Gi"},
+        ),
+        service_account_name="fraud-monitoring",
+        get_logs=True,
+        on_finish_action="delete_pod",
+    )
+    monitor_summarize = KubernetesPodOperator.partial(
+        task_id="monitor_summarize",
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=30),
+        retry_exponential_backoff=2.0,
+        execution_timeout=datetime.timedelta(seconds=1800),
+        max_active_tis_per_dagrun=3,
+        name="monitor-summarize",
+        namespace=literal("fraud"),
+        image=literal("210987654321.dkr.ecr.eu-west-1.amazonaws.com/fraud-staging:2.3.0"),
+        cmds=literal(["python", "-m", "mlspec.runtime", "monitor-summarize"]),
+        labels=literal(
+            {"cost-center": "8120", "mlspec.io/system": "fraud", "mlspec.io/step": "monitor-summarize"}
+        ),
+        container_resources=k8s.V1ResourceRequirements(
+            requests={"cpu": "1", "memory": "2Gi"},
+            limits={"cpu": "1", "memory": "2Gi"},
+        ),
+        service_account_name="fraud-monitoring",
+        get_logs=True,
+        on_finish_action="delete_pod",
+    ).expand(
+        arguments=[["--ir", IR_ARG, "--run-dir", RUN_DIR_ARG, "--shard", str(index)] for index in range(3)]
+    )
     monitor = KubernetesPodOperator(
         task_id="monitor",
         retries=1,
@@ -129,4 +175,6 @@ with DAG(
     )
     check_retrain_needed = condition_holds.override(task_id="check_retrain_needed")(monitor.output, "retrain")
 
+    monitor_plan >> monitor_summarize
+    monitor_summarize >> monitor
     [monitor, check_retrain_needed] >> trigger_retrain
