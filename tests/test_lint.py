@@ -91,6 +91,10 @@ def lint_text(text: str) -> set[str]:
         # interpolated secrets are refused too: they would land in generated/ through the IR
         ("registry: {mlflow: {tracking_uri: 'postgresql://ml:${DB_PASSWORD}@db:5432/mlflow'}}\n", "MS210"),
         ("registry: {mlflow: {tracking_uri: 'http://mlflow.mlflow.svc:5000'}}\n", None),
+        # a 6h window touches at most 7 hourly partitions; only Kubeflow and Airflow fan the window out
+        ("monitoring: {window: 6h, shards: 7}\ntargets: [kubeflow]\n", None),
+        ("monitoring: {window: 6h, shards: 8}\ntargets: [kubeflow]\n", "MS253"),
+        ("monitoring: {window: 6h, shards: 2}\ntargets: [kubernetes]\n", "MS253"),
     ],
 )
 def test_rule_edges(extra: str, code: str | None) -> None:

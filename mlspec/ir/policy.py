@@ -133,6 +133,7 @@ TRIGGER_STATE_FILE = "trigger-state.json"
 # each task is told its shard by this argument of the runtime's step contract.
 MONITOR_PARALLELISM = 16
 MONITOR_SHARD_ARG = "--shard"
+FAN_OUT_OWNERS = ("airflow", "kubeflow")  # the monitor owners that run the monitoring pipeline's steps
 
 
 def loop_owner(targets: list[str], sink: str | None) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlspec.diagnostics import Diagnostic, MlspecError
+from mlspec.diagnostics import Diagnostic, MlspecError, Severity
 from mlspec.ir import policy
 from mlspec.lint.engine import LintContext, merged_document, rule
 from mlspec.loader import KeyPath
+from mlspec.units import duration_seconds
 
 _REQUIRED = ("artifacts bucket", "EKS cluster")  # the spec must name these; mlspec derives the others
 
@@ -152,3 +153,32 @@ def sink_is_a_target(ctx: LintContext) -> Iterator[Diagnostic]:
         hint=f"add {r.sink} to targets, or remove retraining.sink to let mlspec pick the first of "
         f"{', '.join(policy.LOOP_OWNERS)} in targets",
     )
+
+
+@rule("MS253", "monitoring shards that nothing fans out, or that get no partition")
+def monitoring_shards(ctx: LintContext) -> Iterator[Diagnostic]:
+    m, r = ctx.spec.monitoring, ctx.spec.retraining
+    if m is None or m.shards == 1:
+        return
+    owner = policy.loop_owner(list(ctx.spec.targets), r.sink if r else None)
+    if owner not in policy.FAN_OUT_OWNERS:
+        ran_by = "`mlspec monitor`" + (" in the CronJob" if owner == "kubernetes" else "")
+        yield ctx.diag(
+            "MS253",
+            f"monitoring.shards is {m.shards}, but the monitor is run by {ran_by}, which reads the whole "
+            "window in one process: nothing fans it out",
+            ("monitoring", "shards"),
+            hint=f"remove monitoring.shards, or let {' or '.join(policy.FAN_OUT_OWNERS)} own the monitor",
+            severity=Severity.WARNING,
+        )
+        return
+    hours = -(-duration_seconds(m.window) // 3600) + 1  # an unaligned window touches one more hour
+    if m.shards > hours:
+        yield ctx.diag(
+            "MS253",
+            f"monitoring.shards is {m.shards}, but a {m.window} window spans at most {hours} hourly log "
+            f"partitions: {m.shards - hours} shard task(s) would summarize nothing",
+            ("monitoring", "shards"),
+            hint=f"use at most {hours} shards, or a longer monitoring.window",
+            severity=Severity.WARNING,
+        )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[3] / "tests"))  # monitor_scenario.py
 from airflow_support import VENV_BIN, evil_data, ir_from
 
 

@@ -1,4 +1,5 @@
-"""Make the Kubeflow backend tests' helpers (kfp_api.py) importable under --import-mode=importlib."""
+"""Make the Kubeflow backend tests' helpers (kfp_api.py) and the shared monitoring scenario
+(tests/monitor_scenario.py) importable under --import-mode=importlib."""
 
 from __future__ import annotations
 
@@ -6,3 +7,4 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[3] / "tests"))
