@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from mlspec.ir.policy import ERROR_STATUS_CLASSES
 from mlspec.serving.demo import write_mlp
 from mlspec.serving.loadtest import LoadResult, run_load
 
@@ -153,7 +154,6 @@ def combine(parts: list[LoadResult]) -> LoadResult:
     out = LoadResult()
     for part in parts:
         out.latencies_s += part.latencies_s
-        out.errors += part.errors
         out.elapsed_s += part.elapsed_s
         for key, n in part.statuses.items():
             out.statuses[key] = out.statuses.get(key, 0) + n
@@ -300,7 +300,7 @@ def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_count
     for name, rows, c, r in rows_out:
         print(
             f"{name:<30} {rows:>4} {c:>4} {r.throughput:>9.0f} {r.throughput * rows:>10.0f} "
-            f"{r.percentile_ms(50):>8.3f} {r.percentile_ms(99):>8.3f} {r.errors:>6}"
+            f"{r.percentile_ms(50):>8.3f} {r.percentile_ms(99):>8.3f} {r.errors(ERROR_STATUS_CLASSES):>6}"
         )
     print(f"\n{'system':<30} {'cold start s':>12} {'RSS idle MB':>12} {'RSS peak MB':>12}")
     for name, values in info.items():
