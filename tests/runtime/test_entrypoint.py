@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHURN = ROOT / "data" / "churn"
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate-data records a training run in the trigger state, by default under ./.mlspec: not this repo's."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def ir_text() -> str:
     ir = api.lower(api.load(ROOT / "specs" / "churn.yaml"))
