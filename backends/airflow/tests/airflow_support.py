@@ -1,8 +1,10 @@
-"""Helpers for the Airflow backend tests: compiling DAG folders and a hostile spec."""
+"""Helpers for the Airflow backend tests: compiling DAG folders, a hostile spec, and the Airflow CLI."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +71,16 @@ def evil_data() -> dict:
         }
     ]
     return data
+
+
+def airflow(args: list[str], env: dict[str, str], timeout: int = 900) -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
+def task_states(env: dict[str, str], dag_id: str) -> dict[tuple[str, int], str]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        rows = db.execute("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ?", (dag_id,))
+        return {(task, index): state for task, index, state in rows}

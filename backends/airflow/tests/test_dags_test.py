@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_support import EVIL, ROOT, VENV_BIN, churn_data, emit, evil_data, ir_from, write
+from airflow_support import EVIL, ROOT, airflow, churn_data, emit, evil_data, ir_from, task_states, write
 
 pytestmark = pytest.mark.engine
-
-
-def airflow(args: list[str], env: dict[str, str], timeout: int = 900) -> None:
-    proc = subprocess.run(
-        [str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
 def compile_local(data: dict, folder: Path, env: dict[str, str], tmp_path: Path) -> dict[str, str]:
@@ -31,12 +22,6 @@ def compile_local(data: dict, folder: Path, env: dict[str, str], tmp_path: Path)
         f"{prefix}_WORKDIR": str(ROOT),  # the example data paths are relative to the project root
         f"{prefix}_RUNS_ROOT": str(tmp_path / "runs"),
     }
-
-
-def task_states(env: dict[str, str], dag_id: str) -> dict[tuple[str, int], str]:
-    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
-        rows = db.execute("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ?", (dag_id,))
-        return {(task, index): state for task, index, state in rows}
 
 
 def model_versions(tmp_path: Path, name: str) -> list[int]:

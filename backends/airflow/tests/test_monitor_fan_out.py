@@ -5,13 +5,11 @@ report has exactly the scores of one `mlspec monitor` process on the same window
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
 from pathlib import Path
 
 import monitor_scenario as scenario
 import pytest
-from airflow_support import ROOT, VENV_BIN, emit, write
+from airflow_support import airflow, emit, task_states, write
 
 import mlspec
 from mlspec.runtime import monitor
@@ -40,26 +38,14 @@ def test_mapped_shards_reduce_to_the_single_process_scores(
         "AIRFLOW_VAR_MLSPEC_CHURN_WORKDIR": str(tmp_path),
         "AIRFLOW_VAR_MLSPEC_CHURN_RUNS_ROOT": str(tmp_path / "runs"),
     }
-    proc = subprocess.run(
-        [str(VENV_BIN / "airflow"), "dags", "test", "churn_monitoring"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
-        rows = db.execute(
-            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = 'churn_monitoring'"
-        ).fetchall()
-    assert sorted(rows) == [
-        ("monitor", -1, "success"),
-        ("monitor_plan", -1, "success"),
-        ("monitor_summarize", 0, "success"),
-        ("monitor_summarize", 1, "success"),
-        ("monitor_summarize", 2, "success"),
-    ]
+    airflow(["dags", "test", "churn_monitoring"], env)
+    assert task_states(env, "churn_monitoring") == {
+        ("monitor_plan", -1): "success",
+        ("monitor_summarize", 0): "success",
+        ("monitor_summarize", 1): "success",
+        ("monitor_summarize", 2): "success",
+        ("monitor", -1): "success",
+    }
 
     (run,) = (tmp_path / "runs" / "churn_monitoring").iterdir()
     single = monitor.run_monitor(ir, str(tmp_path / "single"), state=str(tmp_path / "single-state.json"))
