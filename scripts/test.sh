@@ -8,4 +8,5 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 # Two workers (pytest-xdist): the engine tests wait on subprocesses; MLSPEC_TEST_WORKERS=0 runs in one process.
-exec .venv/bin/python -m pytest -n "${MLSPEC_TEST_WORKERS:-2}" "$@"
+# loadgroup keeps the tests of one xdist_group (a chain of CI jobs sharing session fixtures) on one worker.
+exec .venv/bin/python -m pytest -n "${MLSPEC_TEST_WORKERS:-2}" --dist loadgroup "$@"

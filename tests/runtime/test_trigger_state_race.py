@@ -52,7 +52,7 @@ def bucket(serial_s3: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_S3": serial_s3,
     }.items():

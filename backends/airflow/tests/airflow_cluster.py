@@ -157,7 +157,7 @@ class Airflow:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__API_AUTH__JWT_SECRET": "mlspec-loop-test-secret-of-sufficient-length",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "mlspec-loop-test-secret-of-sufficient-length",  # pragma: allowlist secret
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",

@@ -300,6 +300,13 @@ class WorkflowRun:
                 self.results[job_id] = _JobRun(self, job_id).run()
         return self.results[job_id]
 
+    def reuse(self, job_id: str, other: WorkflowRun) -> None:
+        """Takes `job_id`'s result and the artifacts it uploaded from another run of this workflow. Only for
+        a change that cannot alter that job's output (each use says why)."""
+        self.results[job_id] = other.job(job_id)
+        for name in other.artifacts_of.get(job_id, []):
+            self.artifacts[name] = other.artifacts[name]
+
 
 class _JobRun:
     def __init__(self, run: WorkflowRun, job_id: str) -> None:

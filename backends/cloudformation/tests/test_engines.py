@@ -202,7 +202,7 @@ def aws(moto_server):
             endpoint_url=moto_server,
             region_name=region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # pragma: allowlist secret
         )
 
     return client

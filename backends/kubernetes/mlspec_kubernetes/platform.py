@@ -579,9 +579,9 @@ def _grafana(c: PlatformComponent) -> list[Artifact]:
     label, value = pf.GRAFANA_DASHBOARD_LABEL
     values = {
         "admin": {
-            "existingSecret": "grafana-admin",
+            "existingSecret": "grafana-admin",  # pragma: allowlist secret
             "userKey": "admin-user",
-            "passwordKey": "admin-password",
+            "passwordKey": "admin-password",  # pragma: allowlist secret
         },
         "sidecar": {
             "dashboards": {"enabled": True, "label": label, "labelValue": value, "searchNamespace": "ALL"}
