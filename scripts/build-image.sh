@@ -25,6 +25,9 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 # raise them): runc with the cgroupfs manager and limits below the host's runs containers.
 run=(podman --cgroup-manager cgroupfs run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
+for tool in podman mmdebstrap runc; do
+  command -v "$tool" >/dev/null || { echo "'$tool' is required: apt-get install -y podman mmdebstrap runc" >&2; exit 2; }
+done
 grep -q 'mlspec.io/accelerator="cpu"' "$dockerfile" || {
   echo "$dockerfile: only the CPU variant builds here (the CUDA one installs PyPI's CUDA torch and asks an index for onnxruntime-gpu)" >&2
   exit 2
