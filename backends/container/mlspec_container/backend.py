@@ -21,6 +21,8 @@ BASE_IMAGE = (
 )
 TORCH = "torch==2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# The newest release that both onnxruntime and onnxruntime-gpu publish (the GPU build swaps in for the CPU one).
+ONNXRUNTIME_VERSION = "1.31.1"
 PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SCRIPT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.py$")
 
@@ -116,18 +118,18 @@ def dockerfile(ir: IR, base: str, paths: list[str]) -> str:
     if cuda:
         lines += [
             "# CUDA: PyPI's torch wheels carry the CUDA runtime and cuDNN (nvidia-* wheels); the node's NVIDIA",
-            "# driver comes from the GPU node image. ONNX Runtime's CUDA build replaces the CPU one, at the",
-            "# newest release both have (onnxruntime-gpu is published after onnxruntime).",
+            "# driver comes from the GPU node image. ONNX Runtime's CUDA build replaces the CPU one, at one",
+            "# pinned release that both publish.",
             f'RUN pip install "{TORCH}" \\',
-            "    && ORT_VERSION=\"$(pip index versions onnxruntime-gpu | sed -n 's/^onnxruntime-gpu (\\(.*\\))$/\\1/p')\" \\",
-            f'    && pip install "{requirement}" "onnxruntime==${{ORT_VERSION}}" \\',
+            f'    && pip install "{requirement}" "onnxruntime=={ONNXRUNTIME_VERSION}" \\',
             "    && pip uninstall --yes onnxruntime \\",
-            '    && pip install "onnxruntime-gpu==${ORT_VERSION}"',
+            f'    && pip install "onnxruntime-gpu=={ONNXRUNTIME_VERSION}"',
         ]
     else:
         lines += [
-            "# CPU only: torch from PyTorch's CPU index, without the CUDA libraries.",
-            f'RUN pip install --index-url {TORCH_CPU_INDEX} "{TORCH}" \\',
+            "# CPU only: torch from PyTorch's CPU index (or a mirror of it), without the CUDA libraries.",
+            f"ARG TORCH_INDEX_URL={TORCH_CPU_INDEX}",
+            f'RUN pip install --index-url "${{TORCH_INDEX_URL}}" "{TORCH}" \\',
             f'    && pip install "{requirement}"',
         ]
     lines += [
