@@ -24,7 +24,7 @@ def churn() -> mlspec.api.LoadedSpec:
 
 def test_versioned_and_json_round_trip(churn) -> None:
     ir = mlspec.lower(churn)
-    assert ir.ir_version == IR_VERSION == "2.3"
+    assert ir.ir_version == IR_VERSION == "2.4"
     text = ir.to_json()
     assert IR.model_validate_json(text) == ir
     assert json.loads(text)["system"]["spec_path"] == "specs/churn.yaml"

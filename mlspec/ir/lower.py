@@ -630,10 +630,6 @@ class _Lowering:
                 ttl_seconds=duration_seconds(sv.cache.ttl),
                 service=dns_label(f"{self.name}-cache"),
             )
-        infra = self.spec.infrastructure
-        default_log = (
-            f"{self._artifacts_root()}/predictions" if infra else f"{self._local_prefix()}/predictions"
-        )
         registry = self._registry()
         autoscaling = sv.autoscaling
         return ir.Serving(
@@ -653,7 +649,7 @@ class _Lowering:
             cache=cache,
             max_batch_size=sv.batching.max_batch_size,
             max_batch_delay_ms=sv.batching.max_delay_ms,
-            prediction_log=sv.prediction_log or default_log,
+            prediction_log=self._prediction_log(),
             sample_rate=sv.sample_rate,
             service_account="serving",
             variants=_variants(r.strategy, server_id, registry),
@@ -814,6 +810,21 @@ class _Lowering:
             state_uri=self._trigger_state_uri(),
         )
 
+    def _prediction_log(self) -> str | None:
+        sv = self.spec.serving
+        if sv is None:
+            return None
+        infra = self.spec.infrastructure
+        default = f"{self._artifacts_root()}/predictions" if infra else f"{self._local_prefix()}/predictions"
+        return sv.prediction_log or default
+
+    def _serving_write_prefix(self) -> str | None:
+        """The server writes only its prediction log: the prefix of it under the system's artifacts prefix."""
+        log, root = self._prediction_log(), self._artifacts_root().rstrip("/") + "/"
+        if self.spec.infrastructure is None or not log or not log.startswith(root):
+            return None
+        return log[len(root) :].strip("/") or None
+
     def _service_accounts(self) -> list[ir.ServiceAccount]:
         infra = self.spec.infrastructure
         out = []
@@ -822,6 +833,8 @@ class _Lowering:
             cluster = infra.cluster.name if infra else self.name
             role = f"{cluster}-{self.name}-{sa_id}"[:64]
             arn = f"arn:aws:iam::{infra.account_id}:role/{role}" if infra and infra.account_id else None
+            write_prefix = self._serving_write_prefix() if sa_id == "serving" else None
+            writes = policy.OBJECT_WRITE_ACTIONS if access == "read-write" else ()
             out.append(
                 ir.ServiceAccount(
                     id=sa_id,
@@ -831,8 +844,9 @@ class _Lowering:
                     role_arn=arn,
                     bucket_access=access,
                     object_read_actions=list(policy.OBJECT_READ_ACTIONS),
-                    object_write_actions=list(policy.OBJECT_WRITE_ACTIONS if access == "read-write" else ()),
-                    key_actions=list(policy.KEY_ACTIONS[access]),
+                    object_write_actions=list(policy.PREFIX_WRITE_ACTIONS if write_prefix else writes),
+                    write_prefix=write_prefix,
+                    key_actions=list(policy.KEY_ACTIONS["read-write" if write_prefix else access]),
                 )
             )
         return out

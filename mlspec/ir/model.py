@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # MAJOR.MINOR: a reader accepts its own major version and any minor version (unknown optional fields of a
 # newer minor version are ignored on read); a new major version is refused with a clear error.
-IR_VERSION = "2.3"
+IR_VERSION = "2.4"
 
 
 class Node(BaseModel):
@@ -514,8 +514,19 @@ class ServiceAccount(Node):
     object_read_actions: list[str] = Field(
         description="Actions its role may take on objects under Infrastructure.artifacts_prefix."
     )
-    object_write_actions: list[str] = Field(description="Write actions there (empty for read access).")
+    object_write_actions: list[str] = Field(
+        description="Write actions there (empty when it writes nothing), under write_prefix when that is set."
+    )
+    write_prefix: str | None = Field(
+        None,
+        description="With read access, the one key prefix under artifacts_prefix it writes (the server's "
+        "prediction log); None: read-write access writes anywhere under artifacts_prefix.",
+    )
     key_actions: list[str] = Field(description="Actions its role may take with the platform KMS key.")
+
+    def access(self) -> str:
+        """Its role's reach under the artifacts prefix, in words (the infrastructure READMEs' tables)."""
+        return self.bucket_access + (f", writes `{self.write_prefix}/`" if self.write_prefix else "")
 
 
 class Network(Node):

@@ -171,6 +171,9 @@ KMS_DELETION_WINDOW_DAYS = 30  # a deleted platform key can be recovered for thi
 OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
 KEY_ACTIONS = {"read": ("kms:Decrypt",), "read-write": ("kms:Decrypt", "kms:GenerateDataKey")}
+# What a read-only service account may do under its write_prefix (the server appends prediction log files: it
+# never deletes), and with the key that encrypts them.
+PREFIX_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 # The Cluster Autoscaler's IRSA policy (kubernetes/autoscaler, cluster-autoscaler/cloudprovider/aws/README.md,
 # "Full Cluster Autoscaler Features Policy"): describe calls take no resource; scaling is limited to the
 # auto scaling groups tagged as the cluster's, and eks:DescribeNodegroup (a group's labels, taints and tags

@@ -96,7 +96,9 @@ def _irsa_role(ir: IR, sa: ServiceAccount) -> Resource:
         statement("ReadSystemObjects", sa.object_read_actions, [objects]),
     ]
     if sa.object_write_actions:
-        statements.append(statement("WriteSystemObjects", sa.object_write_actions, [objects]))
+        where = prefix if sa.write_prefix is None else f"{prefix}/{sa.write_prefix}"
+        written = sub(f"${{{BUCKET}.Arn}}/{literal(where)}/*")
+        statements.append(statement("WriteSystemObjects", sa.object_write_actions, [written]))
     statements.append(statement("UseArtifactsKey", sa.key_actions, [get_att(KEY, "Arn")]))
     return irsa_role(
         ir,

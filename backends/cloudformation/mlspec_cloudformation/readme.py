@@ -70,7 +70,7 @@ def readme(ir: IR) -> str:
     ]
     for sa in ir.service_accounts:
         lines.append(
-            f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} | `{output_name(sa.id)}` |"
+            f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.access()} | `{output_name(sa.id)}` |"
         )
     addons = pf.eks_addons(ir)
     if addons:

@@ -217,11 +217,12 @@ def test_irsa_roles_trust_one_service_account_and_reach_only_its_prefix(churn_ir
             "Action": sa.object_read_actions,
             "Resource": [objects],
         }
-        writes = statements.get("WriteSystemObjects")
-        assert (writes["Action"] if writes else []) == sa.object_write_actions
-        assert writes is None or writes["Resource"] == [objects]
+        writes = statements["WriteSystemObjects"]  # the server writes its prediction log, nothing else
+        assert writes["Action"] == sa.object_write_actions
+        where = prefix if sa.id != "serving" else f"{prefix}/predictions"
+        assert writes["Resource"] == [{"Fn::Sub": f"${{ArtifactsBucket.Arn}}/{where}/*"}]
+        assert ("s3:DeleteObject" in writes["Action"]) == (sa.id != "serving")
         assert statements["UseArtifactsKey"]["Action"] == sa.key_actions
-        assert ("s3:PutObject" in json.dumps(policy)) == (sa.bucket_access == "read-write")
         output = churn_doc["Outputs"][f"{sa.id.capitalize()}RoleArn"]["Value"]
         assert output == {"Fn::GetAtt": [f"{sa.id.capitalize()}Role", "Arn"]}
         assert sa.role_arn == f"arn:aws:iam::{churn_ir.infrastructure.account_id}:role/{sa.role_name}"
@@ -453,7 +454,7 @@ def test_readme_says_how_to_deploy_update_and_delete(churn_cfn, churn_ir):
         in text
     )
     for sa in churn_ir.service_accounts:
-        assert f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |" in text
+        assert f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.access()} |" in text
     assert "`ClusterAutoscalerRoleArn`" in text and "`aws eks update-addon`" in text
     for c in churn_ir.platform:
         assert f"| {c.id} |" in text

@@ -82,7 +82,7 @@ def _irsa_role(
         ),
         statement("ReadSystemObjects", sa.object_read_actions, [objects]),
         *(
-            [statement("WriteSystemObjects", sa.object_write_actions, [objects])]
+            [statement("WriteSystemObjects", sa.object_write_actions, [written(objects, sa)])]
             if sa.object_write_actions
             else []
         ),
@@ -99,3 +99,8 @@ def _irsa_role(
         },
     )
     return attr(role, "arn")
+
+
+def written(objects: str, sa: ServiceAccount) -> str:
+    """The objects a service account may write: under its write_prefix when it has one."""
+    return objects if sa.write_prefix is None else f"{objects[:-1]}{sa.write_prefix}/*"

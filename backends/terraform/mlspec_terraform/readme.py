@@ -57,7 +57,7 @@ def readme(ir: IR) -> str:
         "|---|---|---|",
     ]
     for sa in ir.service_accounts:
-        lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.bucket_access} |")
+        lines.append(f"| `{sa.namespace}/{sa.name}` | `{sa.role_name}` | {sa.access()} |")
     autoscaler = ir.component("cluster-autoscaler")
     addons = pf.eks_addons(ir)
     if addons:

@@ -145,16 +145,22 @@ def test_bucket_repository_cluster_and_roles_equal_the_ir(churn_ir, churn_doc):
 
 
 def test_bucket_access_is_least_privilege_per_service_account(churn_ir, churn_doc):
+    """Training and monitoring read and write the system's prefix; the server reads it and writes only its
+    prediction log (s3://acme-ml-artifacts/churn/predictions), never deleting."""
     prefix = churn_ir.infrastructure.artifacts_prefix
     assert prefix == "churn"
+    objects = f"${{aws_s3_bucket.artifacts.arn}}/{prefix}/*"
+    written = {"training": objects, "monitoring": objects, "serving": objects[:-1] + "predictions/*"}
+    assert churn_ir.serving.prediction_log == "s3://acme-ml-artifacts/churn/predictions"
     for sa in churn_ir.service_accounts:
         statements = churn_doc["data"]["aws_iam_policy_document"][f"irsa_{sa.id}"]["statement"]
-        actions = {a for s in statements for a in s["actions"]}
-        assert ("s3:PutObject" in actions) == (sa.bucket_access == "read-write")
+        by_sid = {s["sid"]: s for s in statements}
+        assert by_sid["ReadSystemObjects"]["resources"] == [objects]
+        assert by_sid["WriteSystemObjects"]["resources"] == [written[sa.id]]
+        assert ("s3:DeleteObject" in by_sid["WriteSystemObjects"]["actions"]) == (sa.id != "serving")
+        assert by_sid["UseArtifactsKey"]["actions"] == ["kms:Decrypt", "kms:GenerateDataKey"]
         for s in statements:
             assert "*" not in s["resources"] and all(not a.endswith(":*") for a in s["actions"])
-            if s["actions"][0].startswith("s3:Get") or s["actions"][0].startswith("s3:Put"):
-                assert s["resources"] == [f"${{aws_s3_bucket.artifacts.arn}}/{prefix}/*"]
 
 
 def test_existing_network_is_used_not_created(churn_ir):
