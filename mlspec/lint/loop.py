@@ -182,3 +182,22 @@ def monitoring_shards(ctx: LintContext) -> Iterator[Diagnostic]:
             hint=f"use at most {hours} shards, or a longer monitoring.window",
             severity=Severity.WARNING,
         )
+
+
+@rule("MS254", "a prediction log the server's role cannot write")
+def prediction_log_writable(ctx: LintContext) -> Iterator[Diagnostic]:
+    infra, sv = ctx.spec.infrastructure, ctx.spec.serving
+    if infra is None or sv is None or not sv.prediction_log or "kubernetes" not in ctx.spec.targets:
+        return
+    root = f"s3://{infra.storage.artifacts_bucket}/{ctx.spec.metadata.name}/"
+    if sv.prediction_log.rstrip("/").startswith(root) and sv.prediction_log.rstrip("/") != root.rstrip("/"):
+        return
+    yield ctx.diag(
+        "MS254",
+        f"serving.prediction_log {sv.prediction_log!r} is not under the system's artifacts prefix {root}: the "
+        "server's IRSA role may write only there, so its log writes would be refused and the monitor would "
+        "read an empty window",
+        ("serving", "prediction_log"),
+        hint=f"remove serving.prediction_log (default: {root}predictions), or set it under {root}",
+        severity=Severity.WARNING,
+    )
