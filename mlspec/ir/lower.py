@@ -96,7 +96,11 @@ class _Lowering:
     # ------------------------------------------------------------------ names derived per environment
     def _artifacts_root(self) -> str:
         infra = self.spec.infrastructure
-        return f"s3://{infra.storage.artifacts_bucket}/{self.artifacts_prefix}" if infra else ".mlspec"
+        return (
+            policy.artifacts_root(infra.storage.artifacts_bucket, self.artifacts_prefix)
+            if infra
+            else ".mlspec"
+        )
 
     def _local_prefix(self) -> str:
         """Where a system without infrastructure keeps its files: .mlspec, or .mlspec/<env> per environment."""
@@ -820,10 +824,10 @@ class _Lowering:
 
     def _serving_write_prefix(self) -> str | None:
         """The server writes only its prediction log: the prefix of it under the system's artifacts prefix."""
-        log, root = self._prediction_log(), self._artifacts_root().rstrip("/") + "/"
-        if self.spec.infrastructure is None or not log or not log.startswith(root):
+        log = self._prediction_log()
+        if self.spec.infrastructure is None or not log:
             return None
-        return log[len(root) :].strip("/") or None
+        return policy.key_prefix_under(log, self._artifacts_root())
 
     def _service_accounts(self) -> list[ir.ServiceAccount]:
         infra = self.spec.infrastructure

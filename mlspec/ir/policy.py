@@ -174,6 +174,19 @@ KEY_ACTIONS = {"read": ("kms:Decrypt",), "read-write": ("kms:Decrypt", "kms:Gene
 # What a read-only service account may do under its write_prefix (the server appends prediction log files: it
 # never deletes), and with the key that encrypts them.
 PREFIX_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+
+
+def artifacts_root(bucket: str, system: str) -> str:
+    """The system's prefix of the artifacts bucket (its key prefix is the system's name)."""
+    return f"s3://{bucket}/{system}"
+
+
+def key_prefix_under(uri: str, root: str) -> str | None:
+    """The key prefix of `uri` strictly below `root` (the server's write_prefix), or None when it is not there."""
+    inside = root.rstrip("/") + "/"
+    return uri[len(inside) :].strip("/") or None if uri.startswith(inside) else None
+
+
 # The Cluster Autoscaler's IRSA policy (kubernetes/autoscaler, cluster-autoscaler/cloudprovider/aws/README.md,
 # "Full Cluster Autoscaler Features Policy"): describe calls take no resource; scaling is limited to the
 # auto scaling groups tagged as the cluster's, and eks:DescribeNodegroup (a group's labels, taints and tags

@@ -189,8 +189,8 @@ def prediction_log_writable(ctx: LintContext) -> Iterator[Diagnostic]:
     infra, sv = ctx.spec.infrastructure, ctx.spec.serving
     if infra is None or sv is None or not sv.prediction_log or "kubernetes" not in ctx.spec.targets:
         return
-    root = f"s3://{infra.storage.artifacts_bucket}/{ctx.spec.metadata.name}/"
-    if sv.prediction_log.rstrip("/").startswith(root) and sv.prediction_log.rstrip("/") != root.rstrip("/"):
+    root = policy.artifacts_root(infra.storage.artifacts_bucket, ctx.spec.metadata.name) + "/"
+    if policy.key_prefix_under(sv.prediction_log, root) is not None:
         return
     yield ctx.diag(
         "MS254",

@@ -144,9 +144,8 @@ class Window:
     volume_cutoff: pd.Timestamp | None
     partitions: list[window.Partition]
     skipped: int
-    late_partitions: list[
-        window.Partition
-    ]  # the performance window's, with monitoring.performance.label_delay
+    # the performance window's partitions, with monitoring.performance.label_delay
+    late_partitions: list[window.Partition]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -508,7 +508,7 @@ def _merged(ctx: StepContext, shards: int):
 def monitor(ctx: StepContext) -> dict[str, Any]:
     m, mon = _monitoring(ctx)
     try:
-        if "monitor-summarize" not in ctx.ir_step().depends_on:
+        if m.shards == 1:
             return mon.run_monitor(
                 ctx.ir,
                 ctx.run.root,

@@ -73,6 +73,7 @@ def _irsa_role(
     trust = irsa_trust(scope, name, oidc, sa.namespace, sa.name)
     role = resource(scope, "aws_iam_role", name, {"name": sa.role_name, "assume_role_policy": trust})
     objects = f"{bucket_arn}/{prefix}/*"
+    written = objects if sa.write_prefix is None else f"{bucket_arn}/{prefix}/{sa.write_prefix}/*"
     statements = [
         statement(
             "ListSystemPrefix",
@@ -82,7 +83,7 @@ def _irsa_role(
         ),
         statement("ReadSystemObjects", sa.object_read_actions, [objects]),
         *(
-            [statement("WriteSystemObjects", sa.object_write_actions, [written(objects, sa)])]
+            [statement("WriteSystemObjects", sa.object_write_actions, [written])]
             if sa.object_write_actions
             else []
         ),
@@ -99,8 +100,3 @@ def _irsa_role(
         },
     )
     return attr(role, "arn")
-
-
-def written(objects: str, sa: ServiceAccount) -> str:
-    """The objects a service account may write: under its write_prefix when it has one."""
-    return objects if sa.write_prefix is None else f"{objects[:-1]}{sa.write_prefix}/*"
