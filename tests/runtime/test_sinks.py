@@ -8,13 +8,11 @@ the shapes of batch/v1, and records them. That a real API server accepts them is
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
+import recording_api
 
 from mlspec import contracts
 from mlspec.runtime import triggers
@@ -24,45 +22,24 @@ pytestmark = [pytest.mark.engine, pytest.mark.clock]
 NOW = pd.Timestamp("2025-07-01T12:00:00Z")
 
 
-class _Api(BaseHTTPRequestHandler):
-    routes: dict = {}
-    seen: list[dict] = []
+class Api:
+    """A Kubernetes API stand-in: the routes a test sets, and every request it was sent."""
 
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        url = urlparse(self.path)
-        type(self).seen.append(
-            {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body}
-        )
-        status, reply = type(self).routes.get((self.command, url.path), (404, {"message": "not found"}))
-        if callable(reply):
-            reply = reply(body)
-        raw = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+    def __init__(self) -> None:
+        self.url = ""
+        self.routes: dict = {}
+        self.seen: list[dict] = []
 
-    do_GET = do_POST = _handle
-
-    def log_message(self, *args) -> None:
-        pass
+    def answer(self, method: str, path: str, query: dict, body) -> tuple[int, object]:
+        status, reply = self.routes.get((method, path), (404, {"message": "not found"}))
+        return status, reply(body) if callable(reply) else reply
 
 
 @pytest.fixture()
 def api():
-    _Api.routes, _Api.seen = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    fake = Api()
+    with recording_api.serve(fake.answer) as (fake.url, fake.seen):
+        yield fake
 
 
 def _decision(ir, tmp_path: Path) -> dict:
@@ -84,7 +61,7 @@ def _retrain_template(text: str) -> dict:
 
 
 def test_kubernetes_sink_starts_a_job_from_the_retrain_template(
-    api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = Path(__file__).resolve().parents[2]
     text = (
@@ -104,7 +81,7 @@ def test_kubernetes_sink_starts_a_job_from_the_retrain_template(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": api}}],
+                "clusters": [{"name": "c", "cluster": {"server": api.url}}],
                 "users": [{"name": "u", "user": {"token": "t"}}],
                 "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
                 "current-context": "x",
@@ -113,7 +90,7 @@ def test_kubernetes_sink_starts_a_job_from_the_retrain_template(
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))  # not in a pod: the sink falls back to the kubeconfig
     base = "/apis/batch/v1/namespaces/churn"
-    _Api.routes = {
+    api.routes = {
         ("GET", f"{base}/cronjobs/churn-retrain"): (200, cron),
         ("POST", f"{base}/jobs"): (
             201,
@@ -131,7 +108,7 @@ def test_kubernetes_sink_starts_a_job_from_the_retrain_template(
         "namespace": "churn",
         "from": "churn-retrain",
     }
-    job = next(r for r in _Api.seen if r["method"] == "POST")["body"]
+    job = next(r for r in api.seen if r["method"] == "POST")["body"]
     assert job["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "batch/v1",

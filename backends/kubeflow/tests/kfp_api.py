@@ -8,11 +8,10 @@ library only: that a real KFP accepts these requests is the limit of the proof.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+
+import recording_api  # tests/recording_api.py (on sys.path through this folder's conftest)
 
 V2 = "/apis/v2beta1"
 
@@ -53,33 +52,6 @@ class KfpApi:
 
 @contextmanager
 def serve(api: KfpApi) -> Iterator[KfpApi]:
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            url = urlparse(self.path)
-            query = parse_qs(url.query)
-            api.requests.append({"method": self.command, "path": url.path, "query": query, "body": body})
-            status, reply = api.answer(self.command, url.path, query, body)
-            raw = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST = _handle
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with recording_api.serve(api.answer) as (url, requests):
+        api.url, api.requests = url, requests
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
