@@ -1,5 +1,5 @@
 """Make the Kubeflow backend tests' helpers (kfp_api.py) and the shared monitoring scenario
-(tests/monitor_scenario.py) importable under --import-mode=importlib."""
+(tests/monitor_scenario.py, tests/recording_api.py) importable under --import-mode=importlib."""
 
 from __future__ import annotations
 
