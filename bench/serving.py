@@ -3,7 +3,7 @@ InferenceSession.run (the floor).
 
 The same ONNX MLP (20 float features, hidden 64-32), 1-row and 64-row requests at concurrency 1, 8 and 32,
 each cell bounded in time. The load generator is a keep-alive asyncio client in this process (every server
-gets the same one). Prints throughput, p50, p99, errors, RSS and cold start, and the cost of the prediction log
+gets the same one). Prints throughput, p50, p99, errors, memory (PSS, with children) and cold start, and the cost of the prediction log
 (sample rate 1.0, Parquet under a temporary directory) as the logging-on / logging-off throughput ratio per
 cell. The two mlspec servers run side by side and each cell drives them in turn, `--rounds` times in alternating order, so
 that machine noise falls on both alike.
@@ -46,12 +46,21 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
+    """Memory of a server and its children (the prediction log's writer): proportional set size, so that the
+    shared buffers both map count once."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs) / 2**20
+        return sum(_pss(p) for p in procs) / 2**20
     except psutil.NoSuchProcess:
         return float("nan")
+
+
+def _pss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):  # no PSS outside Linux
+        return proc.memory_info().rss
 
 
 def cpu_s(pid: int) -> float:
@@ -302,7 +311,7 @@ def run(args: argparse.Namespace, tmp: Path, concurrencies: list[int], row_count
             f"{name:<30} {rows:>4} {c:>4} {r.throughput:>9.0f} {r.throughput * rows:>10.0f} "
             f"{r.percentile_ms(50):>8.3f} {r.percentile_ms(99):>8.3f} {r.errors(ERROR_STATUS_CLASSES):>6}"
         )
-    print(f"\n{'system':<30} {'cold start s':>12} {'RSS idle MB':>12} {'RSS peak MB':>12}")
+    print(f"\n{'system':<30} {'cold start s':>12} {'mem idle MB':>12} {'mem peak MB':>12}")
     for name, values in info.items():
         print(
             f"{name:<30} {values['cold_start_s']:>12.2f} {values['rss_idle_mb']:>12.0f} "

@@ -21,7 +21,7 @@ import numpy as np
 
 from mlspec import contracts
 from mlspec.serving import jsonio
-from mlspec.serving.batcher import MicroBatcher, Overloaded
+from mlspec.serving.batcher import LogEntry, MicroBatcher, Overloaded
 from mlspec.serving.config import ServerConfig
 from mlspec.serving.metrics import CONTENT_TYPE, Metrics
 from mlspec.serving.model import LoadedModel, download_version, load_onnx, parse_models_uri, resolve_version
@@ -73,6 +73,7 @@ class ServingApp:
                 rotate_s=c.log_flush_interval_s,
                 clock=_log_clock(),
             )
+            self.batcher.on_batch = self.predlog.submit_batch
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
 
@@ -258,7 +259,10 @@ class ServingApp:
             x = decode_predict(body, model, self.config.max_rows)
         rid = headers.get(contracts.REQUEST_ID_HEADER.encode())
         request_id = rid.decode(errors="replace") if rid else uuid.uuid4().hex
-        outputs = await self._predict(model, x, deadline)
+        log = None
+        if self.predlog is not None and self.predlog.sampled():
+            log = (request_id, _traffic_source(headers.get(contracts.SOURCE_HEADER.encode())), len(x))
+        outputs = await self._predict(model, x, deadline, log)
         if route == "infer":
             payload, json_length = request.encode(model, request_id, outputs)
             extra = [] if json_length is None else [(BINARY_HEADER.encode(), str(json_length).encode())]
@@ -268,9 +272,6 @@ class ServingApp:
             from mlspec.serving.protocol import encode_predict
 
             await _respond_raw(send, 200, encode_predict(model, request_id, outputs), JSON)
-        if self.predlog is not None and self.predlog.sampled():
-            source = _traffic_source(headers.get(contracts.SOURCE_HEADER.encode()))
-            self.predlog.submit(request_id, model.version, model.features, x, outputs, source)
         return 200
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Any) -> bytes:
@@ -298,7 +299,10 @@ class ServingApp:
             self.batcher.arriving -= 1
         return b"".join(chunks)
 
-    async def _predict(self, model: LoadedModel, x: np.ndarray, deadline: float) -> list[np.ndarray]:
+    async def _predict(
+        self, model: LoadedModel, x: np.ndarray, deadline: float, log: LogEntry | None
+    ) -> list[np.ndarray]:
+        """The model's outputs for X, from the cache or a batch; `log` puts the prediction in the log."""
         key = None
         if self.cache is not None:
             from mlspec.serving.cache import cache_key
@@ -307,12 +311,16 @@ class ServingApp:
             hit = await self.cache.get(key)
             if hit is not None:
                 try:
-                    return [np.asarray(o, dtype=np.float32) for o in jsonio.loads(hit)]
+                    outputs = [np.asarray(o, dtype=np.float32) for o in jsonio.loads(hit)]
                 except (ValueError, TypeError):
                     self.metrics.cache_errors.inc()
+                else:
+                    if log is not None and self.predlog is not None:
+                        self.predlog.submit_batch(model.version, model.features, x, outputs, [log])
+                    return outputs
         assert self.batcher is not None
         try:
-            future = self.batcher.submit(model, x)
+            future = self.batcher.submit(model, x, log)
         except Overloaded as exc:
             raise BadRequest(f"server overloaded, retry later: {exc}", 503) from None
         async with asyncio.timeout_at(deadline):  # the whole request shares one budget

@@ -4,7 +4,8 @@ One worker coroutine takes the first queued request, adds every request already 
 rows) and, while more requests are being received, waits for them up to max_batch_delay. The session runs on a
 single dedicated thread (or inline, when a call takes microseconds); while it runs, new requests queue up
 and form the next batch. A lone request never
-waits, so batching adds no latency at concurrency 1.
+waits, so batching adds no latency at concurrency 1. A batch's logged requests go to the prediction log in one
+call (`on_batch`), with the batch's own input matrix and outputs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +28,18 @@ class Overloaded(Exception):
     """Too many rows are waiting: the request is refused at once rather than queued past its deadline."""
 
 
+# (request id, traffic source, rows) of a request whose prediction is logged
+LogEntry = tuple[str, str, int]
+# the prediction log's entry point: model version, features, the batch's inputs, outputs, its logged requests
+BatchLog = Callable[[str, list[str] | None, np.ndarray, list[np.ndarray], list[LogEntry]], None]
+
+
 @dataclass(slots=True)
 class _Item:
     model: LoadedModel
     x: np.ndarray
     future: asyncio.Future
+    log: LogEntry | None
 
 
 class MicroBatcher:
@@ -50,6 +59,7 @@ class MicroBatcher:
         self._held: _Item | None = None
         self._task: asyncio.Task | None = None
         self._run_ewma_s = 0.0  # smoothed inference time: decides inline versus the inference thread
+        self.on_batch: BatchLog | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._worker())
@@ -61,15 +71,16 @@ class MicroBatcher:
             await self._task
         self._executor.shutdown(wait=True)
 
-    def submit(self, model: LoadedModel, x: np.ndarray) -> asyncio.Future:
-        """Queue X; raises Overloaded when the rows waiting would exceed the bound (shed load, keep p99)."""
+    def submit(self, model: LoadedModel, x: np.ndarray, log: LogEntry | None = None) -> asyncio.Future:
+        """Queue X, and with `log` its prediction for the log; raises Overloaded when the rows waiting would
+        exceed the bound (shed load, keep p99)."""
         rows = len(x)
         if self.pending_rows + rows > self.max_pending_rows:
             raise Overloaded(f"{self.pending_rows} rows are already waiting for inference")
         future = asyncio.get_running_loop().create_future()
         self.pending_rows += rows
         future.add_done_callback(lambda _: self._release(rows))
-        self._queue.put_nowait(_Item(model, x, future))
+        self._queue.put_nowait(_Item(model, x, future, log))
         return future
 
     def _release(self, rows: int) -> None:
@@ -111,20 +122,35 @@ class MicroBatcher:
             if self._run_ewma_s < INLINE_BELOW_S:
                 # Microsecond-scale batches cost less inline than the hop to the inference thread.
                 start = time.perf_counter()
-                outputs = _infer(batch)
+                x, full, outputs = _infer(batch)
                 elapsed = time.perf_counter() - start
             else:
-                outputs, elapsed = await loop.run_in_executor(self._executor, _timed_infer, batch)
+                x, full, outputs, elapsed = await loop.run_in_executor(self._executor, _timed_infer, batch)
             self._run_ewma_s = 0.9 * self._run_ewma_s + 0.1 * elapsed
         except Exception as exc:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        self.metrics.batch_size.observe(sum(len(i.x) for i in batch))
+        self.metrics.batch_size.observe(len(x))
         for item, result in zip(batch, outputs, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
+        if self.on_batch is not None:  # after the waiting requests have resumed and answered
+            loop.call_soon(self._log, batch, x, full, outputs)
+
+    def _log(
+        self, batch: list[_Item], x: np.ndarray, full: list[np.ndarray], outputs: list[list[np.ndarray]]
+    ) -> None:
+        assert self.on_batch is not None
+        model = batch[0].model
+        logged = [i.log for i in batch if i.log is not None]
+        if len(logged) == len(batch):
+            self.on_batch(model.version, model.features, x, full, logged)
+            return
+        for item, result in zip(batch, outputs, strict=True):  # sampled: only some of the batch is logged
+            if item.log is not None:
+                self.on_batch(model.version, model.features, item.x, result, [item.log])
 
     def _fail_rest(self) -> None:
         while not self._queue.empty():
@@ -133,20 +159,24 @@ class MicroBatcher:
                 item.future.set_exception(RuntimeError("server is shutting down"))
 
 
-def _timed_infer(batch: list[_Item]) -> tuple[list[list[np.ndarray]], float]:
+def _timed_infer(batch: list[_Item]) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]], float]:
     start = time.perf_counter()
-    return _infer(batch), time.perf_counter() - start
+    x, outputs, results = _infer(batch)
+    return x, outputs, results, time.perf_counter() - start
 
 
-def _infer(batch: list[_Item]) -> list[list[np.ndarray]]:
+def _infer(batch: list[_Item]) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]]]:
+    """The batch's input matrix, its outputs, and each request's share of them."""
     model = batch[0].model
     if len(batch) == 1:
-        return [model.run(batch[0].x)]
-    outputs = model.run(np.concatenate([i.x for i in batch]))
+        outputs = model.run(batch[0].x)
+        return batch[0].x, outputs, [outputs]
+    x = np.concatenate([i.x for i in batch])
+    outputs = model.run(x)
     results: list[list[np.ndarray]] = []
     start = 0
     for item in batch:
         end = start + len(item.x)
         results.append([o[start:end] for o in outputs])
         start = end
-    return results
+    return x, outputs, results

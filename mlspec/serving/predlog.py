@@ -1,99 +1,97 @@
-"""Sampled prediction logging for monitoring: columnar Parquet, written in batches off the event loop.
+"""Sampled prediction logging for monitoring: the server's side. Rows go to shared buffers; a writer process
+(mlspec.serving.logwriter) turns them into Parquet.
 
-The request path copies the request's input rows and outputs into a preallocated buffer (two small numpy
-copies, so the request's own arrays are freed at once) and notes its id and time. A background thread wakes
-every WAKE_S, takes the filled buffers, turns them into Arrow columns (one per feature, one row per input row)
-and appends them to the open file of the rows' hour:
+The micro-batcher hands over a whole inference batch at once: its input matrix and outputs, and each request's
+id, traffic source and row count. They are copied into the current shared buffer (two numpy copies per batch,
+so neither the requests' arrays nor the batch's outlive it) with one timestamp per batch; per request the event
+loop only adds a tuple to the batch. A filled buffer is shipped to the writer process by a thread that sleeps
+in select() and takes the GIL a few times per buffer; the writer answers when the buffer is written and it is
+reused. Every `rotate_s` the partly filled buffer is shipped too and the writer closes its files, which the
+monitor then reads (docs/serving.md has the layout and the columns).
 
-    BASE/date=YYYY-MM-DD/hour=HH/<HHMMSS>-<id>.parquet      BASE a directory or any fsspec URL (s3://...)
-
-Files are closed, and from then on readable by the monitor, every `rotate_s` seconds, at `max_file_bytes`, when
-the model's input layout changes, and on shutdown; a local file is written under a hidden name and renamed
-when complete. A row group is one buffer (up to BUFFER_ROWS rows). Columns (docs/serving.md):
-
-    ts timestamp[ms, UTC], request_id, model_version, variant, source (dictionary-encoded strings), row int32,
-    one column per model input feature (the input dtype), outputs list<float32>
-
-Memory is bounded: past `max_pending_rows` rows waiting for the thread, records are dropped and counted
-(mlspec_prediction_log_dropped_total), never blocking a request. Buffers are reused.
+The log's memory is fixed (`buffers` x `buffer_bytes` of shared memory): when every buffer is full or being
+written, records are dropped and counted (mlspec_prediction_log_dropped_total), never blocking a request. If
+the writer process dies, its buffers' rows are counted as dropped and a new one is started.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import fcntl
+import json
 import logging
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import numpy as np
 
 from mlspec import contracts
+from mlspec.serving import logbuffer
+from mlspec.serving.logwriter import Shipment
 from mlspec.serving.metrics import Metrics
 
 log = logging.getLogger("mlspec.serving")
 WAKE_S = 0.5
-BUFFER_ROWS = 65_536  # a buffer becomes one row group
-SPARE_BUFFERS = 2
+RESTART_AFTER_S = 5.0  # a writer that keeps dying is not restarted in a tight loop
+PIPE_BYTES = 2**20  # a shipment's bookkeeping in a few writes (Linux's default pipe holds 64 KiB)
 RESERVED = ("ts", "request_id", "model_version", "variant", "source", "row", "outputs")
 DEFAULT_VARIANT = contracts.CHAMPION
 DEFAULT_SOURCE = contracts.LIVE_SOURCE
+RequestEntry = tuple[str, str, int]  # request id, traffic source, rows
 
 
 class _Buffer:
-    """Input rows and outputs of consecutive requests with one layout, and who asked when."""
+    """One shared buffer: consecutive batches of one layout, and who asked when."""
 
-    def __init__(self, layout: tuple[tuple[str, ...], str, int], capacity: int) -> None:
-        names, dtype, width = layout
-        self.layout = layout
-        self.capacity = capacity
-        self.inputs = np.empty(
-            (capacity, len(names)), dtype=np.dtype(dtype)
-        )  # row-major: a plain copy per request
-        self.outputs = np.empty((capacity, width), dtype=np.float32)
+    def __init__(self, index: int, fd: int, memory: Any, size: int) -> None:
+        self.index, self.fd, self.memory, self.size = index, fd, memory, size
+        self.layout: logbuffer.Layout | None = None
+        self.capacity = 0
+        self.inputs = self.outputs = np.empty((0, 0))
+        self.start(None)
+
+    def start(self, layout: logbuffer.Layout | None) -> _Buffer:
+        if layout is not None and layout != self.layout:
+            self.layout, self.capacity = layout, logbuffer.capacity(layout, self.size)
+            self.inputs, self.outputs = logbuffer.views(self.memory, layout, self.size)
         self.rows = 0
-        # per request, in arrival order (parallel lists: cheap to append, cheap to hand to numpy and Arrow)
-        self.ts: list[float] = []
-        self.ids: list[str] = []
-        self.versions: list[str] = []
-        self.sources: list[str] = []
-        self.counts: list[int] = []
+        self.batch_ts: list[float] = []
+        self.batch_versions: list[str] = []
+        self.batch_requests: list[int] = []
+        self.requests: list[RequestEntry] = []
+        return self
 
-    def fits(self, layout: tuple, rows: int) -> bool:
+    def fits(self, layout: logbuffer.Layout, rows: int) -> bool:
         return layout == self.layout and self.rows + rows <= self.capacity
 
     def add(
-        self, ts: float, request_id: str, version: str, source: str, x: np.ndarray, out: np.ndarray
+        self, ts: float, version: str, x: np.ndarray, out: np.ndarray, requests: list[RequestEntry]
     ) -> None:
-        n = len(x)
-        self.inputs[self.rows : self.rows + n] = x
-        self.outputs[self.rows : self.rows + n] = out
-        self.rows += n
-        self.ts.append(ts)
-        self.ids.append(request_id)
-        self.versions.append(version)
-        self.sources.append(source)
-        self.counts.append(n)
+        start, self.rows = self.rows, self.rows + len(x)
+        self.inputs[start : self.rows] = x
+        self.outputs[start : self.rows] = out
+        self.batch_ts.append(ts)
+        self.batch_versions.append(version)
+        self.batch_requests.append(len(requests))
+        self.requests += requests
 
-    def reset(self) -> _Buffer:
-        self.rows = 0
-        self.ts, self.ids, self.versions, self.sources, self.counts = [], [], [], [], []
-        return self
-
-
-@dataclass
-class _OpenFile:
-    path: str  # where it becomes visible
-    temp: str  # where it is written
-    handle: Any
-    writer: Any
-    layout: tuple
-    rows: int = 0
+    def shipment(self) -> Shipment:
+        assert self.layout is not None
+        return Shipment(
+            self.index,
+            self.layout,
+            self.rows,
+            self.batch_ts,
+            self.batch_versions,
+            self.batch_requests,
+            self.requests,
+        )
 
 
 class PredictionLogger:
@@ -106,7 +104,8 @@ class PredictionLogger:
         variant: str = DEFAULT_VARIANT,
         rotate_s: float = 60.0,
         max_file_bytes: int = 128 * 2**20,
-        max_pending_rows: int = 1_000_000,
+        buffers: int = logbuffer.BUFFERS,
+        buffer_bytes: int = logbuffer.BUFFER_BYTES,
         clock: Any = time.time,
     ) -> None:
         self.base = base.rstrip("/")
@@ -115,26 +114,28 @@ class PredictionLogger:
         self.variant = variant
         self.rotate_s = rotate_s
         self.max_file_bytes = max_file_bytes
-        self.max_pending_rows = max_pending_rows
+        self.buffer_bytes = buffer_bytes
         self.clock = clock  # the records' timestamps (tests pin it)
-        self._lock = threading.Lock()  # guards the buffers below, shared with the writer thread
+        self._buffers = [_Buffer(i, *logbuffer.create(buffer_bytes), buffer_bytes) for i in range(buffers)]
+        self._lock = threading.Lock()  # guards the buffers' hand-over between the event loop and the thread
+        self._free = list(reversed(self._buffers))
         self._current: _Buffer | None = None
         self._full: list[_Buffer] = []
-        self._spare: list[_Buffer] = []
-        self._pending_rows = 0
-        self._files: dict[str, _OpenFile] = {}
-        self._stop = threading.Event()
-        self._rotated = time.monotonic()
+        self._in_flight: dict[int, _Buffer] = {}
         self._refused: set[tuple[str, ...]] = set()
-        self._features: list[str] | None = None  # the model's feature list last seen, and its columns
+        self._too_big = False
+        # the model's feature list (or, unnamed, its width) last seen, and its columns
+        self._seen: tuple[list[str] | None, int] | None = None
         self._columns: tuple[str, ...] | None = None
-        # Pay the imports (pyarrow pulls in pandas lazily) here, while the server starts, not under load.
-        import fsspec  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-
-        warm = _Buffer((("x",), "<f4", 1), 1)
-        warm.add(0.0, "", "", "", np.zeros((1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.float32))
-        _to_batch(warm, "", 0, 1, 0, 1)
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._process: subprocess.Popen | None = None
+        self._shipments: Connection | None = None
+        self._answers: Connection | None = None
+        self._restart_at = 0.0
+        self._start_writer()
         self._thread = threading.Thread(target=self._loop, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -150,7 +151,19 @@ class PredictionLogger:
         outputs: list[np.ndarray],
         source: str = DEFAULT_SOURCE,
     ) -> None:
-        """Never blocks: two small copies into a buffer; encoding and writing happen on the background thread."""
+        """One request's rows (a cache hit, or a caller without a batcher)."""
+        self.submit_batch(model_version, features, inputs, outputs, [(request_id, source, len(inputs))])
+
+    def submit_batch(
+        self,
+        model_version: str,
+        features: list[str] | None,
+        inputs: np.ndarray,
+        outputs: list[np.ndarray],
+        requests: list[RequestEntry],
+    ) -> None:
+        """An inference batch: its input rows and outputs, and (request id, source, rows) per request in row
+        order. Never blocks: two copies into a shared buffer."""
         rows = len(inputs)
         names = self._names(features, inputs.shape[1])
         if names is None:
@@ -163,186 +176,196 @@ class PredictionLogger:
         )
         layout = (names, inputs.dtype.str, out.shape[1])
         with self._lock:
-            if self._pending_rows + rows > self.max_pending_rows:
-                self.metrics.log_dropped.inc(rows)
-                return
             buf = self._current
             if buf is None or not buf.fits(layout, rows):
-                if buf is not None:
-                    self._full.append(buf)
-                buf = self._current = self._buffer(layout, rows)
-            buf.add(self.clock(), request_id, model_version, source, inputs, out)
-            self._pending_rows += rows
+                buf = self._next_buffer(layout, rows)
+                if buf is None:
+                    self.metrics.log_dropped.inc(rows)
+                    return
+            buf.add(self.clock(), model_version, inputs, out, requests)
+
+    def _next_buffer(self, layout: logbuffer.Layout, rows: int) -> _Buffer | None:
+        """Hand the current buffer to the thread and start a free one (under the lock); None: drop."""
+        if self._current is not None:
+            if self._current.rows:
+                self._full.append(self._current)
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\0")
+            else:
+                self._free.append(self._current)
+            self._current = None
+        if not self._free:
+            return None
+        buf = self._free.pop().start(layout)
+        if rows > buf.capacity:
+            if not self._too_big:
+                self._too_big = True
+                log.error(
+                    "prediction log: a batch of %d rows exceeds a buffer (%d rows of this model); not logged",
+                    rows,
+                    buf.capacity,
+                )
+            self._free.append(buf)
+            return None
+        self._current = buf
+        return buf
 
     def _names(self, features: list[str] | None, width: int) -> tuple[str, ...] | None:
         """The feature columns, None when a name is reserved; worked out once per model (its list object)."""
-        if features is not self._features or features is None:
-            names = tuple(features) if features else tuple(f"f{i}" for i in range(width))
-            clash = sorted(set(names) & set(RESERVED))
-            if clash and names not in self._refused:
-                self._refused.add(names)
-                log.error("prediction log: feature names %s are reserved columns; not logging", clash)
-            self._features, self._columns = features, None if clash else names
+        seen = self._seen
+        if seen is not None and seen[0] is features and seen[1] == width:
+            return self._columns
+        names = tuple(features) if features else tuple(f"f{i}" for i in range(width))
+        clash = sorted(set(names) & set(RESERVED))
+        if clash and names not in self._refused:
+            self._refused.add(names)
+            log.error("prediction log: feature names %s are reserved columns; not logging", clash)
+        self._seen, self._columns = (features, width), None if clash else names
         return self._columns
 
-    def _buffer(self, layout: tuple, rows: int) -> _Buffer:
-        """A spare buffer of this layout, else a new one (under the lock)."""
-        for i, spare in enumerate(self._spare):
-            if spare.layout == layout and spare.capacity >= rows:
-                return self._spare.pop(i)
-        return _Buffer(layout, max(BUFFER_ROWS, rows))
-
     def close(self, timeout: float = 30.0) -> None:
+        """Ship what is buffered, let the writer close its files, and wait for it."""
         self._stop.set()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
         self._thread.join(timeout)
+        for fd in (self._wake_r, self._wake_w, *(b.fd for b in self._buffers)):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
-    # --- the background thread ------------------------------------------------------------------------
+    # --- the writer process ---------------------------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        shipments_r, shipments_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        # Linux only; a smaller pipe only means more writes
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(shipments_w, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        fds = [b.fd for b in self._buffers]
+        config = {
+            "shipments_fd": shipments_r,
+            "answers_fd": answers_w,
+            "buffer_fds": fds,
+            "buffer_bytes": self.buffer_bytes,
+            "base": self.base,
+            "variant": self.variant,
+            "max_file_bytes": self.max_file_bytes,
+        }
+        # the server's own mlspec, last on the path: found even when it was not installed, shadowing nothing
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        bootstrap = f"import sys; sys.path.append({package_root!r}); from mlspec.serving.logwriter import main; main()"
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", bootstrap, json.dumps(config)],
+                pass_fds=(shipments_r, answers_w, *fds),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(shipments_r)
+            os.close(answers_w)
+        self._shipments = Connection(shipments_w, readable=False)
+        self._answers = Connection(answers_r, writable=False)
+
+    def _writer_died(self) -> None:
+        """Count the rows it held as dropped, take its buffers back, and start another one a little later."""
+        code = self._process.poll() if self._process is not None else None
+        lost = sum(b.rows for b in self._in_flight.values())
+        log.error("prediction log writer exited (%s); %d rows dropped", code, lost)
+        self.metrics.log_dropped.inc(lost)
+        with self._lock:
+            self._free += self._in_flight.values()
+        self._in_flight.clear()
+        for conn in (self._shipments, self._answers):
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.close()
+        self._shipments = self._answers = None
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
+        self._process = None
+        self._restart_at = time.monotonic() + RESTART_AFTER_S
+
+    # --- the shipping thread --------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        wake = min(WAKE_S, self.rotate_s)
-        while not self._stop.wait(wake):
-            self._step(final=False)
-        self._step(final=True)
-
-    def _step(self, *, final: bool) -> None:
-        now = time.monotonic()
-        rotate = final or now - self._rotated >= self.rotate_s
-        with self._lock:
-            ready, self._full = self._full, []
-            if rotate and self._current is not None and self._current.rows:
-                ready.append(self._current)  # a partly filled buffer waits for more rows until rotation
-                self._current = None
-        for buf in ready:
-            for partition, batch in self._batches(buf):
-                self._append(partition, batch)
+        rotated = time.monotonic()
+        while True:
+            waiting = [self._wake_r] + ([self._answers] if self._answers is not None else [])
+            wait(waiting, timeout=max(0.0, min(WAKE_S, rotated + self.rotate_s - time.monotonic())))
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+            self._read_answers()
+            if self._answers is None and not self._stop.is_set() and time.monotonic() >= self._restart_at:
+                self._start_writer()
+            stopping = self._stop.is_set()
+            rotate = stopping or time.monotonic() - rotated >= self.rotate_s
             with self._lock:
-                self._pending_rows -= buf.rows
-                if len(self._spare) < SPARE_BUFFERS and buf.capacity == BUFFER_ROWS:
-                    self._spare.append(buf.reset())
-        for key, f in list(self._files.items()):
-            if rotate or f.handle.tell() >= self.max_file_bytes:
-                self._close(key)
-        if rotate:
-            self._rotated = now
+                ready, self._full = self._full, []
+                if rotate and self._current is not None and self._current.rows:
+                    ready.append(self._current)  # a partly filled buffer waits for more rows until rotation
+                    self._current = None
+            for buf in ready:
+                self._ship(buf)
+            if rotate and not stopping:
+                self._send(("rotate",))
+                rotated = time.monotonic()
+            if stopping:
+                break
+        self._finish()
 
-    def _batches(self, buf: _Buffer) -> list[tuple[str, Any]]:
-        """The buffer's rows as Arrow record batches, one per hour partition (requests arrive in time order)."""
-        hours = (np.asarray(buf.ts) // 3600).astype(np.int64)
-        cuts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), len(hours)]
-        first_rows = np.concatenate(([0], np.cumsum(buf.counts))).tolist()
-        out = []
-        for lo, hi in itertools.pairwise(cuts):
-            stamp = time.gmtime(int(hours[lo]) * 3600)
-            partition = f"date={time.strftime('%Y-%m-%d', stamp)}/hour={stamp.tm_hour:02d}"
-            out.append((partition, _to_batch(buf, self.variant, lo, hi, first_rows[lo], first_rows[hi])))
-        return out
+    def _ship(self, buf: _Buffer) -> None:
+        if self._shipments is None:  # no writer until it is restarted: the rows are lost
+            self.metrics.log_dropped.inc(buf.rows)
+            with self._lock:
+                self._free.append(buf)
+            return
+        self._in_flight[buf.index] = buf
+        self._send(buf.shipment())  # if the writer is gone, _writer_died counts this buffer with the others
 
-    def _append(self, partition: str, batch: Any) -> None:
-        layout = tuple(batch.schema.names), tuple(str(t) for t in batch.schema.types)
-        f = self._files.get(partition)
-        if f is not None and f.layout != layout:
-            self._close(partition)
-            f = None
+    def _send(self, message: Any) -> None:
+        if self._shipments is None:
+            return
         try:
-            if f is None:
-                f = self._files[partition] = self._open(partition, batch.schema, layout)
-            f.writer.write_batch(batch, row_group_size=BUFFER_ROWS)
-            f.rows += batch.num_rows
-            self.metrics.log_written.inc(batch.num_rows)
-        except Exception as exc:  # a broken sink must never take the server down
-            log.warning(
-                "prediction log write under %s failed, %d rows dropped: %s",
-                partition,
-                batch.num_rows + (f.rows if f else 0),
-                exc,
-            )
-            self.metrics.log_dropped.inc(batch.num_rows)
-            self._discard(partition)
+            self._shipments.send(message)
+        except OSError:
+            self._writer_died()
 
-    def _open(self, partition: str, schema: Any, layout: tuple) -> _OpenFile:
-        import fsspec
-        import pyarrow.parquet as pq
-
-        name = f"{time.strftime('%H%M%S', time.gmtime(self.clock()))}-{uuid.uuid4().hex[:12]}.parquet"
-        path = f"{self.base}/{partition}/{name}"
-        from fsspec.implementations.local import LocalFileSystem
-
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        # object stores publish a file only when it is complete; a local file is renamed when it is
-        temp = f"{fs_path.rsplit('/', 1)[0]}/.{name}.tmp" if isinstance(fs, LocalFileSystem) else fs_path
-        fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
-        if isinstance(fs, LocalFileSystem):
-            import pyarrow.fs as pafs
-
-            # Arrow's own file: page writes never take the GIL from the request path
-            handle = pafs.LocalFileSystem().open_output_stream(temp)
-        else:
-            handle = fs.open(temp, "wb")
-        # dictionary-encode the strings only (hashing random floats costs more than it saves); statistics for
-        # ts only, which is what readers filter on
-        writer = pq.ParquetWriter(
-            handle,
-            schema,
-            compression="snappy",  # random floats hardly compress; zstd would cost 2x the CPU for 10% less disk
-            use_dictionary=["request_id", "model_version", "variant", "source"],
-            write_statistics=["ts"],
-        )
-        return _OpenFile(fs_path, temp, handle, writer, layout)
-
-    def _close(self, partition: str) -> None:
-        import fsspec
-
-        f = self._files.pop(partition)
+    def _read_answers(self) -> None:
         try:
-            f.writer.close()
-            f.handle.close()
-            if f.temp != f.path:
-                fs, _ = fsspec.core.url_to_fs(self.base)
-                fs.mv(f.temp, f.path)
-        except Exception as exc:
-            log.warning(
-                "prediction log file %s could not be completed, %d rows lost: %s", f.path, f.rows, exc
-            )
-            self.metrics.log_dropped.inc(f.rows)
+            while self._answers is not None and self._answers.poll():
+                self._answer(self._answers.recv())
+        except (EOFError, OSError):
+            self._writer_died()
 
-    def _discard(self, partition: str) -> None:
-        f = self._files.pop(partition, None)
-        if f is not None:
-            with contextlib.suppress(Exception):  # already failing; the drop is counted
-                f.handle.close()
-            if f.temp != f.path and os.path.exists(f.temp):
-                os.unlink(f.temp)
+    def _answer(self, message: tuple) -> None:
+        if message[0] == "done":
+            _, index, written, dropped = message
+            self.metrics.log_written.inc(written)
+            self.metrics.log_dropped.inc(dropped)
+            with self._lock:
+                self._free.append(self._in_flight.pop(index))
+        elif message[0] == "lost":
+            self.metrics.log_dropped.inc(message[1])
 
-
-def _to_batch(buf: _Buffer, variant: str, lo: int, hi: int, row_lo: int, row_hi: int) -> Any:
-    """Requests lo..hi (rows row_lo..row_hi) as a record batch: one row per input row, no Python loop per row."""
-    import pyarrow as pa
-
-    counts = np.asarray(buf.counts[lo:hi], dtype=np.int64)
-    owner = pa.array(np.repeat(np.arange(hi - lo, dtype=np.int32), counts))
-
-    def per_request(values: list[str]) -> Any:  # dictionary-encoded: each string once per request
-        return pa.DictionaryArray.from_arrays(owner, pa.array(values, type=pa.string()))
-
-    rows = row_hi - row_lo
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    ts_ms = (np.asarray(buf.ts[lo:hi]) * 1000).astype(np.int64)
-    names, _, width = buf.layout
-    columns = {
-        "ts": pa.array(np.repeat(ts_ms, counts), type=pa.timestamp("ms", tz="UTC")),
-        "request_id": per_request(buf.ids[lo:hi]),
-        "model_version": per_request(buf.versions[lo:hi]),
-        "variant": per_request([variant] * (hi - lo)),
-        "source": per_request(buf.sources[lo:hi]),
-        "row": pa.array((np.arange(rows) - np.repeat(starts, counts)).astype(np.int32)),
-    }
-    by_feature = np.ascontiguousarray(
-        buf.inputs[row_lo:row_hi].T
-    )  # one transposing copy, off the request path
-    for j, name in enumerate(names):
-        columns[name] = pa.array(by_feature[j])
-    offsets = np.arange(0, rows * width + 1, width, dtype=np.int32)
-    columns["outputs"] = pa.ListArray.from_arrays(
-        pa.array(offsets), pa.array(buf.outputs[row_lo:row_hi].ravel())
-    )
-    return pa.RecordBatch.from_pydict(columns)
+    def _finish(self) -> None:
+        """Close the pipe (the writer closes its files) and take its last answers."""
+        if self._shipments is None:
+            return
+        self._shipments.close()
+        self._shipments = None
+        answers = self._answers
+        try:
+            while answers is not None and answers.poll(30):
+                self._answer(answers.recv())
+        except (EOFError, OSError):
+            pass
+        if answers is not None:
+            answers.close()
+        self._answers = None
+        if self._process is not None:
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                log.warning("prediction log writer did not finish in 30 s; stopping it")
+                self._process.kill()

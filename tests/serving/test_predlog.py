@@ -104,10 +104,38 @@ def test_reserved_feature_names_are_refused_and_counted(
     assert "reserved" in caplog.text
 
 
-def test_a_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
-    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), max_pending_rows=3)
-    logger._stop.set()  # park the writer: nothing drains
-    logger._thread.join()
+def test_full_buffers_drop_instead_of_blocking(tmp_path: Path) -> None:
+    # one shared buffer of three rows: the second request finds it full and nothing free, and is dropped
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), buffers=1, buffer_bytes=3 * 24)
     logger.submit("a", "1", FEATURES, _rows(2, 6), [_rows(2, 6)[:, :1]])
     logger.submit("b", "1", FEATURES, _rows(2, 7), [_rows(2, 7)[:, :1]])
-    assert metrics.log_dropped._value.get() == 2 and logger._pending_rows == 2
+    assert metrics.log_dropped._value.get() == 2
+    logger.close()
+    (written,) = tmp_path.rglob("*.parquet")
+    assert pq.read_table(written)["request_id"].to_pylist() == ["a", "a"]
+    assert metrics.log_written._value.get() == 2
+
+
+def test_a_writer_process_that_dies_loses_only_its_rows_and_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlspec.serving import predlog
+
+    monkeypatch.setattr(predlog, "RESTART_AFTER_S", 0.0)
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), rotate_s=0.05)
+    first = logger._process
+    assert first is not None
+    first.kill()
+    for _ in range(400):  # the logger notices and starts another writer
+        if logger._process is not first and logger._process is not None:
+            break
+        time.sleep(0.05)
+    logger.submit("after", "1", FEATURES, _rows(3, 8), [_rows(3, 8)[:, :1]])
+    for _ in range(400):  # the next rotation ships the rows to the new writer, which publishes its file
+        if list(tmp_path.rglob("*.parquet")):
+            break
+        time.sleep(0.05)
+    logger.close()
+    (written,) = tmp_path.rglob("*.parquet")
+    assert pq.read_table(written)["request_id"].to_pylist() == ["after"] * 3
+    assert metrics.log_written._value.get() == 3
