@@ -73,6 +73,7 @@ class ServingApp:
                 rotate_s=c.log_flush_interval_s,
                 clock=_log_clock(),
             )
+            self.predlog.attach(asyncio.get_running_loop())
             self.batcher.on_batch = self.predlog.submit_batch
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
@@ -85,6 +86,7 @@ class ServingApp:
         if self.cache is not None:
             await self.cache.close()
         if self.predlog is not None:
+            self.predlog.detach()
             await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
 
     def _load(self, version: str | None) -> LoadedModel:

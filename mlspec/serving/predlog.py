@@ -4,10 +4,11 @@
 The micro-batcher hands over a whole inference batch at once: its input matrix and outputs, and each request's
 id, traffic source and row count. They are copied into the current shared buffer (two numpy copies per batch,
 so neither the requests' arrays nor the batch's outlive it) with one timestamp per batch; per request the event
-loop only adds a tuple to the batch. A filled buffer is shipped to the writer process by a thread that sleeps
-in select() and takes the GIL a few times per buffer; the writer answers when the buffer is written and it is
-reused. Every `rotate_s` the partly filled buffer is shipped too and the writer closes its files, which the
-monitor then reads (docs/serving.md has the layout and the columns).
+loop only adds a tuple to the batch. A filled buffer's bookkeeping goes to the writer process over a pipe
+(non-blocking, from the server's event loop: no thread of the server takes the GIL for the log); the writer
+answers when the buffer is written and it is reused. Every `rotate_s` the partly filled buffer is shipped too
+and the writer closes its files, which the monitor then reads (docs/serving.md has the layout and columns).
+Callers without an event loop (tests, tools) ship synchronously and call `tick()` for the rotation.
 
 The log's memory is fixed (`buffers` x `buffer_bytes` of shared memory): when every buffer is full or being
 written, records are dropped and counted (mlspec_prediction_log_dropped_total), never blocking a request. If
@@ -16,17 +17,19 @@ the writer process dies, its buffers' rows are counted as dropped and a new one 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import logging
 import os
+import pickle
 import random
+import struct
 import subprocess
 import sys
-import threading
 import time
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -38,6 +41,7 @@ from mlspec.serving.metrics import Metrics
 
 log = logging.getLogger("mlspec.serving")
 WAKE_S = 0.5
+MAX_REQUESTS = 4096  # per shipment: its bookkeeping pickles in well under a millisecond on the event loop
 RESTART_AFTER_S = 5.0  # a writer that keeps dying is not restarted in a tight loop
 PIPE_BYTES = 2**20  # a shipment's bookkeeping in a few writes (Linux's default pipe holds 64 KiB)
 RESERVED = ("ts", "request_id", "model_version", "variant", "source", "row", "outputs")
@@ -67,8 +71,12 @@ class _Buffer:
         self.requests: list[RequestEntry] = []
         return self
 
-    def fits(self, layout: logbuffer.Layout, rows: int) -> bool:
-        return layout == self.layout and self.rows + rows <= self.capacity
+    def fits(self, layout: logbuffer.Layout, rows: int, requests: int) -> bool:
+        return (
+            layout == self.layout
+            and self.rows + rows <= self.capacity
+            and len(self.requests) + requests <= MAX_REQUESTS
+        )
 
     def add(
         self, ts: float, version: str, x: np.ndarray, out: np.ndarray, requests: list[RequestEntry]
@@ -117,30 +125,65 @@ class PredictionLogger:
         self.buffer_bytes = buffer_bytes
         self.clock = clock  # the records' timestamps (tests pin it)
         self._buffers = [_Buffer(i, *logbuffer.create(buffer_bytes), buffer_bytes) for i in range(buffers)]
-        self._lock = threading.Lock()  # guards the buffers' hand-over between the event loop and the thread
         self._free = list(reversed(self._buffers))
         self._current: _Buffer | None = None
-        self._full: list[_Buffer] = []
         self._in_flight: dict[int, _Buffer] = {}
         self._refused: set[tuple[str, ...]] = set()
         self._too_big = False
         # the model's feature list (or, unnamed, its width) last seen, and its columns
         self._seen: tuple[list[str] | None, int] | None = None
         self._columns: tuple[str, ...] | None = None
-        self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._outbox = bytearray()  # framed messages the pipe has not taken yet (attached only)
+        self._rotated = time.monotonic()
         self._process: subprocess.Popen | None = None
-        self._shipments: Connection | None = None
+        self._shipments: int | None = None  # the pipe's write end
         self._answers: Connection | None = None
         self._restart_at = 0.0
         self._start_writer()
-        self._thread = threading.Thread(target=self._loop, name="prediction-log", daemon=True)
-        self._thread.start()
 
     def sampled(self) -> bool:
         return self.sample_rate >= 1.0 or random.random() < self.sample_rate
+
+    # --- on the event loop ----------------------------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ship, read the writer's answers and rotate on `loop`, never blocking it."""
+        self._loop = loop
+        self._watch()
+        self._timer = loop.call_later(WAKE_S, self._on_timer)
+
+    def detach(self) -> None:
+        """Back to shipping synchronously (on the loop, before `close` runs elsewhere)."""
+        if self._loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._unwatch()
+        self._loop = None
+        if self._shipments is not None:
+            os.set_blocking(self._shipments, True)
+            self._flush()
+
+    def _on_timer(self) -> None:
+        self.tick()
+        if self._loop is not None:
+            self._timer = self._loop.call_later(WAKE_S, self._on_timer)
+
+    def _watch(self) -> None:
+        if self._loop is not None and self._answers is not None and self._shipments is not None:
+            self._loop.add_reader(self._answers.fileno(), self._read_answers)
+            os.set_blocking(self._shipments, False)
+
+    def _unwatch(self) -> None:
+        if self._loop is not None:
+            if self._answers is not None:
+                self._loop.remove_reader(self._answers.fileno())
+            if self._shipments is not None:
+                self._loop.remove_writer(self._shipments)
+
+    # --- the request path -----------------------------------------------------------------------------
 
     def submit(
         self,
@@ -163,7 +206,7 @@ class PredictionLogger:
         requests: list[RequestEntry],
     ) -> None:
         """An inference batch: its input rows and outputs, and (request id, source, rows) per request in row
-        order. Never blocks: two copies into a shared buffer."""
+        order. Two copies into a shared buffer; a filled buffer is shipped without waiting for the writer."""
         rows = len(inputs)
         names = self._names(features, inputs.shape[1])
         if names is None:
@@ -175,22 +218,19 @@ class PredictionLogger:
             else np.hstack([o.reshape(rows, -1) for o in outputs])
         )
         layout = (names, inputs.dtype.str, out.shape[1])
-        with self._lock:
-            buf = self._current
-            if buf is None or not buf.fits(layout, rows):
-                buf = self._next_buffer(layout, rows)
-                if buf is None:
-                    self.metrics.log_dropped.inc(rows)
-                    return
-            buf.add(self.clock(), model_version, inputs, out, requests)
+        buf = self._current
+        if buf is None or not buf.fits(layout, rows, len(requests)):
+            buf = self._next_buffer(layout, rows)
+            if buf is None:
+                self.metrics.log_dropped.inc(rows)
+                return
+        buf.add(self.clock(), model_version, inputs, out, requests)
 
     def _next_buffer(self, layout: logbuffer.Layout, rows: int) -> _Buffer | None:
-        """Hand the current buffer to the thread and start a free one (under the lock); None: drop."""
+        """Ship the current buffer and start a free one; None: drop the batch."""
         if self._current is not None:
             if self._current.rows:
-                self._full.append(self._current)
-                with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"\0")
+                self._ship(self._current)
             else:
                 self._free.append(self._current)
             self._current = None
@@ -223,15 +263,49 @@ class PredictionLogger:
         self._seen, self._columns = (features, width), None if clash else names
         return self._columns
 
+    # --- rotation and shutdown ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Take the writer's answers, replace a dead writer, and every `rotate_s` ship the partly filled buffer
+        and have the writer close its files (the event loop's timer calls this; other callers do)."""
+        self._read_answers()
+        if self._answers is None and time.monotonic() >= self._restart_at:
+            self._start_writer()
+            self._watch()
+        if time.monotonic() - self._rotated >= self.rotate_s:
+            if self._current is not None and self._current.rows:
+                self._ship(self._current)
+                self._current = None
+            self._send(("rotate",))
+            self._rotated = time.monotonic()
+
     def close(self, timeout: float = 30.0) -> None:
-        """Ship what is buffered, let the writer close its files, and wait for it."""
-        self._stop.set()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"\0")
-        self._thread.join(timeout)
-        for fd in (self._wake_r, self._wake_w, *(b.fd for b in self._buffers)):
+        """Ship what is buffered, let the writer close its files, and wait for it (detached: any thread)."""
+        self.detach()
+        if self._current is not None and self._current.rows:
+            self._ship(self._current)
+            self._current = None
+        if self._shipments is not None:
+            os.close(self._shipments)
+            self._shipments = None
+        answers = self._answers
+        try:
+            while answers is not None and answers.poll(timeout):
+                self._answer(answers.recv())
+        except (EOFError, OSError):
+            pass
+        if answers is not None:
+            answers.close()
+        self._answers = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("prediction log writer did not finish in %.0f s; stopping it", timeout)
+                self._process.kill()
+        for buf in self._buffers:
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(buf.fd)
 
     # --- the writer process ---------------------------------------------------------------------------
 
@@ -263,7 +337,7 @@ class PredictionLogger:
         finally:
             os.close(shipments_r)
             os.close(answers_w)
-        self._shipments = Connection(shipments_w, readable=False)
+        self._shipments = shipments_w
         self._answers = Connection(answers_r, writable=False)
 
     def _writer_died(self) -> None:
@@ -272,64 +346,54 @@ class PredictionLogger:
         lost = sum(b.rows for b in self._in_flight.values())
         log.error("prediction log writer exited (%s); %d rows dropped", code, lost)
         self.metrics.log_dropped.inc(lost)
-        with self._lock:
-            self._free += self._in_flight.values()
+        self._free += self._in_flight.values()
         self._in_flight.clear()
-        for conn in (self._shipments, self._answers):
-            if conn is not None:
-                with contextlib.suppress(OSError):
-                    conn.close()
-        self._shipments = self._answers = None
+        self._outbox.clear()
+        self._unwatch()
+        if self._shipments is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._shipments)
+        if self._answers is not None:
+            self._answers.close()
+        self._shipments, self._answers = None, None
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
         self._process = None
         self._restart_at = time.monotonic() + RESTART_AFTER_S
 
-    # --- the shipping thread --------------------------------------------------------------------------
-
-    def _loop(self) -> None:
-        rotated = time.monotonic()
-        while True:
-            waiting = [self._wake_r] + ([self._answers] if self._answers is not None else [])
-            wait(waiting, timeout=max(0.0, min(WAKE_S, rotated + self.rotate_s - time.monotonic())))
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_r, 4096)
-            self._read_answers()
-            if self._answers is None and not self._stop.is_set() and time.monotonic() >= self._restart_at:
-                self._start_writer()
-            stopping = self._stop.is_set()
-            rotate = stopping or time.monotonic() - rotated >= self.rotate_s
-            with self._lock:
-                ready, self._full = self._full, []
-                if rotate and self._current is not None and self._current.rows:
-                    ready.append(self._current)  # a partly filled buffer waits for more rows until rotation
-                    self._current = None
-            for buf in ready:
-                self._ship(buf)
-            if rotate and not stopping:
-                self._send(("rotate",))
-                rotated = time.monotonic()
-            if stopping:
-                break
-        self._finish()
-
     def _ship(self, buf: _Buffer) -> None:
         if self._shipments is None:  # no writer until it is restarted: the rows are lost
             self.metrics.log_dropped.inc(buf.rows)
-            with self._lock:
-                self._free.append(buf)
+            self._free.append(buf)
             return
         self._in_flight[buf.index] = buf
         self._send(buf.shipment())  # if the writer is gone, _writer_died counts this buffer with the others
 
     def _send(self, message: Any) -> None:
+        """Frame a message as multiprocessing's Connection does and write it: queued and written when the pipe
+        has room when attached to a loop, else at once."""
         if self._shipments is None:
             return
-        try:
-            self._shipments.send(message)
-        except OSError:
-            self._writer_died()
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self._outbox += struct.pack("!i", len(data)) + data
+        self._flush()
+
+    def _flush(self) -> None:
+        fd = self._shipments
+        while self._outbox and fd is not None:
+            try:
+                written = os.write(fd, self._outbox)
+            except BlockingIOError:  # attached: the rest goes when the writer has read some
+                assert self._loop is not None
+                self._loop.add_writer(fd, self._flush)
+                return
+            except OSError:
+                self._writer_died()
+                return
+            del self._outbox[:written]
+        if self._loop is not None and fd is not None:
+            self._loop.remove_writer(fd)
 
     def _read_answers(self) -> None:
         try:
@@ -343,29 +407,6 @@ class PredictionLogger:
             _, index, written, dropped = message
             self.metrics.log_written.inc(written)
             self.metrics.log_dropped.inc(dropped)
-            with self._lock:
-                self._free.append(self._in_flight.pop(index))
+            self._free.append(self._in_flight.pop(index))
         elif message[0] == "lost":
             self.metrics.log_dropped.inc(message[1])
-
-    def _finish(self) -> None:
-        """Close the pipe (the writer closes its files) and take its last answers."""
-        if self._shipments is None:
-            return
-        self._shipments.close()
-        self._shipments = None
-        answers = self._answers
-        try:
-            while answers is not None and answers.poll(30):
-                self._answer(answers.recv())
-        except (EOFError, OSError):
-            pass
-        if answers is not None:
-            answers.close()
-        self._answers = None
-        if self._process is not None:
-            try:
-                self._process.wait(30)
-            except subprocess.TimeoutExpired:
-                log.warning("prediction log writer did not finish in 30 s; stopping it")
-                self._process.kill()

@@ -73,7 +73,9 @@ def test_files_rotate_and_the_monitor_reads_parquet_and_jsonl_side_by_side(tmp_p
     clock = Clock(BEFORE_NOON - 600)
     logger, _ = _logger(tmp_path, clock, rotate_s=0.05)
     logger.submit("p1", "1", FEATURES, _rows(4, 3), [_rows(4, 3)[:, :1]])
-    for _ in range(200):  # the writer thread closes the file after rotate_s
+    time.sleep(0.05)
+    logger.tick()  # rotate_s has passed: the rows are shipped and the writer closes the file
+    for _ in range(200):
         if list(tmp_path.rglob("*.parquet")):
             break
         time.sleep(0.05)
@@ -126,12 +128,13 @@ def test_a_writer_process_that_dies_loses_only_its_rows_and_is_replaced(
     first = logger._process
     assert first is not None
     first.kill()
-    for _ in range(400):  # the logger notices and starts another writer
-        if logger._process is not first and logger._process is not None:
-            break
-        time.sleep(0.05)
+    first.wait()
+    logger.tick()  # notices the closed pipe and starts another writer
+    assert logger._process is not None and logger._process is not first
     logger.submit("after", "1", FEATURES, _rows(3, 8), [_rows(3, 8)[:, :1]])
-    for _ in range(400):  # the next rotation ships the rows to the new writer, which publishes its file
+    time.sleep(0.05)
+    logger.tick()  # the rotation ships the rows to the new writer, which publishes its file
+    for _ in range(400):
         if list(tmp_path.rglob("*.parquet")):
             break
         time.sleep(0.05)
