@@ -21,8 +21,9 @@ import numpy as np
 
 from mlspec import contracts
 from mlspec.serving import jsonio
-from mlspec.serving.batcher import LogEntry, MicroBatcher, Overloaded
+from mlspec.serving.batcher import MicroBatcher, Overloaded
 from mlspec.serving.config import ServerConfig
+from mlspec.serving.logbuffer import LogEntry
 from mlspec.serving.metrics import CONTENT_TYPE, Metrics
 from mlspec.serving.model import LoadedModel, download_version, load_onnx, parse_models_uri, resolve_version
 from mlspec.serving.protocol import BINARY_HEADER, BadRequest, V2Request, decode_predict

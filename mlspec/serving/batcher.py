@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlspec.serving.logbuffer import LogEntry
 from mlspec.serving.metrics import Metrics
 from mlspec.serving.model import LoadedModel
 
@@ -28,8 +29,6 @@ class Overloaded(Exception):
     """Too many rows are waiting: the request is refused at once rather than queued past its deadline."""
 
 
-# (request id, traffic source, rows) of a request whose prediction is logged
-LogEntry = tuple[str, str, int]
 # the prediction log's entry point: model version, features, the batch's inputs, outputs, its logged requests
 BatchLog = Callable[[str, list[str] | None, np.ndarray, list[np.ndarray], list[LogEntry]], None]
 

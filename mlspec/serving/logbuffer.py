@@ -18,6 +18,7 @@ BUFFER_BYTES = 8 * 2**20
 BUFFERS = 6  # being filled, waiting for the writer, being written, spare: the log's whole memory is fixed
 
 Layout = tuple[tuple[str, ...], str, int]  # feature names, input dtype (numpy str), output width
+LogEntry = tuple[str, str, int]  # a logged request: its id, traffic source and number of rows
 
 
 def capacity(layout: Layout, size: int = BUFFER_BYTES) -> int:

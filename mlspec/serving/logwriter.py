@@ -52,7 +52,7 @@ class Shipment:
     batch_ts: list[float]
     batch_versions: list[str]
     batch_requests: list[int]
-    requests: list[tuple[str, str, int]]
+    requests: list[logbuffer.LogEntry]
 
 
 @dataclass
@@ -61,7 +61,7 @@ class _OpenFile:
     temp: str  # where it is written
     handle: Any
     writer: Any
-    layout: tuple
+    schema: Any  # a file holds one schema: a new model layout starts a new file
     rows: int = 0
 
 
@@ -107,10 +107,9 @@ class LogFiles:
         return 0
 
     def _append(self, partition: str, batch: Any) -> tuple[int, int]:
-        layout = tuple(batch.schema.names), tuple(str(t) for t in batch.schema.types)
         f = self._files.get(partition)
         lost = 0
-        if f is not None and f.layout != layout:
+        if f is not None and not f.schema.equals(batch.schema):
             lost = self.close(partition)
             f = None
         try:
@@ -155,8 +154,7 @@ class LogFiles:
             use_dictionary=["request_id", "model_version", "variant", "source"],
             write_statistics=["ts"],
         )
-        layout = tuple(batch.schema.names), tuple(str(t) for t in batch.schema.types)
-        return _OpenFile(fs_path, temp, handle, writer, layout)
+        return _OpenFile(fs_path, temp, handle, writer, batch.schema)
 
     def _discard(self, partition: str) -> None:
         f = self._files.pop(partition, None)

@@ -36,6 +36,7 @@ import numpy as np
 
 from mlspec import contracts
 from mlspec.serving import logbuffer
+from mlspec.serving.logbuffer import LogEntry
 from mlspec.serving.logwriter import Shipment
 from mlspec.serving.metrics import Metrics
 
@@ -47,7 +48,6 @@ PIPE_BYTES = 2**20  # a shipment's bookkeeping in a few writes (Linux's default 
 RESERVED = ("ts", "request_id", "model_version", "variant", "source", "row", "outputs")
 DEFAULT_VARIANT = contracts.CHAMPION
 DEFAULT_SOURCE = contracts.LIVE_SOURCE
-RequestEntry = tuple[str, str, int]  # request id, traffic source, rows
 
 
 class _Buffer:
@@ -68,7 +68,7 @@ class _Buffer:
         self.batch_ts: list[float] = []
         self.batch_versions: list[str] = []
         self.batch_requests: list[int] = []
-        self.requests: list[RequestEntry] = []
+        self.requests: list[LogEntry] = []
         return self
 
     def fits(self, layout: logbuffer.Layout, rows: int, requests: int) -> bool:
@@ -78,9 +78,7 @@ class _Buffer:
             and len(self.requests) + requests <= MAX_REQUESTS
         )
 
-    def add(
-        self, ts: float, version: str, x: np.ndarray, out: np.ndarray, requests: list[RequestEntry]
-    ) -> None:
+    def add(self, ts: float, version: str, x: np.ndarray, out: np.ndarray, requests: list[LogEntry]) -> None:
         start, self.rows = self.rows, self.rows + len(x)
         self.inputs[start : self.rows] = x
         self.outputs[start : self.rows] = out
@@ -203,7 +201,7 @@ class PredictionLogger:
         features: list[str] | None,
         inputs: np.ndarray,
         outputs: list[np.ndarray],
-        requests: list[RequestEntry],
+        requests: list[LogEntry],
     ) -> None:
         """An inference batch: its input rows and outputs, and (request id, source, rows) per request in row
         order. Two copies into a shared buffer; a filled buffer is shipped without waiting for the writer."""
