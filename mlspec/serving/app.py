@@ -7,6 +7,7 @@ HTTP overhead far below a millisecond.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -114,12 +115,17 @@ class ServingApp:
     async def _load_and_watch(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self._activate(await loop.run_in_executor(None, self._load, None))
+            model = await loop.run_in_executor(None, self._load, None)
         except Exception as exc:
             self.load_error = str(exc)
             log.error("cannot serve: %s", exc)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        # What is loaded by now lives as long as the server: the cyclic GC's full collections need not walk it
+        # again. Without this they cost about 8 us per request with the prediction log on (perf, 64-row requests).
+        gc.collect()
+        gc.freeze()
+        self._activate(model)
         if self.config.model_uri.startswith("models:/") and "@" in self.config.model_uri:
             await self._watch_alias(loop)
 

@@ -3,8 +3,11 @@
 One worker coroutine takes the first queued request, adds every request already queued (up to max_batch_size
 rows) and, while more requests are being received, waits for them up to max_batch_delay. The session runs on a
 single dedicated thread (or inline, when a call takes microseconds); while it runs, new requests queue up
-and form the next batch. A lone request never
-waits, so batching adds no latency at concurrency 1. A batch's logged requests go to the prediction log in one
+and form the next batch. A lone request never waits, so batching adds no latency at concurrency 1.
+
+Inline or on the thread is decided by the calling thread's CPU time per batch, not the wall clock: on the
+thread, the wall clock also counts the wait for the GIL after the session returns, which on a busy event loop
+keeps a 100 us model looking slow and the server on the thread, at half the throughput (bench/serving.py). A batch's logged requests go to the prediction log in one
 call (`on_batch`), with the batch's own input matrix and outputs.
 """
 
@@ -57,7 +60,7 @@ class MicroBatcher:
         )
         self._held: _Item | None = None
         self._task: asyncio.Task | None = None
-        self._run_ewma_s = 0.0  # smoothed inference time: decides inline versus the inference thread
+        self._run_ewma_s = 0.0  # smoothed inference CPU time: decides inline versus the inference thread
         self.on_batch: BatchLog | None = None
 
     def start(self) -> None:
@@ -120,9 +123,9 @@ class MicroBatcher:
         try:
             if self._run_ewma_s < INLINE_BELOW_S:
                 # Microsecond-scale batches cost less inline than the hop to the inference thread.
-                start = time.perf_counter()
+                start = time.thread_time()
                 x, full, outputs = _infer(batch)
-                elapsed = time.perf_counter() - start
+                elapsed = time.thread_time() - start
             else:
                 x, full, outputs, elapsed = await loop.run_in_executor(self._executor, _timed_infer, batch)
             self._run_ewma_s = 0.9 * self._run_ewma_s + 0.1 * elapsed
@@ -159,9 +162,9 @@ class MicroBatcher:
 
 
 def _timed_infer(batch: list[_Item]) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]], float]:
-    start = time.perf_counter()
+    start = time.thread_time()
     x, outputs, results = _infer(batch)
-    return x, outputs, results, time.perf_counter() - start
+    return x, outputs, results, time.thread_time() - start
 
 
 def _infer(batch: list[_Item]) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -200,6 +201,30 @@ def test_batcher_sheds_load_beyond_its_bound(model):
         await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_batcher_times_inference_by_cpu_so_a_busy_event_loop_does_not_keep_it_on_the_thread(model):
+    """A microsecond model that once ran on the inference thread must come back inline. Timed by the wall clock,
+    each run on the thread also counted its wait for the GIL held by the busy event loop (Python takes it back
+    after 5 ms), so the estimate never fell and the server stayed on the thread, at half the throughput."""
+    from mlspec.serving.batcher import INLINE_BELOW_S
+
+    async def scenario():
+        batcher = MicroBatcher(64, 0.0, Metrics([0.1], 64))
+        batcher.start()
+        batcher._run_ewma_s = 0.001  # as if the model had been slow: its batches start on the thread
+        x = np.zeros((1, 20), np.float32)
+        for _ in range(60):
+            future = batcher.submit(model, x)
+            await asyncio.sleep(0)  # the worker hands the batch to the inference thread
+            busy_until = time.perf_counter() + 0.012
+            while time.perf_counter() < busy_until:  # the event loop serving other requests, holding the GIL
+                pass
+            assert (await future)[0].shape == (1, 1)
+        await batcher.stop()
+        return batcher._run_ewma_s
+
+    assert asyncio.run(scenario()) < INLINE_BELOW_S
 
 
 def test_app_is_not_ready_before_the_model_is_loaded(mlp):
