@@ -4,11 +4,14 @@ One worker coroutine takes the first queued request, adds every request already 
 rows) and, while more requests are being received, waits for them up to max_batch_delay. The session runs on a
 single dedicated thread (or inline, when a call takes microseconds); while it runs, new requests queue up
 and form the next batch. A lone request never waits, so batching adds no latency at concurrency 1.
+The answered batches' logged requests go to the prediction log (`on_batch`, one call per batch, with the
+batch's own input matrix and outputs) together, once the queue is drained and the answers have been sent:
+one pass over the log's code and memory for many batches costs the event loop less than one pass each
+(bench/serving.py, 64-row requests at concurrency 32: the log's cost fell from about 13% to 5%).
 
 Inline or on the thread is decided by the calling thread's CPU time per batch, not the wall clock: on the
 thread, the wall clock also counts the wait for the GIL after the session returns, which on a busy event loop
-keeps a 100 us model looking slow and the server on the thread, at half the throughput (bench/serving.py). A batch's logged requests go to the prediction log in one
-call (`on_batch`), with the batch's own input matrix and outputs.
+keeps a 100 us model looking slow and the server on the thread, at half the throughput (bench/serving.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mlspec.serving.metrics import Metrics
 from mlspec.serving.model import LoadedModel
 
 INLINE_BELOW_S = 0.0002
+LOG_EVERY_BATCHES = 64  # answered batches held for the log at most, when the queue never drains
 
 
 class Overloaded(Exception):
@@ -42,6 +46,10 @@ class _Item:
     x: np.ndarray
     future: asyncio.Future
     log: LogEntry | None
+
+
+# an answered batch: its requests, input matrix, outputs and each request's share of them
+_Answered = tuple[list[_Item], np.ndarray, list[np.ndarray], list[list[np.ndarray]]]
 
 
 class MicroBatcher:
@@ -62,6 +70,7 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._run_ewma_s = 0.0  # smoothed inference CPU time: decides inline versus the inference thread
         self.on_batch: BatchLog | None = None
+        self._unlogged: list[_Answered] = []
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._worker())
@@ -92,6 +101,10 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping or self._held is not None:
+            if self._unlogged and (self._queue.empty() or len(self._unlogged) >= LOG_EVERY_BATCHES):
+                # once the queue is drained: after the requests just answered have been sent
+                loop.call_soon(self._log, self._unlogged)
+                self._unlogged = []
             first = self._held or await self._queue.get()
             self._held = None
             if first is None:
@@ -117,6 +130,9 @@ class MicroBatcher:
             batch = [i for i in batch if not i.future.done()]  # timed-out requests are not computed
             if batch:
                 await self._run(loop, batch)
+        if self._unlogged:
+            self._log(self._unlogged)
+            self._unlogged = []
         self._fail_rest()
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
@@ -138,21 +154,20 @@ class MicroBatcher:
         for item, result in zip(batch, outputs, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
-        if self.on_batch is not None:  # after the waiting requests have resumed and answered
-            loop.call_soon(self._log, batch, x, full, outputs)
+        if self.on_batch is not None:
+            self._unlogged.append((batch, x, full, outputs))
 
-    def _log(
-        self, batch: list[_Item], x: np.ndarray, full: list[np.ndarray], outputs: list[list[np.ndarray]]
-    ) -> None:
+    def _log(self, answered: list[_Answered]) -> None:
         assert self.on_batch is not None
-        model = batch[0].model
-        logged = [i.log for i in batch if i.log is not None]
-        if len(logged) == len(batch):
-            self.on_batch(model.version, model.features, x, full, logged)
-            return
-        for item, result in zip(batch, outputs, strict=True):  # sampled: only some of the batch is logged
-            if item.log is not None:
-                self.on_batch(model.version, model.features, item.x, result, [item.log])
+        for batch, x, full, outputs in answered:
+            model = batch[0].model
+            logged = [i.log for i in batch if i.log is not None]
+            if len(logged) == len(batch):
+                self.on_batch(model.version, model.features, x, full, logged)
+                continue
+            for item, result in zip(batch, outputs, strict=True):  # sampled: only some of the batch is logged
+                if item.log is not None:
+                    self.on_batch(model.version, model.features, item.x, result, [item.log])
 
     def _fail_rest(self) -> None:
         while not self._queue.empty():
