@@ -7,7 +7,7 @@ and form the next batch. A lone request never waits, so batching adds no latency
 The answered batches' logged requests go to the prediction log (`on_batch`, one call per batch, with the
 batch's own input matrix and outputs) together, once the queue is drained and the answers have been sent:
 one pass over the log's code and memory for many batches costs the event loop less than one pass each
-(bench/serving.py, 64-row requests at concurrency 32: the log's cost fell from about 13% to 5%).
+(bench/serving.py, 64-row requests at concurrency 32: the log's cost fell from about 13% to 5-9%).
 
 Inline or on the thread is decided by the calling thread's CPU time per batch, not the wall clock: on the
 thread, the wall clock also counts the wait for the GIL after the session returns, which on a busy event loop
