@@ -11,7 +11,8 @@ one pass over the log's code and memory for many batches costs the event loop le
 
 Inline or on the thread is decided by the calling thread's CPU time per batch, not the wall clock: on the
 thread, the wall clock also counts the wait for the GIL after the session returns, which on a busy event loop
-keeps a 100 us model looking slow and the server on the thread, at half the throughput (bench/serving.py).
+keeps a 100 us model looking slow and the server on the thread, at half the throughput (measured with the
+mode forced, bench/serving.py's model at 64 rows).
 """
 
 from __future__ import annotations
