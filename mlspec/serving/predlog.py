@@ -1,14 +1,15 @@
 """Sampled prediction logging for monitoring: the server's side. Rows go to shared buffers; a writer process
 (mlspec.serving.logwriter) turns them into Parquet.
 
-The micro-batcher hands over its answered inference batches once its queue is drained, each batch at once:
-its input matrix and outputs, and each request's id, traffic source and row count. They are copied into the
+The micro-batcher hands over its answered inference batches once its queue is drained, each batch at once: its
+input matrix and outputs, and each request's id, traffic source and row count. They are copied into the
 current shared buffer (two numpy copies per batch, so neither the requests' arrays nor the batch's outlive it)
 with one timestamp per batch; per request the event loop only adds a tuple to the batch. A filled buffer's
 bookkeeping goes to the writer process over a pipe (non-blocking, from the server's event loop: no thread of
-the server takes the GIL for the log); the writer answers when the buffer is written and it is reused. Every `rotate_s` the partly filled buffer is shipped too
-and the writer closes its files, which the monitor then reads (docs/serving.md has the layout and columns).
-Callers without an event loop (tests, tools) ship synchronously and call `tick()` for the rotation.
+the server takes the GIL for the log); the writer answers when the buffer is written and it is reused. Every
+`rotate_s` the partly filled buffer is shipped too and the writer closes its files, which the monitor then
+reads (docs/serving.md has the layout and columns). Callers without an event loop (tests, tools) ship
+synchronously and call `tick()` for the rotation.
 
 The log's memory is fixed (`buffers` x `buffer_bytes` of shared memory): when every buffer is full or being
 written, records are dropped and counted (mlspec_prediction_log_dropped_total), never blocking a request. If
