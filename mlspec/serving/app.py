@@ -76,7 +76,7 @@ class ServingApp:
                 clock=_log_clock(),
             )
             self.predlog.attach(asyncio.get_running_loop())
-            self.batcher.on_batch = self.predlog.submit_batch
+            self.batcher.on_batches = self.predlog.submit_batches
         # Load in the background: the server is live at once and ready only after load and warm-up.
         self._background.append(asyncio.get_running_loop().create_task(self._load_and_watch()))
 
@@ -270,7 +270,7 @@ class ServingApp:
         request_id = rid.decode(errors="replace") if rid else uuid.uuid4().hex
         log = None
         if self.predlog is not None and self.predlog.sampled():
-            log = (request_id, _traffic_source(headers.get(contracts.SOURCE_HEADER.encode())), len(x))
+            log = (request_id, _traffic_source(headers.get(contracts.SOURCE_HEADER.encode())))
         outputs = await self._predict(model, x, deadline, log)
         if route == "infer":
             payload, json_length = request.encode(model, request_id, outputs)
@@ -325,7 +325,7 @@ class ServingApp:
                     self.metrics.cache_errors.inc()
                 else:
                     if log is not None and self.predlog is not None:
-                        self.predlog.submit_batch(model.version, model.features, x, outputs, [log])
+                        self.predlog.submit(log[0], model.version, model.features, x, outputs, source=log[1])
                     return outputs
         assert self.batcher is not None
         try:

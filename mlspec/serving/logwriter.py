@@ -1,9 +1,9 @@
 """The prediction log's writer process: shared buffers in, Parquet files out.
 
 The server (mlspec.serving.predlog) starts it with the shared buffers' file descriptors and two pipes. For each
-filled buffer the server sends a `Shipment` (which buffer, its layout and each request's id, source and row
-count); the writer turns the rows into Arrow columns (one per feature, one row per input row), appends them to
-the open file of the rows' hour, and answers `("done", buffer, rows written, rows dropped)`, after which the
+filled buffer the server sends a `Shipment` (which buffer, its layout, how much it holds, and the few model
+versions and traffic sources its codes stand for); the writer turns the buffer's columns (mlspec.serving.logbuffer)
+into Arrow columns (one per feature, one row per input row), appends them to the open file of the rows' hour, and answers `("done", buffer, rows written, rows dropped)`, after which the
 server reuses the buffer:
 
     BASE/date=YYYY-MM-DD/hour=HH/<HHMMSS>-<id>.parquet      BASE a directory or any fsspec URL (s3://...)
@@ -43,16 +43,16 @@ TRANSPOSE_BLOCK = 1024  # rows transposed at a time: a block stays in cache (5x 
 
 @dataclass
 class Shipment:
-    """A filled buffer's bookkeeping: per batch its time, model version and number of requests; per request
-    (in row order) its id, traffic source and number of rows."""
+    """A filled buffer's bookkeeping: which buffer, its layout, how many rows, requests and batches it holds,
+    and the model versions and traffic sources its codes stand for."""
 
     buffer: int
     layout: logbuffer.Layout
     rows: int
-    batch_ts: list[float]
-    batch_versions: list[str]
-    batch_requests: list[int]
-    requests: list[logbuffer.LogEntry]
+    requests: int
+    batches: int
+    versions: list[str]
+    sources: list[str]
 
 
 @dataclass
@@ -74,10 +74,10 @@ class LogFiles:
         self.max_file_bytes = max_file_bytes
         self._files: dict[str, _OpenFile] = {}
 
-    def write(self, shipment: Shipment, inputs: np.ndarray, outputs: np.ndarray) -> tuple[int, int]:
+    def write(self, shipment: Shipment, views: logbuffer.Views) -> tuple[int, int]:
         """Append a shipment's rows; returns (rows written, rows dropped)."""
         written = dropped = 0
-        for partition, batch in _batches(shipment, inputs, outputs, self.variant):
+        for partition, batch in _batches(shipment, views, self.variant):
             rows, lost = self._append(partition, batch)
             written, dropped = written + rows, dropped + lost
         for key, f in list(self._files.items()):
@@ -165,39 +165,52 @@ class LogFiles:
                 os.unlink(f.temp)
 
 
-def _batches(
-    shipment: Shipment, inputs: np.ndarray, outputs: np.ndarray, variant: str
-) -> list[tuple[str, Any]]:
+def _batches(shipment: Shipment, views: logbuffer.Views, variant: str) -> list[tuple[str, Any]]:
     """The shipment's rows as Arrow record batches, one per hour partition (requests arrive in time order)."""
-    ts = np.repeat(np.asarray(shipment.batch_ts, dtype=np.float64), shipment.batch_requests)
-    versions = list(
-        itertools.chain.from_iterable(
-            itertools.repeat(v, n)
-            for v, n in zip(shipment.batch_versions, shipment.batch_requests, strict=True)
-        )
-    )
-    ids, sources, counts = (list(column) for column in zip(*shipment.requests, strict=True))
+    import pyarrow as pa
+
+    n, per_batch = shipment.requests, views.batch_requests[: shipment.batches]
+    ts = np.repeat(views.batch_ts[: shipment.batches], per_batch)  # per request, as are the others
+    versions = np.repeat(views.batch_versions[: shipment.batches], per_batch)
+    ends = views.request_ends[: n + 1]
+    # over the shared buffer, as the rows are: Parquet has encoded them before the buffer is reused
+    ids = pa.StringArray.from_buffers(n, pa.py_buffer(ends), pa.py_buffer(views.ids[: ends[-1]]))
+    counts = views.request_rows[:n].astype(np.int64)
     hours = (ts // 3600).astype(np.int64)
-    cuts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), len(hours)]
+    cuts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), n]
     first_rows = np.concatenate(([0], np.cumsum(counts))).tolist()
     out = []
     for lo, hi in itertools.pairwise(cuts):
         stamp = time.gmtime(int(hours[lo]) * 3600)
         partition = f"date={time.strftime('%Y-%m-%d', stamp)}/hour={stamp.tm_hour:02d}"
-        requests = _Requests(ts[lo:hi], ids[lo:hi], versions[lo:hi], sources[lo:hi])
-        per_request = np.asarray(counts[lo:hi], dtype=np.int64)
+        requests = _Requests(
+            ts[lo:hi],
+            ids.slice(lo, hi - lo),
+            _Coded(versions[lo:hi], shipment.versions),
+            _Coded(views.request_sources[lo:hi], shipment.sources),
+        )
         rows = slice(first_rows[lo], first_rows[hi])
-        batch = to_record_batch(requests, per_request, shipment.layout, inputs[rows], outputs[rows], variant)
+        batch = to_record_batch(
+            requests, counts[lo:hi], shipment.layout, views.inputs[rows], views.outputs[rows], variant
+        )
         out.append((partition, batch))
     return out
 
 
 @dataclass
+class _Coded:
+    """A string per request as a code into a few distinct values."""
+
+    codes: np.ndarray
+    values: list[str]
+
+
+@dataclass
 class _Requests:
     ts: np.ndarray
-    ids: list[str]
-    versions: list[str]
-    sources: list[str]
+    ids: Any  # pyarrow StringArray
+    versions: _Coded
+    sources: _Coded
 
 
 def to_record_batch(
@@ -208,20 +221,18 @@ def to_record_batch(
     outputs: np.ndarray,
     variant: str,
 ) -> Any:
-    """Requests and their rows as a record batch: one row per input row, no Python loop per row."""
+    """Requests and their rows as a record batch: one row per input row, no Python loop per row or request."""
     import pyarrow as pa
 
     n = len(counts)
-    owner = pa.array(np.repeat(np.arange(n, dtype=np.int32), counts))
+    owner = np.repeat(np.arange(n, dtype=np.int32), counts)
 
-    def per_request(values: list[str]) -> Any:  # dictionary-encoded: each string once per request
-        return pa.DictionaryArray.from_arrays(owner, pa.array(values, type=pa.string()))
-
-    def few_values(values: list[str]) -> Any:
+    def per_row(coded: _Coded) -> Any:
         # a dictionary of the distinct values: Parquet writes its indices as they are, instead of decoding
         # a per-request dictionary and hashing every row's string again (2.4x cheaper for these columns)
-        encoded = pa.array(values, type=pa.string()).dictionary_encode()
-        return pa.DictionaryArray.from_arrays(encoded.indices.take(owner), encoded.dictionary)
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(coded.codes, counts)), pa.array(coded.values, type=pa.string())
+        )
 
     rows = len(inputs)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -230,10 +241,11 @@ def to_record_batch(
         "ts": pa.array(
             np.repeat((requests.ts * 1000).astype(np.int64), counts), type=pa.timestamp("ms", tz="UTC")
         ),
-        "request_id": per_request(requests.ids),
-        "model_version": few_values(requests.versions),
-        "variant": few_values([variant] * n),
-        "source": few_values(requests.sources),
+        # dictionary-encoded: each id once per request
+        "request_id": pa.DictionaryArray.from_arrays(pa.array(owner), requests.ids),
+        "model_version": per_row(requests.versions),
+        "variant": per_row(_Coded(np.zeros(n, dtype=np.int8), [variant])),
+        "source": per_row(requests.sources),
         "row": pa.array((np.arange(rows) - np.repeat(starts, counts)).astype(np.int32)),
     }
     by_feature = np.empty((len(names), rows), dtype=inputs.dtype)
@@ -243,7 +255,6 @@ def to_record_batch(
     for j, name in enumerate(names):
         columns[name] = pa.array(by_feature[j])
     offsets = np.arange(0, rows * width + 1, width, dtype=np.int32)
-    # over the shared buffer: Parquet has encoded it before the writer answers and the buffer is reused
     columns["outputs"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(outputs.ravel()))
     return pa.RecordBatch.from_pydict(columns)
 
@@ -268,8 +279,8 @@ def serve(
             if message == ("rotate",):
                 answers.send(("lost", files.close_all()))
                 continue
-            inputs, outputs = logbuffer.views(buffers[message.buffer], message.layout, buffer_bytes)
-            written, dropped = files.write(message, inputs[: message.rows], outputs[: message.rows])
+            views = logbuffer.views(buffers[message.buffer], message.layout, buffer_bytes)
+            written, dropped = files.write(message, views)
             answers.send(("done", message.buffer, written, dropped))
     finally:
         with contextlib.suppress(OSError):

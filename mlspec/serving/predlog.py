@@ -1,14 +1,15 @@
 """Sampled prediction logging for monitoring: the server's side. Rows go to shared buffers; a writer process
 (mlspec.serving.logwriter) turns them into Parquet.
 
-The micro-batcher hands over its answered inference batches once its queue is drained, each batch at once: its
-input matrix and outputs, and each request's id, traffic source and row count. They are copied into the
-current shared buffer (two numpy copies per batch, so neither the requests' arrays nor the batch's outlive it)
-with one timestamp per batch; per request the event loop only adds a tuple to the batch. A filled buffer's
-bookkeeping goes to the writer process over a pipe (non-blocking, from the server's event loop: no thread of
-the server takes the GIL for the log); the writer answers when the buffer is written and it is reused. Every
-`rotate_s` the partly filled buffer is shipped too and the writer closes its files, which the monitor then
-reads (docs/serving.md has the layout and columns). Callers without an event loop (tests, tools) ship
+The micro-batcher hands over its answered inference batches many at a time (mlspec.serving.batcher): per
+batch its input matrix and outputs, and each request's id, traffic source and row count. They are copied into
+the current shared buffer, column by column (mlspec.serving.logbuffer): two numpy copies per batch, the ids
+as one UTF-8 block, the rest a few typed-memoryview writes; nothing per request outlives the hand-over, so the
+server keeps no Python object per logged request. A filled buffer's bookkeeping (a few numbers and the
+distinct model versions and sources) goes to the writer process over a pipe (non-blocking, from the server's
+event loop: no thread of the server takes the GIL for the log); the writer answers when the buffer is written
+and it is reused. Every `rotate_s` the partly filled buffer is shipped too and the writer closes its files,
+which the monitor then reads (docs/serving.md has the layout and columns). Callers without an event loop (tests, tools) ship
 synchronously and call `tick()` for the rotation.
 
 The log's memory is fixed (`buffers` x `buffer_bytes` of shared memory): when every buffer is full or being
@@ -30,6 +31,8 @@ import struct
 import subprocess
 import sys
 import time
+from array import array
+from itertools import accumulate
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,13 +40,12 @@ import numpy as np
 
 from mlspec import contracts
 from mlspec.serving import logbuffer
-from mlspec.serving.logbuffer import LogEntry
+from mlspec.serving.logbuffer import LoggedBatch
 from mlspec.serving.logwriter import Shipment
 from mlspec.serving.metrics import Metrics
 
 log = logging.getLogger("mlspec.serving")
 WAKE_S = 0.5
-MAX_REQUESTS = 4096  # per shipment: its bookkeeping pickles in well under a millisecond on the event loop
 RESTART_AFTER_S = 5.0  # a writer that keeps dying is not restarted in a tight loop
 PIPE_BYTES = 2**20  # a shipment's bookkeeping in a few writes (Linux's default pipe holds 64 KiB)
 RESERVED = ("ts", "request_id", "model_version", "variant", "source", "row", "outputs")
@@ -57,36 +59,72 @@ class _Buffer:
     def __init__(self, index: int, fd: int, memory: Any, size: int) -> None:
         self.index, self.fd, self.memory, self.size = index, fd, memory, size
         self.layout: logbuffer.Layout | None = None
-        self.capacity = 0
-        self.inputs = self.outputs = np.empty((0, 0))
+        self.capacity = logbuffer.Capacity(0, 0)
         self.start(None)
 
     def start(self, layout: logbuffer.Layout | None) -> _Buffer:
         if layout is not None and layout != self.layout:
             self.layout, self.capacity = layout, logbuffer.capacity(layout, self.size)
-            self.inputs, self.outputs = logbuffer.views(self.memory, layout, self.size)
-        self.rows = 0
-        self.batch_ts: list[float] = []
-        self.batch_versions: list[str] = []
-        self.batch_requests: list[int] = []
-        self.requests: list[LogEntry] = []
+            v = logbuffer.views(self.memory, layout, self.size)
+            self.inputs, self.outputs = v.inputs, v.outputs
+            # memoryviews: a few elements from Python cost far less through them than through numpy
+            self.batch_ts = v.batch_ts  # a float: typed memoryviews take ints only
+            self.batch_requests, self.batch_versions = v.batch_requests.data, v.batch_versions.data
+            self.request_ends, self.request_rows, self.request_sources = (
+                v.request_ends.data,
+                v.request_rows.data,
+                v.request_sources.data,
+            )
+            self.ids = v.ids.data
+            self.request_ends[0] = 0
+        self.rows = self.requests = self.batches = 0
+        self.versions: dict[str, int] = {}
+        self.sources: dict[str, int] = {}
         return self
 
-    def fits(self, layout: logbuffer.Layout, rows: int, requests: int) -> bool:
+    def fits(self, layout: logbuffer.Layout, rows: int, requests: int, id_bytes: int) -> bool:
         return (
             layout == self.layout
-            and self.rows + rows <= self.capacity
-            and len(self.requests) + requests <= MAX_REQUESTS
+            and self.rows + rows <= self.capacity.rows
+            and self.requests + requests <= self.capacity.requests
+            and self.request_ends[self.requests] + id_bytes <= len(self.ids)
         )
 
-    def add(self, ts: float, version: str, x: np.ndarray, out: np.ndarray, requests: list[LogEntry]) -> None:
+    def add(
+        self,
+        ts: float,
+        version: str,
+        x: np.ndarray,
+        out: np.ndarray,
+        ids: list[bytes],
+        sources: list[str],
+        rows: list[int],
+    ) -> None:
         start, self.rows = self.rows, self.rows + len(x)
         self.inputs[start : self.rows] = x
         self.outputs[start : self.rows] = out
-        self.batch_ts.append(ts)
-        self.batch_versions.append(version)
-        self.batch_requests.append(len(requests))
-        self.requests += requests
+        b, self.batches = self.batches, self.batches + 1
+        self.batch_ts[b] = ts
+        self.batch_requests[b] = len(ids)
+        self.batch_versions[b] = self.versions.setdefault(version, len(self.versions))
+        first, self.requests = self.requests, self.requests + len(ids)
+        end = self.request_ends[first]
+        codes = self.sources
+        if len(ids) == 1:  # most batches of a lightly loaded server
+            self.ids[end : end + len(ids[0])] = ids[0]
+            self.request_ends[first + 1] = end + len(ids[0])
+            self.request_rows[first] = rows[0]
+            self.request_sources[first] = codes.setdefault(sources[0], len(codes))
+            return
+        blob = b"".join(ids)
+        self.ids[end : end + len(blob)] = blob
+        self.request_ends[first + 1 : self.requests + 1] = array("i", accumulate(map(len, ids), initial=end))[
+            1:
+        ]
+        self.request_rows[first : self.requests] = array("i", rows)
+        self.request_sources[first : self.requests] = array(
+            "h", [codes.setdefault(s, len(codes)) for s in sources]
+        )
 
     def shipment(self) -> Shipment:
         assert self.layout is not None
@@ -94,10 +132,10 @@ class _Buffer:
             self.index,
             self.layout,
             self.rows,
-            self.batch_ts,
-            self.batch_versions,
-            self.batch_requests,
             self.requests,
+            self.batches,
+            list(self.versions),
+            list(self.sources),
         )
 
 
@@ -194,20 +232,20 @@ class PredictionLogger:
         source: str = DEFAULT_SOURCE,
     ) -> None:
         """One request's rows (a cache hit, or a caller without a batcher)."""
-        self.submit_batch(model_version, features, inputs, outputs, [(request_id, source, len(inputs))])
+        self.submit_batches(
+            [LoggedBatch(model_version, features, inputs, outputs, [request_id], [source], [len(inputs)])]
+        )
 
-    def submit_batch(
-        self,
-        model_version: str,
-        features: list[str] | None,
-        inputs: np.ndarray,
-        outputs: list[np.ndarray],
-        requests: list[LogEntry],
-    ) -> None:
-        """An inference batch: its input rows and outputs, and (request id, source, rows) per request in row
-        order. Two copies into a shared buffer; a filled buffer is shipped without waiting for the writer."""
+    def submit_batches(self, batches: list[LoggedBatch]) -> None:
+        """Answered inference batches: two copies each into a shared buffer, and their requests' ids, sources and
+        row counts; a filled buffer is shipped without waiting for the writer."""
+        for batch in batches:
+            self._add(batch)
+
+    def _add(self, batch: LoggedBatch) -> None:
+        inputs, outputs = batch.inputs, batch.outputs
         rows = len(inputs)
-        names = self._names(features, inputs.shape[1])
+        names = self._names(batch.features, inputs.shape[1])
         if names is None:
             self.metrics.log_dropped.inc(rows)
             return
@@ -217,15 +255,20 @@ class PredictionLogger:
             else np.hstack([o.reshape(rows, -1) for o in outputs])
         )
         layout = (names, inputs.dtype.str, out.shape[1])
+        ids = [i.encode() for i in batch.ids]
+        id_bytes = sum(map(len, ids))
+        requests = len(ids)
         buf = self._current
-        if buf is None or not buf.fits(layout, rows, len(requests)):
-            buf = self._next_buffer(layout, rows)
+        if buf is None or not buf.fits(layout, rows, requests, id_bytes):
+            buf = self._next_buffer(layout, rows, requests, id_bytes)
             if buf is None:
                 self.metrics.log_dropped.inc(rows)
                 return
-        buf.add(self.clock(), model_version, inputs, out, requests)
+        buf.add(self.clock(), batch.model_version, inputs, out, ids, batch.sources, batch.rows)
 
-    def _next_buffer(self, layout: logbuffer.Layout, rows: int) -> _Buffer | None:
+    def _next_buffer(
+        self, layout: logbuffer.Layout, rows: int, requests: int, id_bytes: int
+    ) -> _Buffer | None:
         """Ship the current buffer and start a free one; None: drop the batch."""
         if self._current is not None:
             if self._current.rows:
@@ -236,13 +279,18 @@ class PredictionLogger:
         if not self._free:
             return None
         buf = self._free.pop().start(layout)
-        if rows > buf.capacity:
+        if not buf.fits(layout, rows, requests, id_bytes):
             if not self._too_big:
                 self._too_big = True
                 log.error(
-                    "prediction log: a batch of %d rows exceeds a buffer (%d rows of this model); not logged",
+                    "prediction log: a batch of %d rows, %d requests and %d bytes of request ids exceeds a "
+                    "buffer (%d rows, %d requests, %d bytes of this model); not logged",
                     rows,
-                    buf.capacity,
+                    requests,
+                    id_bytes,
+                    buf.capacity.rows,
+                    buf.capacity.requests,
+                    len(buf.ids),
                 )
             self._free.append(buf)
             return None

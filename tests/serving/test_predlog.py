@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlspec.runtime.monitoring import window
+from mlspec.serving import logbuffer
+from mlspec.serving.logbuffer import LoggedBatch
 from mlspec.serving.metrics import Metrics
 from mlspec.serving.predlog import PredictionLogger
 
@@ -108,7 +110,9 @@ def test_reserved_feature_names_are_refused_and_counted(
 
 def test_full_buffers_drop_instead_of_blocking(tmp_path: Path) -> None:
     # one shared buffer of three rows: the second request finds it full and nothing free, and is dropped
-    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), buffers=1, buffer_bytes=3 * 24)
+    layout = (tuple(FEATURES), "<f4", 1)
+    three_rows = next(size for size in range(64, 4096) if logbuffer.capacity(layout, size).rows == 3)
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), buffers=1, buffer_bytes=three_rows)
     logger.submit("a", "1", FEATURES, _rows(2, 6), [_rows(2, 6)[:, :1]])
     logger.submit("b", "1", FEATURES, _rows(2, 7), [_rows(2, 7)[:, :1]])
     assert metrics.log_dropped._value.get() == 2
@@ -142,3 +146,45 @@ def test_a_writer_process_that_dies_loses_only_its_rows_and_is_replaced(
     (written,) = tmp_path.rglob("*.parquet")
     assert pq.read_table(written)["request_id"].to_pylist() == ["after"] * 3
     assert metrics.log_written._value.get() == 3
+
+
+def test_a_batch_keeps_each_requests_id_source_rows_and_model_version(tmp_path: Path) -> None:
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON))
+    ids = ["a", "zürich-ß", "x" * 50]  # lengths differ, and UTF-8 is not ASCII
+    x1, x2 = _rows(6, 10), _rows(1, 11)
+    logger.submit_batches(
+        [
+            LoggedBatch("7", FEATURES, x1, [x1[:, :1]], ids, ["live", "loadtest", "live"], [2, 1, 3]),
+            LoggedBatch("8", FEATURES, x2, [x2[:, :1]], ["b"], ["canary"], [1]),
+        ]
+    )
+    logger.close()
+    (path,) = tmp_path.rglob("*.parquet")
+    table = pq.read_table(path).to_pandas()
+    assert table["request_id"].tolist() == ["a", "a", "zürich-ß", "x" * 50, "x" * 50, "x" * 50, "b"]
+    assert table["source"].tolist() == ["live", "live", "loadtest", "live", "live", "live", "canary"]
+    assert table["row"].tolist() == [0, 1, 0, 0, 1, 2, 0]
+    assert table["model_version"].tolist() == ["7"] * 6 + ["8"]
+    np.testing.assert_array_equal(table[FEATURES].to_numpy(), np.vstack([x1, x2]))
+    assert metrics.log_written._value.get() == 7
+
+
+def test_request_ids_that_fill_a_buffer_continue_in_the_next_and_one_too_long_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layout = (tuple(FEATURES), "<f4", 1)
+    ten_rows = next(size for size in range(64, 4096) if logbuffer.capacity(layout, size).rows == 10)
+    logger, metrics = _logger(tmp_path, Clock(BEFORE_NOON), buffer_bytes=ten_rows)
+    # ten rows leave room for ten 64-byte ids: three of 200 bytes fill a buffer, and nine take three
+    long_ids = [f"{i}".ljust(200, "-") for i in range(9)]
+    for request_id in long_ids:
+        logger.submit(request_id, "1", FEATURES, _rows(1, 12), [_rows(1, 12)[:, :1]])
+    logger.submit("y" * 700, "1", FEATURES, _rows(1, 13), [_rows(1, 13)[:, :1]])  # more than a whole buffer's
+    logger.submit("after", "1", FEATURES, _rows(1, 14), [_rows(1, 14)[:, :1]])
+    logger.close()
+    logged = sorted(
+        i for p in tmp_path.rglob("*.parquet") for i in pq.read_table(p)["request_id"].to_pylist()
+    )
+    assert logged == sorted([*long_ids, "after"])
+    assert metrics.log_written._value.get() == 10 and metrics.log_dropped._value.get() == 1
+    assert "700 bytes of request ids exceeds a buffer" in caplog.text

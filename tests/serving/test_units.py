@@ -299,3 +299,38 @@ def test_records_name_categories_by_value(model):
     }
     with pytest.raises(BadRequest, match="takes one of"):
         decode_predict(json.dumps({"records": [base | {"x0": [1]}]}).encode(), categorical, 100)
+
+
+def test_batcher_hands_answered_batches_to_the_log_together(model):
+    """Batches are held and handed over in one call: when LOG_EVERY_BATCHES have been answered, LOG_WITHIN_S after
+    the first when traffic stops, and on stop; each logged request once, in row order, sampled-out ones never."""
+    from mlspec.serving.batcher import LOG_EVERY_BATCHES, LOG_WITHIN_S
+
+    handed: list[list] = []
+
+    async def scenario():
+        batcher = MicroBatcher(64, 0.0, Metrics([0.1], 64))
+        batcher.on_batches = handed.append
+        batcher.start()
+        xs = [np.full((1 + i % 3, 20), i, dtype=np.float32) for i in range(6)]
+        logs = [(f"r{i}", "live") if i % 2 == 0 else None for i in range(6)]  # odd ones sampled out
+        await asyncio.gather(*(batcher.submit(model, x, log) for x, log in zip(xs, logs, strict=True)))
+        assert handed == []  # held...
+        await asyncio.sleep(LOG_WITHIN_S * 3)
+        assert len(handed) == 1  # ...until traffic stopped for LOG_WITHIN_S
+        (first,) = handed
+        assert [b.ids for b in first] == [["r0"], ["r2"], ["r4"]]
+        for b, i in zip(first, (0, 2, 4), strict=True):
+            np.testing.assert_array_equal(b.inputs, xs[i])
+            assert b.rows == [len(xs[i])] and b.sources == ["live"] and b.model_version == "1"
+        for i in range(LOG_EVERY_BATCHES + 3):  # one request a batch
+            await batcher.submit(model, xs[0], (f"s{i}", "loadtest"))
+            await asyncio.sleep(0)
+        assert [len(h) for h in handed] == [3, LOG_EVERY_BATCHES]  # without waiting for the timer
+        await batcher.stop()
+        assert [len(h) for h in handed] == [3, LOG_EVERY_BATCHES, 3]
+        assert [i for h in handed[1:] for b in h for i in b.ids] == [
+            f"s{i}" for i in range(LOG_EVERY_BATCHES + 3)
+        ]
+
+    asyncio.run(scenario())
