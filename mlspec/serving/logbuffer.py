@@ -33,8 +33,8 @@ LogEntry = tuple[str, str]  # a request to log: its id and traffic source
 
 class LoggedBatch(NamedTuple):
     """An answered inference batch for the log: its input rows and outputs, and per logged request (in row
-    order) its id, traffic source and number of rows. Plain lists and arrays: a few objects per batch, none per
-    request, so that holding many batches does not wake the garbage collector."""
+    order) its id, traffic source and number of rows. Plain lists and arrays: a few objects per batch, none
+    per request, so that holding many batches does not wake the garbage collector."""
 
     model_version: str
     features: list[str] | None

@@ -1,9 +1,10 @@
 """The prediction log's writer process: shared buffers in, Parquet files out.
 
-The server (mlspec.serving.predlog) starts it with the shared buffers' file descriptors and two pipes. For each
-filled buffer the server sends a `Shipment` (which buffer, its layout, how much it holds, and the few model
-versions and traffic sources its codes stand for); the writer turns the buffer's columns (mlspec.serving.logbuffer)
-into Arrow columns (one per feature, one row per input row), appends them to the open file of the rows' hour, and answers `("done", buffer, rows written, rows dropped)`, after which the
+The server (mlspec.serving.predlog) starts it with the shared buffers' file descriptors and two pipes. For
+each filled buffer the server sends a `Shipment` (which buffer, its layout, how much it holds, and the few
+model versions and traffic sources its codes stand for); the writer turns the buffer's columns
+(mlspec.serving.logbuffer) into Arrow columns (one per feature, one row per input row), appends them to the
+open file of the rows' hour, and answers `("done", buffer, rows written, rows dropped)`, after which the
 server reuses the buffer:
 
     BASE/date=YYYY-MM-DD/hour=HH/<HHMMSS>-<id>.parquet      BASE a directory or any fsspec URL (s3://...)

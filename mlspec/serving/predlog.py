@@ -9,8 +9,8 @@ server keeps no Python object per logged request. A filled buffer's bookkeeping 
 distinct model versions and sources) goes to the writer process over a pipe (non-blocking, from the server's
 event loop: no thread of the server takes the GIL for the log); the writer answers when the buffer is written
 and it is reused. Every `rotate_s` the partly filled buffer is shipped too and the writer closes its files,
-which the monitor then reads (docs/serving.md has the layout and columns). Callers without an event loop (tests, tools) ship
-synchronously and call `tick()` for the rotation.
+which the monitor then reads (docs/serving.md has the layout and columns). Callers without an event loop
+(tests, tools) ship synchronously and call `tick()` for the rotation.
 
 The log's memory is fixed (`buffers` x `buffer_bytes` of shared memory): when every buffer is full or being
 written, records are dropped and counted (mlspec_prediction_log_dropped_total), never blocking a request. If
@@ -118,9 +118,9 @@ class _Buffer:
             return
         blob = b"".join(ids)
         self.ids[end : end + len(blob)] = blob
-        self.request_ends[first + 1 : self.requests + 1] = array("i", accumulate(map(len, ids), initial=end))[
-            1:
-        ]
+        ends = accumulate(map(len, ids), initial=end)
+        next(ends)  # the first request's start, already there
+        self.request_ends[first + 1 : self.requests + 1] = array("i", ends)
         self.request_rows[first : self.requests] = array("i", rows)
         self.request_sources[first : self.requests] = array(
             "h", [codes.setdefault(s, len(codes)) for s in sources]
@@ -237,8 +237,8 @@ class PredictionLogger:
         )
 
     def submit_batches(self, batches: list[LoggedBatch]) -> None:
-        """Answered inference batches: two copies each into a shared buffer, and their requests' ids, sources and
-        row counts; a filled buffer is shipped without waiting for the writer."""
+        """Answered inference batches: two copies each into a shared buffer, and their requests' ids, sources
+        and row counts; a filled buffer is shipped without waiting for the writer."""
         for batch in batches:
             self._add(batch)
 
