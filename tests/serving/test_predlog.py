@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -160,6 +161,11 @@ def test_a_batch_keeps_each_requests_id_source_rows_and_model_version(tmp_path: 
     )
     logger.close()
     (path,) = tmp_path.rglob("*.parquet")
+    strings = pa.dictionary(pa.int32(), pa.string())  # as older servers wrote them: one schema across files
+    schema = pq.read_schema(path)
+    assert [schema.field(c).type for c in ("request_id", "model_version", "variant", "source")] == [
+        strings
+    ] * 4
     table = pq.read_table(path).to_pandas()
     assert table["request_id"].tolist() == ["a", "a", "zürich-ß", "x" * 50, "x" * 50, "x" * 50, "b"]
     assert table["source"].tolist() == ["live", "live", "loadtest", "live", "live", "live", "canary"]
