@@ -9,7 +9,7 @@ handed to the prediction log together (`on_batches`): every LOG_EVERY_BATCHES ba
 have been sent, or LOG_WITHIN_S after the first of them when traffic is light. One pass over the log's code
 for many batches costs the event loop far less than one pass each, whose code and data are cold every time
 (bench/serving.py, 1-row requests at concurrency 8, batches of 3.6 requests: copied one batch at a time, the
-log's copy cost 4.3 us of the server's CPU per request, 1.2 us in a loop); and holding no object per request
+log's copy cost 4.3 us of the server's CPU per request, 1.1 us in a loop); and holding no object per request
 keeps the garbage collector asleep (holding the batches' requests and futures made 14x as many collections as
 with the log off).
 
