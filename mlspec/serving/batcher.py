@@ -165,8 +165,7 @@ class MicroBatcher:
         outputs: list[list[np.ndarray]],
     ) -> None:
         model = batch[0].model
-        logged = [i for i in batch if i.log is not None]
-        if len(logged) == len(batch):
+        if all(i.log is not None for i in batch):
             self._unlogged.append(
                 LoggedBatch(
                     model.version,

@@ -110,7 +110,8 @@ class _Buffer:
         first, self.requests = self.requests, self.requests + len(ids)
         end = self.request_ends[first]
         codes = self.sources
-        if len(ids) == 1:  # most batches of a lightly loaded server
+        if len(ids) == 1:  # a lightly loaded server's batches, and every request of max_batch_size rows
+            # (building arrays for one value costs more than the rest of the copy)
             self.ids[end : end + len(ids[0])] = ids[0]
             self.request_ends[first + 1] = end + len(ids[0])
             self.request_rows[first] = rows[0]
